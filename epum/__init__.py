@@ -1,0 +1,40 @@
+"""epum: keeps domains of cloud instances at the size their engine wants."""
+
+from epum.errors import (
+    BadRequestError,
+    EpumError,
+    NotFoundError,
+    NotInitializedError,
+    RemoteError,
+    UnknownOperationError,
+    WriteConflictError,
+    WrongModeError,
+)
+from epum.states import DecisionEngineState, InstanceHealthState, InstanceState
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BadRequestError",
+    "DecisionEngineState",
+    "EPUManagement",
+    "EpumError",
+    "InstanceHealthState",
+    "InstanceState",
+    "NotFoundError",
+    "NotInitializedError",
+    "RemoteError",
+    "UnknownOperationError",
+    "WriteConflictError",
+    "WrongModeError",
+    "__version__",
+]
+
+
+def __getattr__(name: str):
+    # EPUManagement pulls in every role; import it only when asked for.
+    if name == "EPUManagement":
+        from epum.management import EPUManagement
+
+        return EPUManagement
+    raise AttributeError(name)

@@ -1,0 +1,68 @@
+"""The engine contract: what a decision engine is given and must do.
+
+An engine decides, for one domain, which instances to launch and which to
+destroy.  The decider builds one engine per domain, calls ``initialize``
+once, ``decide`` at every pass, ``reconfigure`` when the domain's engine
+config version rose, and ``dying`` when the domain is removed.  An engine
+acts only through its ``EngineControl``; it never talks to a cloud, a store
+or a queue itself.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Protocol
+
+from epum.instances import DomainState
+from epum.states import DecisionEngineState
+
+
+class EngineControl(Protocol):
+    """What an engine may do to its domain."""
+
+    def launch(
+        self,
+        deployable_type: str | None,
+        site: str | None,
+        allocation: str | None,
+        count: int = 1,
+        extravars: dict[str, Any] | None = None,
+    ) -> tuple[str, list[str]]:
+        """Ask for ``count`` new instances; returns ``(launch_id, instance_ids)``."""
+
+    def destroy_instances(self, instance_ids: list[str]) -> None:
+        """Ask for these instances to be terminated."""
+
+
+class Engine(abc.ABC):
+    """Base class of decision engines.
+
+    ``de_state`` says how the engine judges its domain after its last
+    decision (a ``DecisionEngineState``).
+    """
+
+    de_state: str = DecisionEngineState.PENDING
+
+    @abc.abstractmethod
+    def initialize(self, control: EngineControl, state: DomainState, conf: dict[str, Any]) -> None:
+        """Take the engine config; called once before the first ``decide``."""
+
+    @abc.abstractmethod
+    def decide(self, control: EngineControl, state: DomainState) -> None:
+        """Look at ``state`` and launch or destroy through ``control``."""
+
+    def reconfigure(self, control: EngineControl, newconf: dict[str, Any]) -> None:
+        """Take changed config keys (merged over the old ones by the store)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be reconfigured")
+
+    def dying(self) -> None:  # noqa: B027 - optional hook
+        """The domain is being removed; release anything the engine holds."""
+
+    @classmethod
+    def validate_config(cls, conf: dict[str, Any]) -> None:
+        """Raise ``BadRequestError`` naming what is wrong with ``conf``."""
+
+    @classmethod
+    def get_config_doc(cls) -> str:
+        """Human-readable documentation of the engine config keys."""
+        return (cls.__doc__ or "").strip()

@@ -1,0 +1,135 @@
+"""Instance records and the engine's view of a domain.
+
+``Instance`` is an immutable record; a store hands it out with the
+``version`` it was read at and takes it back for a compare-and-set write.
+``DomainState`` is what an engine sees of its domain in one decision.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from epum.errors import BadRequestError
+from epum.states import InstanceHealthState, InstanceState
+
+#: Fields every record has.
+REQUIRED_FIELDS = (
+    "instance_id",
+    "launch_id",
+    "site",
+    "allocation",
+    "state",
+    "state_time",
+    "health",
+)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One instance of a domain, as epum knows it.
+
+    ``last_heard`` is when a heartbeat last confirmed the instance (epum's
+    own field, written at a bounded rate, see ``epum.reactor``).
+    ``version`` is the store version the record was read at; it is not part
+    of the record's content.
+    """
+
+    instance_id: str
+    launch_id: str
+    site: str | None
+    allocation: str | None
+    state: str
+    state_time: float
+    health: str = InstanceHealthState.UNKNOWN
+    deployable_type: str | None = None
+    extravars: dict | None = None
+    iaas_id: str | None = None
+    public_ip: str | None = None
+    private_ip: str | None = None
+    hostname: str | None = None
+    errors: list | None = None
+    error_time: float | None = None
+    update_counter: int | None = None
+    sensor_data: dict | None = None
+    last_heard: float | None = None
+    version: int | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict (without the store version)."""
+        out = dataclasses.asdict(self)
+        out.pop("version")
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], version: int | None = None) -> Instance:
+        """Build a record from a stored dict; unknown keys are ignored."""
+        missing = [k for k in REQUIRED_FIELDS if k not in data]
+        if missing:
+            raise BadRequestError(f"instance record lacks {', '.join(missing)}")
+        known = {k: v for k, v in data.items() if k in RECORD_FIELDS}
+        return cls(version=version, **known)
+
+    def replace(self, **changes: Any) -> Instance:
+        """A copy with ``changes`` applied (the store version is kept)."""
+        return dataclasses.replace(self, **changes)
+
+
+#: Every content field of a record.
+RECORD_FIELDS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(Instance)) - {
+    "version"
+}
+
+#: Fields the provisioner may set through ``instance_info``.
+PROVISIONER_FIELDS: frozenset[str] = RECORD_FIELDS - {
+    "instance_id",
+    "launch_id",
+    "health",
+    "last_heard",
+    "state_time",
+}
+
+
+class DomainState:
+    """What an engine sees of its domain: its instances and sensor data.
+
+    ``instances`` maps instance id to ``Instance`` and holds every record the
+    domain still has, terminal ones included until they are reaped.
+    """
+
+    def __init__(
+        self,
+        instances: Mapping[str, Instance] | Iterable[Instance],
+        sensor_data: Mapping[str, Any] | None = None,
+    ):
+        if isinstance(instances, Mapping):
+            self.instances: dict[str, Instance] = dict(instances)
+        else:
+            self.instances = {i.instance_id: i for i in instances}
+        self.sensor_data: dict[str, Any] = dict(sensor_data or {})
+
+    def get_instances_by_state(self, state: str, maxstate: str | None = None) -> list[Instance]:
+        """Instances in ``state``, or in ``state``..``maxstate`` inclusive when given."""
+        if maxstate is None:
+            return [i for i in self.instances.values() if i.state == state]
+        return [i for i in self.instances.values() if state <= i.state <= maxstate]
+
+    def get_pending_instances(self) -> list[Instance]:
+        """Instances asked for but not yet RUNNING."""
+        return [i for i in self.instances.values() if i.state < InstanceState.RUNNING]
+
+    def get_live_instances(self) -> list[Instance]:
+        """Instances that are or may become running (before TERMINATING)."""
+        return [i for i in self.instances.values() if i.state < InstanceState.TERMINATING]
+
+    def get_unhealthy_instances(self) -> list[Instance]:
+        """Live instances whose health is bad, and those in RUNNING_FAILED."""
+        healthy = (InstanceHealthState.OK, InstanceHealthState.UNKNOWN)
+        return [
+            i
+            for i in self.instances.values()
+            if i.state < InstanceState.TERMINATING
+            and (i.health not in healthy or i.state == InstanceState.RUNNING_FAILED)
+        ]

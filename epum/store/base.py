@@ -1,0 +1,204 @@
+"""The store contract: what every backend (memory, ZooKeeper) promises.
+
+Every write is a compare-and-set: a lost race raises ``WriteConflictError``
+and the caller retries from a fresh read; a missing entity raises
+``NotFoundError``.  Records come back as ``Instance`` objects carrying the
+``version`` they were read at, and ``update_instance`` only succeeds if the
+stored version is still that one.
+
+Leadership: ``contend_decider`` / ``contend_doctor`` / ``contend_reaper``
+enter a ``Leader`` in that role's election.  When elected, the store calls
+``leader.inaugurate()`` in a thread of its own; it runs the role and returns
+when ``leader.depose()`` is called (by the store when leadership may be lost,
+or at shutdown).  A deposed leader rejoins the election when the store can
+again offer leadership.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from epum.instances import Instance
+
+#: The sections of a domain config.
+CONFIG_SECTIONS = ("general", "engine_conf", "health")
+
+ChangeListener = Callable[[str, str], None]
+
+
+class Leader(Protocol):
+    """A role that can be elected: the decider, the doctor or the reaper."""
+
+    def inaugurate(self) -> None:
+        """Act as leader until ``depose()`` is called, then return."""
+
+    def depose(self) -> None:
+        """Stop acting as leader as soon as possible; never blocks."""
+
+
+class DomainStore(abc.ABC):
+    """One domain of one owner: its config, subscribers and instances.
+
+    A handle: every getter reads the current stored state.
+    """
+
+    def __init__(self, owner: str, domain_id: str):
+        self.owner = owner
+        self.domain_id = domain_id
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(owner, domain_id)``: the domain's identity."""
+        return (self.owner, self.domain_id)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.owner}/{self.domain_id}>"
+
+    # config ---------------------------------------------------------------
+    @abc.abstractmethod
+    def get_all_config(self) -> dict[str, dict[str, Any]]:
+        """Every config section, as ``{section: dict}``."""
+
+    @abc.abstractmethod
+    def get_versioned_config(self, section: str) -> tuple[dict[str, Any], int]:
+        """One section and its version; the version rises with each update."""
+
+    @abc.abstractmethod
+    def update_config(self, changes: dict[str, dict[str, Any]]) -> None:
+        """Merge each given section's keys over the stored ones; bump its version."""
+
+    # removal --------------------------------------------------------------
+    @abc.abstractmethod
+    def is_removed(self) -> bool:
+        """True once the domain is marked for removal."""
+
+    @abc.abstractmethod
+    def mark_removed(self) -> None:
+        """Mark the domain for removal (the decider finishes it off)."""
+
+    # subscribers ----------------------------------------------------------
+    @abc.abstractmethod
+    def get_subscribers(self) -> list[tuple[str, str]]:
+        """``[(subscriber_name, subscriber_op)]`` in the order they subscribed."""
+
+    @abc.abstractmethod
+    def add_subscriber(self, name: str, op: str) -> None:
+        """Subscribe ``name`` (replacing its op if already subscribed)."""
+
+    @abc.abstractmethod
+    def remove_subscriber(self, name: str) -> bool:
+        """Unsubscribe ``name``; False if it was not subscribed."""
+
+    # sensor data ----------------------------------------------------------
+    @abc.abstractmethod
+    def get_domain_sensor_data(self) -> dict[str, Any]:
+        """Domain-wide sensor data (empty dict when none)."""
+
+    @abc.abstractmethod
+    def set_domain_sensor_data(self, data: dict[str, Any]) -> None:
+        """Replace the domain-wide sensor data."""
+
+    # instances ------------------------------------------------------------
+    @abc.abstractmethod
+    def add_instance(self, instance: Instance) -> Instance:
+        """Store a new record; WriteConflictError if the id exists anywhere."""
+
+    @abc.abstractmethod
+    def update_instance(self, instance: Instance) -> Instance:
+        """Replace a record if its stored version is still ``instance.version``.
+
+        Returns the record with its new version.  NotFoundError if it is gone,
+        WriteConflictError if someone else wrote it since it was read.
+        """
+
+    @abc.abstractmethod
+    def get_instance(self, instance_id: str) -> Instance | None:
+        """One record, or None."""
+
+    @abc.abstractmethod
+    def get_instances(self) -> list[Instance]:
+        """Every record of the domain."""
+
+    @abc.abstractmethod
+    def remove_instance(self, instance_id: str) -> None:
+        """Delete a record and its index entry (no error if already gone)."""
+
+
+class EPUMStore(abc.ABC):
+    """Definitions, domains, the instance index and the elections."""
+
+    def initialize(self) -> None:  # noqa: B027 - optional hook
+        """Make the store ready (connect, create the layout)."""
+
+    def shutdown(self) -> None:  # noqa: B027 - optional hook
+        """Leave every election at once and release resources."""
+
+    # definitions ----------------------------------------------------------
+    @abc.abstractmethod
+    def add_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
+        """Store a new definition; WriteConflictError if the id exists."""
+
+    @abc.abstractmethod
+    def get_domain_definition(self, definition_id: str) -> dict[str, Any] | None:
+        """A definition, or None."""
+
+    @abc.abstractmethod
+    def update_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
+        """Replace a definition; NotFoundError if it does not exist."""
+
+    @abc.abstractmethod
+    def remove_domain_definition(self, definition_id: str) -> None:
+        """Delete a definition; NotFoundError if it does not exist."""
+
+    @abc.abstractmethod
+    def list_domain_definitions(self) -> list[str]:
+        """Every definition id."""
+
+    # domains --------------------------------------------------------------
+    @abc.abstractmethod
+    def add_domain(self, owner: str, domain_id: str, config: dict[str, Any]) -> DomainStore:
+        """Store a new domain; WriteConflictError if ``owner`` already has it."""
+
+    @abc.abstractmethod
+    def get_domain(self, owner: str, domain_id: str) -> DomainStore | None:
+        """A domain (removal-marked ones included), or None."""
+
+    @abc.abstractmethod
+    def list_domains_by_owner(self, owner: str) -> list[str]:
+        """The ids of ``owner``'s domains (removal-marked ones included)."""
+
+    @abc.abstractmethod
+    def get_all_domains(self) -> list[DomainStore]:
+        """Every domain of every owner (removal-marked ones included)."""
+
+    @abc.abstractmethod
+    def remove_domain(self, owner: str, domain_id: str) -> None:
+        """Delete a domain with its records and index entries (no error if gone)."""
+
+    @abc.abstractmethod
+    def get_domain_for_instance_id(self, instance_id: str) -> DomainStore | None:
+        """The domain holding an instance, found through an index, or None."""
+
+    # change notification --------------------------------------------------
+    @abc.abstractmethod
+    def add_change_listener(self, listener: ChangeListener) -> None:
+        """Call ``listener(owner, domain_id)`` after any change to a domain.
+
+        Changes made by any worker sharing the store count.  Listeners run on
+        the store's threads and must not block.
+        """
+
+    # elections ------------------------------------------------------------
+    @abc.abstractmethod
+    def contend_decider(self, leader: Leader) -> None:
+        """Enter ``leader`` in the decider election."""
+
+    @abc.abstractmethod
+    def contend_doctor(self, leader: Leader) -> None:
+        """Enter ``leader`` in the doctor election."""
+
+    @abc.abstractmethod
+    def contend_reaper(self, leader: Leader) -> None:
+        """Enter ``leader`` in the reaper election."""

@@ -1,0 +1,269 @@
+"""The in-memory store: one process, no persistence, same contract as ZooKeeper.
+
+Used by tests, the demo and single-worker deployments that accept losing
+state on restart.  Every value is deep-copied on the way in and out, so no
+caller can change stored state behind the store's back.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from typing import Any
+
+from epum.errors import BadRequestError, NotFoundError, WriteConflictError
+from epum.instances import Instance
+from epum.store.base import CONFIG_SECTIONS, ChangeListener, DomainStore, EPUMStore, Leader
+
+log = logging.getLogger(__name__)
+
+
+class MemoryDomainStore(DomainStore):
+    """A domain held in memory by a ``MemoryEPUMStore``."""
+
+    def __init__(self, store: MemoryEPUMStore, owner: str, domain_id: str, config: dict):
+        super().__init__(owner, domain_id)
+        self._store = store
+        self._lock = store._lock
+        self._config = {s: copy.deepcopy(config.get(s) or {}) for s in CONFIG_SECTIONS}
+        self._versions = dict.fromkeys(CONFIG_SECTIONS, 0)
+        self._removed = False
+        self._subscribers: list[tuple[str, str]] = []
+        self._sensor_data: dict[str, Any] = {}
+        self._instances: dict[str, tuple[dict, int]] = {}
+
+    def _changed(self) -> None:
+        self._store._notify(self.owner, self.domain_id)
+
+    def get_all_config(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._config)
+
+    def get_versioned_config(self, section: str) -> tuple[dict[str, Any], int]:
+        _check_section(section)
+        with self._lock:
+            return copy.deepcopy(self._config[section]), self._versions[section]
+
+    def update_config(self, changes: dict[str, dict[str, Any]]) -> None:
+        for section in changes:
+            _check_section(section)
+        with self._lock:
+            for section, values in changes.items():
+                self._config[section].update(copy.deepcopy(values))
+                self._versions[section] += 1
+        self._changed()
+
+    def is_removed(self) -> bool:
+        with self._lock:
+            return self._removed
+
+    def mark_removed(self) -> None:
+        with self._lock:
+            self._removed = True
+        self._changed()
+
+    def get_subscribers(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._subscribers)
+
+    def add_subscriber(self, name: str, op: str) -> None:
+        with self._lock:
+            subs = [s for s in self._subscribers if s[0] != name]
+            if len(subs) == len(self._subscribers):
+                subs.append((name, op))
+            else:
+                subs = [(n, op if n == name else o) for n, o in self._subscribers]
+            self._subscribers = subs
+
+    def remove_subscriber(self, name: str) -> bool:
+        with self._lock:
+            before = len(self._subscribers)
+            self._subscribers = [s for s in self._subscribers if s[0] != name]
+            return len(self._subscribers) != before
+
+    def get_domain_sensor_data(self) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(self._sensor_data)
+
+    def set_domain_sensor_data(self, data: dict[str, Any]) -> None:
+        with self._lock:
+            self._sensor_data = copy.deepcopy(data)
+
+    def add_instance(self, instance: Instance) -> Instance:
+        with self._lock:
+            if instance.instance_id in self._store._index:
+                raise WriteConflictError(f"instance {instance.instance_id} already exists")
+            self._instances[instance.instance_id] = (instance.to_dict(), 0)
+            self._store._index[instance.instance_id] = self.key
+        self._changed()
+        return instance.replace(version=0)
+
+    def update_instance(self, instance: Instance) -> Instance:
+        with self._lock:
+            stored = self._instances.get(instance.instance_id)
+            if stored is None:
+                raise NotFoundError(f"instance {instance.instance_id} not found")
+            if stored[1] != instance.version:
+                raise WriteConflictError(
+                    f"instance {instance.instance_id} changed since version {instance.version}"
+                )
+            version = stored[1] + 1
+            self._instances[instance.instance_id] = (instance.to_dict(), version)
+        self._changed()
+        return instance.replace(version=version)
+
+    def get_instance(self, instance_id: str) -> Instance | None:
+        with self._lock:
+            stored = self._instances.get(instance_id)
+            if stored is None:
+                return None
+            return Instance.from_dict(copy.deepcopy(stored[0]), version=stored[1])
+
+    def get_instances(self) -> list[Instance]:
+        with self._lock:
+            return [
+                Instance.from_dict(copy.deepcopy(d), version=v) for d, v in self._instances.values()
+            ]
+
+    def remove_instance(self, instance_id: str) -> None:
+        with self._lock:
+            if self._instances.pop(instance_id, None) is None:
+                return
+            self._store._index.pop(instance_id, None)
+        self._changed()
+
+
+class MemoryEPUMStore(EPUMStore):
+    """All of epum's state in this process's memory."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._definitions: dict[str, dict] = {}
+        self._domains: dict[tuple[str, str], MemoryDomainStore] = {}
+        self._index: dict[str, tuple[str, str]] = {}
+        self._listeners: list[ChangeListener] = []
+        self._closed = threading.Event()
+        self._role_locks = {role: threading.Lock() for role in ("decider", "doctor", "reaper")}
+        self._leaders: list[Leader] = []
+        self._threads: list[threading.Thread] = []
+
+    def _notify(self, owner: str, domain_id: str) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(owner, domain_id)
+            except Exception:
+                log.exception("change listener failed for %s/%s", owner, domain_id)
+
+    # definitions
+    def add_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
+        with self._lock:
+            if definition_id in self._definitions:
+                raise WriteConflictError(f"definition {definition_id} already exists")
+            self._definitions[definition_id] = copy.deepcopy(definition)
+
+    def get_domain_definition(self, definition_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            return copy.deepcopy(self._definitions.get(definition_id))
+
+    def update_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
+        with self._lock:
+            if definition_id not in self._definitions:
+                raise NotFoundError(f"definition {definition_id} not found")
+            self._definitions[definition_id] = copy.deepcopy(definition)
+
+    def remove_domain_definition(self, definition_id: str) -> None:
+        with self._lock:
+            if self._definitions.pop(definition_id, None) is None:
+                raise NotFoundError(f"definition {definition_id} not found")
+
+    def list_domain_definitions(self) -> list[str]:
+        with self._lock:
+            return sorted(self._definitions)
+
+    # domains
+    def add_domain(self, owner: str, domain_id: str, config: dict[str, Any]) -> DomainStore:
+        with self._lock:
+            if (owner, domain_id) in self._domains:
+                raise WriteConflictError(f"domain {domain_id} of {owner} already exists")
+            domain = MemoryDomainStore(self, owner, domain_id, config)
+            self._domains[(owner, domain_id)] = domain
+        self._notify(owner, domain_id)
+        return domain
+
+    def get_domain(self, owner: str, domain_id: str) -> DomainStore | None:
+        with self._lock:
+            return self._domains.get((owner, domain_id))
+
+    def list_domains_by_owner(self, owner: str) -> list[str]:
+        with self._lock:
+            return sorted(d for o, d in self._domains if o == owner)
+
+    def get_all_domains(self) -> list[DomainStore]:
+        with self._lock:
+            return list(self._domains.values())
+
+    def remove_domain(self, owner: str, domain_id: str) -> None:
+        with self._lock:
+            domain = self._domains.pop((owner, domain_id), None)
+            if domain is None:
+                return
+            for instance_id in domain._instances:
+                self._index.pop(instance_id, None)
+        self._notify(owner, domain_id)
+
+    def get_domain_for_instance_id(self, instance_id: str) -> DomainStore | None:
+        with self._lock:
+            key = self._index.get(instance_id)
+            return self._domains.get(key) if key else None
+
+    def add_change_listener(self, listener: ChangeListener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    # elections: one process, so the first contender of a role leads until
+    # it is deposed (at shutdown); later contenders wait their turn.
+    def _contend(self, role: str, leader: Leader) -> None:
+        if self._closed.is_set():
+            raise BadRequestError("store is shut down")
+
+        def run() -> None:
+            while not self._closed.is_set():
+                with self._role_locks[role]:
+                    if self._closed.is_set():
+                        return
+                    try:
+                        leader.inaugurate()
+                    except Exception:
+                        log.exception("%s leader failed; rejoining the election", role)
+
+        thread = threading.Thread(target=run, name=f"epum-{role}-election", daemon=True)
+        with self._lock:
+            self._leaders.append(leader)
+            self._threads.append(thread)
+        thread.start()
+
+    def contend_decider(self, leader: Leader) -> None:
+        self._contend("decider", leader)
+
+    def contend_doctor(self, leader: Leader) -> None:
+        self._contend("doctor", leader)
+
+    def contend_reaper(self, leader: Leader) -> None:
+        self._contend("reaper", leader)
+
+    def shutdown(self) -> None:
+        self._closed.set()
+        with self._lock:
+            leaders, threads = list(self._leaders), list(self._threads)
+        for leader in leaders:
+            leader.depose()
+        for thread in threads:
+            thread.join(timeout=5)
+
+
+def _check_section(section: str) -> None:
+    if section not in CONFIG_SECTIONS:
+        raise BadRequestError(
+            f"unknown config section {section!r}; expected one of {', '.join(CONFIG_SECTIONS)}"
+        )

@@ -1,0 +1,20 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="epum",
+    version="0.1.0",
+    description="Elastic processing unit manager: keeps domains of cloud instances at size",
+    packages=find_packages(include=["epum", "epum.*"]),
+    python_requires=">=3.10",
+    install_requires=["kazoo>=2.9", "kombu>=5.3", "PyYAML>=6.0"],
+    extras_require={
+        "statsd": ["statsd>=4.0"],
+        "test": ["pytest>=7", "ruff", "statsd>=4.0"],
+    },
+    entry_points={
+        "console_scripts": [
+            "epum-worker=epum.cli:worker_main",
+            "epumctl=epum.cli:ctl_main",
+        ]
+    },
+)

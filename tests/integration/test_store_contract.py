@@ -1,0 +1,249 @@
+"""The store contract, run against every backend (see tests/store_backends.py)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from epum.errors import BadRequestError, NotFoundError, WriteConflictError
+from epum.instances import Instance
+from epum.states import InstanceHealthState, InstanceState
+from tests.store_backends import BACKENDS, make_store
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request):
+    return make_store(request.param, request)
+
+
+def record(instance_id: str, state: str = InstanceState.REQUESTING) -> Instance:
+    return Instance(
+        instance_id=instance_id,
+        launch_id="l-" + instance_id,
+        site="site1",
+        allocation="small",
+        state=state,
+        state_time=100.0,
+        extravars={"k": "v"},
+    )
+
+
+CONFIG = {"general": {"engine_class": "simplest"}, "engine_conf": {"preserve_n": 2}, "health": {}}
+
+
+def test_definitions_round_trip(store):
+    store.add_domain_definition("d1", {"general": {"engine_class": "simplest"}})
+    with pytest.raises(WriteConflictError):
+        store.add_domain_definition("d1", {})
+    assert store.get_domain_definition("d1") == {"general": {"engine_class": "simplest"}}
+    store.update_domain_definition("d1", {"engine_conf": {"preserve_n": 1}})
+    assert store.get_domain_definition("d1") == {"engine_conf": {"preserve_n": 1}}
+    store.add_domain_definition("d0", {})
+    assert store.list_domain_definitions() == ["d0", "d1"]
+    store.remove_domain_definition("d1")
+    assert store.get_domain_definition("d1") is None
+    with pytest.raises(NotFoundError):
+        store.remove_domain_definition("d1")
+    with pytest.raises(NotFoundError):
+        store.update_domain_definition("d1", {})
+
+
+def test_stored_values_are_copies(store):
+    definition = {"engine_conf": {"preserve_n": 1}}
+    store.add_domain_definition("d1", definition)
+    definition["engine_conf"]["preserve_n"] = 5
+    got = store.get_domain_definition("d1")
+    got["engine_conf"]["preserve_n"] = 7
+    assert store.get_domain_definition("d1") == {"engine_conf": {"preserve_n": 1}}
+
+
+def test_domains_are_per_owner(store):
+    store.add_domain("alice", "dom", CONFIG)
+    store.add_domain("bob", "dom", CONFIG)
+    store.add_domain("alice", "dom2", CONFIG)
+    with pytest.raises(WriteConflictError):
+        store.add_domain("alice", "dom", CONFIG)
+    assert store.list_domains_by_owner("alice") == ["dom", "dom2"]
+    assert store.list_domains_by_owner("bob") == ["dom"]
+    assert store.list_domains_by_owner("carol") == []
+    assert sorted(d.key for d in store.get_all_domains()) == [
+        ("alice", "dom"),
+        ("alice", "dom2"),
+        ("bob", "dom"),
+    ]
+    assert store.get_domain("carol", "dom") is None
+    store.remove_domain("alice", "dom")
+    assert store.get_domain("alice", "dom") is None
+    assert store.list_domains_by_owner("alice") == ["dom2"]
+    store.remove_domain("alice", "dom")  # already gone: no error
+
+
+def test_config_sections_and_versions(store):
+    domain = store.add_domain("alice", "dom", CONFIG)
+    assert domain.get_all_config() == CONFIG
+    conf, v0 = domain.get_versioned_config("engine_conf")
+    assert conf == {"preserve_n": 2}
+    domain.update_config({"engine_conf": {"preserve_n": 3, "x": 1}})
+    conf, v1 = domain.get_versioned_config("engine_conf")
+    assert conf == {"preserve_n": 3, "x": 1}
+    assert v1 > v0
+    general, _ = domain.get_versioned_config("general")
+    assert general == {"engine_class": "simplest"}
+    with pytest.raises(BadRequestError):
+        domain.update_config({"nonsense": {}})
+    with pytest.raises(BadRequestError):
+        domain.get_versioned_config("nonsense")
+
+
+def test_removal_mark(store):
+    domain = store.add_domain("alice", "dom", CONFIG)
+    assert not domain.is_removed()
+    domain.mark_removed()
+    assert store.get_domain("alice", "dom").is_removed()
+
+
+def test_subscribers(store):
+    domain = store.add_domain("alice", "dom", CONFIG)
+    domain.add_subscriber("s1", "op1")
+    domain.add_subscriber("s2", "op2")
+    domain.add_subscriber("s1", "op3")
+    assert domain.get_subscribers() == [("s1", "op3"), ("s2", "op2")]
+    assert domain.remove_subscriber("s1") is True
+    assert domain.remove_subscriber("s1") is False
+    assert store.get_domain("alice", "dom").get_subscribers() == [("s2", "op2")]
+
+
+def test_sensor_data(store):
+    domain = store.add_domain("alice", "dom", CONFIG)
+    assert domain.get_domain_sensor_data() == {}
+    domain.set_domain_sensor_data({"cpu": [1, 2]})
+    assert store.get_domain("alice", "dom").get_domain_sensor_data() == {"cpu": [1, 2]}
+
+
+def test_instances_compare_and_set(store):
+    domain = store.add_domain("alice", "dom", CONFIG)
+    added = domain.add_instance(record("i1"))
+    assert added.version is not None
+    with pytest.raises(WriteConflictError):
+        domain.add_instance(record("i1"))
+    got = domain.get_instance("i1")
+    assert got == record("i1")
+    assert got.version == added.version
+    updated = domain.update_instance(got.replace(state=InstanceState.PENDING))
+    assert updated.version != got.version
+    with pytest.raises(WriteConflictError):
+        domain.update_instance(got.replace(health=InstanceHealthState.OK))
+    assert domain.get_instance("i1").state == InstanceState.PENDING
+    assert domain.get_instance("i1").health == InstanceHealthState.UNKNOWN
+    domain.add_instance(record("i2"))
+    assert sorted(i.instance_id for i in domain.get_instances()) == ["i1", "i2"]
+    domain.remove_instance("i1")
+    assert domain.get_instance("i1") is None
+    with pytest.raises(NotFoundError):
+        domain.update_instance(updated)
+    domain.remove_instance("i1")  # already gone: no error
+
+
+def test_record_round_trips_every_field(store):
+    domain = store.add_domain("alice", "dom", CONFIG)
+    full = record("i1").replace(
+        deployable_type="dt",
+        iaas_id="iaas-1",
+        public_ip="1.2.3.4",
+        private_ip="10.0.0.1",
+        hostname="h1",
+        errors=["boom"],
+        error_time=5.0,
+        update_counter=3,
+        sensor_data={"cpu": 0.5},
+        last_heard=7.5,
+        health=InstanceHealthState.OK,
+    )
+    domain.add_instance(full)
+    got = domain.get_instance("i1")
+    assert got.to_dict() == full.to_dict()
+
+
+def test_instance_index(store):
+    a = store.add_domain("alice", "dom", CONFIG)
+    b = store.add_domain("bob", "dom", CONFIG)
+    a.add_instance(record("ia"))
+    b.add_instance(record("ib"))
+    with pytest.raises(WriteConflictError):
+        b.add_instance(record("ia"))  # an id is unique across domains
+    assert store.get_domain_for_instance_id("ia").key == ("alice", "dom")
+    assert store.get_domain_for_instance_id("ib").key == ("bob", "dom")
+    assert store.get_domain_for_instance_id("nope") is None
+    a.remove_instance("ia")
+    assert store.get_domain_for_instance_id("ia") is None
+    store.remove_domain("bob", "dom")
+    assert store.get_domain_for_instance_id("ib") is None
+
+
+def test_racing_writers_one_wins(store):
+    domain = store.add_domain("alice", "dom", CONFIG)
+    domain.add_instance(record("i1"))
+    read = domain.get_instance("i1")
+    results = []
+
+    def write(health):
+        try:
+            domain.update_instance(read.replace(health=health))
+            results.append("ok")
+        except WriteConflictError:
+            results.append("conflict")
+
+    threads = [
+        threading.Thread(target=write, args=(h,))
+        for h in (InstanceHealthState.OK, InstanceHealthState.MISSING)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["conflict", "ok"]
+
+
+def test_change_listener_sees_domain_changes(store):
+    seen = []
+    event = threading.Event()
+
+    def listener(owner, domain_id):
+        seen.append((owner, domain_id))
+        event.set()
+
+    store.add_change_listener(listener)
+    domain = store.add_domain("alice", "dom", CONFIG)
+    assert event.wait(5)
+    event.clear()
+    seen.clear()
+    domain.add_instance(record("i1"))
+    assert event.wait(5)
+    assert ("alice", "dom") in seen
+
+
+class FakeLeader:
+    def __init__(self):
+        self.elected = threading.Event()
+        self.deposed = threading.Event()
+
+    def inaugurate(self):
+        self.elected.set()
+        self.deposed.wait()
+
+    def depose(self):
+        self.deposed.set()
+
+
+def test_one_leader_per_role_and_shutdown_deposes(store):
+    first, second, doctor = FakeLeader(), FakeLeader(), FakeLeader()
+    store.contend_decider(first)
+    assert first.elected.wait(10)
+    store.contend_decider(second)
+    store.contend_doctor(doctor)
+    assert doctor.elected.wait(10)
+    assert not second.elected.wait(0.5)
+    store.shutdown()
+    assert first.deposed.is_set()
+    assert doctor.deposed.is_set()
