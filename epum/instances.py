@@ -96,14 +96,18 @@ class DomainState:
     """What an engine sees of its domain: its instances and sensor data.
 
     ``instances`` maps instance id to ``Instance`` and holds every record the
-    domain still has, terminal ones included until they are reaped.
+    domain still has, terminal ones included until they are reaped.  ``now``
+    is the time of the decision (seconds since the epoch): engines with
+    time-dependent rules (cooldowns) read the time here, never from a clock.
     """
 
     def __init__(
         self,
         instances: Mapping[str, Instance] | Iterable[Instance],
         sensor_data: Mapping[str, Any] | None = None,
+        now: float = 0.0,
     ):
+        self.now = now
         if isinstance(instances, Mapping):
             self.instances: dict[str, Instance] = dict(instances)
         else:

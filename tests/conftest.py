@@ -12,9 +12,7 @@ def no_leaked_threads():
     """Fail a test that leaves a non-daemon thread of its own running."""
     before = set(threading.enumerate())
     yield
-    leaked = [
-        t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon
-    ]
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
     for t in leaked:
         t.join(timeout=5)
     leaked = [t for t in leaked if t.is_alive()]

@@ -55,7 +55,7 @@ class Engine(abc.ABC):
         """Take changed config keys (merged over the old ones by the store)."""
         raise NotImplementedError(f"{type(self).__name__} cannot be reconfigured")
 
-    def dying(self) -> None:  # noqa: B027 - optional hook
+    def dying(self) -> None:
         """The domain is being removed; release anything the engine holds."""
 
     @classmethod

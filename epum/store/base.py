@@ -129,10 +129,10 @@ class DomainStore(abc.ABC):
 class EPUMStore(abc.ABC):
     """Definitions, domains, the instance index and the elections."""
 
-    def initialize(self) -> None:  # noqa: B027 - optional hook
+    def initialize(self) -> None:
         """Make the store ready (connect, create the layout)."""
 
-    def shutdown(self) -> None:  # noqa: B027 - optional hook
+    def shutdown(self) -> None:
         """Leave every election at once and release resources."""
 
     # definitions ----------------------------------------------------------
