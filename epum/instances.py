@@ -32,7 +32,9 @@ class Instance:
     """One instance of a domain, as epum knows it.
 
     ``last_heard`` is when a heartbeat last confirmed the instance (epum's
-    own field, written at a bounded rate, see ``epum.reactor``).
+    own field, written at a bounded rate, see ``epum.reactor``), and
+    ``agent_address`` the name its agent sends heartbeats from (where the
+    doctor sends ``dump_state``).
     ``version`` is the store version the record was read at; it is not part
     of the record's content.
     """
@@ -55,6 +57,7 @@ class Instance:
     update_counter: int | None = None
     sensor_data: dict | None = None
     last_heard: float | None = None
+    agent_address: str | None = None
     version: int | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +91,7 @@ PROVISIONER_FIELDS: frozenset[str] = RECORD_FIELDS - {
     "launch_id",
     "health",
     "last_heard",
+    "agent_address",
     "state_time",
 }
 
