@@ -1,0 +1,119 @@
+"""Small checks for engine config values.
+
+Each function reads one key of an engine conf, checks its type and range,
+and returns the value (or the default when the key is absent or None).  A
+bad value raises ``BadRequestError`` whose message starts with the key's
+name and says what is wrong, so an operator sees at once what to fix.
+Unknown keys are never rejected: an engine conf also carries keys meant for
+others (``provisioner_vars``) and keys of older deployments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from epum.errors import BadRequestError
+
+_MISSING = object()
+
+
+def _present(conf: Mapping[str, Any], key: str) -> Any:
+    value = conf.get(key, _MISSING) if isinstance(conf, Mapping) else _MISSING
+    return _MISSING if value is None else value
+
+
+def require_mapping(conf: Any, what: str = "engine conf") -> Mapping[str, Any]:
+    """Return ``conf`` if it is a mapping (None counts as empty), else raise."""
+    if conf is None:
+        return {}
+    if not isinstance(conf, Mapping):
+        raise BadRequestError(f"{what} must be a mapping, not {type(conf).__name__}")
+    return conf
+
+
+def get_int(
+    conf: Mapping[str, Any],
+    key: str,
+    *,
+    required: bool = False,
+    default: int | None = None,
+    minimum: int | None = None,
+) -> int | None:
+    """An integer value (booleans and floats are refused), at least ``minimum``."""
+    value = _present(conf, key)
+    if value is _MISSING:
+        if required:
+            raise BadRequestError(f"{key} is required")
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequestError(f"{key} must be an integer, not {value!r}")
+    if minimum is not None and value < minimum:
+        raise BadRequestError(f"{key} must be >= {minimum}, not {value}")
+    return value
+
+
+def get_number(
+    conf: Mapping[str, Any],
+    key: str,
+    *,
+    required: bool = False,
+    default: float | None = None,
+    minimum: float | None = None,
+) -> float | None:
+    """A number (int or float, not bool), at least ``minimum``, as a float."""
+    value = _present(conf, key)
+    if value is _MISSING:
+        if required:
+            raise BadRequestError(f"{key} is required")
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequestError(f"{key} must be a number, not {value!r}")
+    if value != value:  # NaN compares false with every threshold
+        raise BadRequestError(f"{key} must be a number, not NaN")
+    if minimum is not None and value < minimum:
+        raise BadRequestError(f"{key} must be >= {minimum}, not {value}")
+    return float(value)
+
+
+def get_str(
+    conf: Mapping[str, Any], key: str, *, required: bool = False, default: str | None = None
+) -> str | None:
+    """A non-empty string."""
+    value = _present(conf, key)
+    if value is _MISSING:
+        if required:
+            raise BadRequestError(f"{key} is required")
+        return default
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequestError(f"{key} must be a non-empty string, not {value!r}")
+    return value
+
+
+def get_str_list(conf: Mapping[str, Any], key: str) -> list[str]:
+    """A list of strings, or one comma-separated string; [] when absent.
+
+    Integers in a list are taken as their decimal text (YAML turns ``8080``
+    into an int); surrounding blanks and empty items of a string are dropped;
+    repeated items are kept once, in first-seen order.
+    """
+    value = _present(conf, key)
+    if value is _MISSING:
+        return []
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+        items = [part for part in items if part]
+    elif isinstance(value, (list, tuple)):
+        items = []
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, (str, int)):
+                raise BadRequestError(f"{key} items must be strings, not {item!r}")
+            text = str(item).strip()
+            if not text:
+                raise BadRequestError(f"{key} items must be non-empty strings")
+            items.append(text)
+    else:
+        raise BadRequestError(
+            f"{key} must be a list of strings or a comma-separated string, not {value!r}"
+        )
+    return list(dict.fromkeys(items))

@@ -1,0 +1,78 @@
+"""Keep a domain at a wanted size: the shared pass of the one-site engines.
+
+``keep_size`` destroys unhealthy instances, then launches or destroys so that
+exactly ``wanted`` instances count (see ``epum.engines.common`` for the
+counting rule), and says how the domain stands afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from epum.engines.base import EngineControl
+from epum.engines.common import DestroyTracker, healthy_live, judge, pick_victims
+from epum.engines.uniques import UniqueValues
+from epum.instances import DomainState
+from epum.states import DecisionEngineState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Where and what to launch; None fields are left to the provisioner."""
+
+    deployable_type: str | None = None
+    site: str | None = None
+    allocation: str | None = None
+
+
+def keep_size(
+    control: EngineControl,
+    state: DomainState,
+    tracker: DestroyTracker,
+    wanted: int,
+    spec: LaunchSpec,
+    retirable: Iterable[str] = (),
+    uniques: UniqueValues | None = None,
+) -> str:
+    """Bring the domain to ``wanted`` counted instances; return the engine state.
+
+    Too many: destroy the surplus, chosen by ``pick_victims`` (``retirable``
+    ids first).  Too few: launch the difference in one request, or, with
+    ``uniques``, one request per instance each with a free value; when the
+    values run out the rest is not launched and the state is DEVIATING.
+    """
+    live = healthy_live(control, state, tracker)
+    if len(live) > wanted:
+        victims = pick_victims(live, len(live) - wanted, retirable)
+        tracker.destroy(control, victims, f"domain above its size of {wanted}")
+        gone = {i.instance_id for i in victims}
+        live = [i for i in live if i.instance_id not in gone]
+    missing = wanted - len(live)
+    if missing <= 0:
+        return judge(live, wanted, state.instances.values())
+    if uniques is None:
+        log.info("launching %d instance(s) to reach %d", missing, wanted)
+        control.launch(spec.deployable_type, spec.site, spec.allocation, count=missing)
+        return judge(live, wanted, state.instances.values())
+    free = uniques.free_values(state.get_live_instances())
+    for value in free[:missing]:
+        log.info("launching an instance with %s=%s", uniques.key, value)
+        control.launch(
+            spec.deployable_type,
+            spec.site,
+            spec.allocation,
+            count=1,
+            extravars={uniques.key: value},
+        )
+    if len(free) < missing:
+        log.warning(
+            "%s: no unused value left for %d more instance(s); not launching them",
+            uniques.key,
+            missing - len(free),
+        )
+        return DecisionEngineState.DEVIATING
+    return judge(live, wanted, state.instances.values())

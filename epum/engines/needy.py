@@ -1,0 +1,115 @@
+"""The needy engine: keep ``preserve_n`` instances for a client that says how many.
+
+A client such as a process dispatcher reconfigures ``preserve_n`` as its need
+changes and names, in ``retirable_nodes``, the instances it can spare.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from epum.engines import uniques
+from epum.engines.base import Engine, EngineControl
+from epum.engines.common import DestroyTracker
+from epum.engines.confcheck import get_int, get_str, get_str_list, require_mapping
+from epum.engines.keeper import LaunchSpec, keep_size
+from epum.engines.uniques import UniqueValues
+from epum.instances import DomainState
+
+log = logging.getLogger(__name__)
+
+CONFIG_DOC = f"""\
+NeedyEngine keeps exactly preserve_n live instances, as a client asks.
+
+preserve_n (integer >= 0, required): how many instances to keep.  Unhealthy
+    instances are destroyed and replaced.
+deployable_type (string, optional): the deployable type to launch.
+iaas_site (string, optional): the site to launch on; the service-wide
+    needy_default_iaas_site when absent, else the provisioner's choice.
+iaas_allocation (string, optional): the allocation; the service-wide
+    needy_default_iaas_allocation when absent.
+retirable_nodes (list of instance ids, or a comma-separated string): the
+    instances the client can spare.  When the domain has more instances than
+    preserve_n, these are terminated first (then the newest instances not yet
+    running, then the newest running ones).  A retirable instance is not
+    replaced while the domain is at its size: the client names idle instances
+    here, and replacing them would only churn.
+{uniques.CONFIG_DOC}"""
+
+
+@dataclass(frozen=True)
+class NeedyConf:
+    """The checked config of a needy engine."""
+
+    preserve_n: int
+    spec: LaunchSpec
+    retirable: tuple[str, ...]
+    uniques: UniqueValues | None
+
+    @classmethod
+    def parse(cls, conf: Mapping[str, Any]) -> NeedyConf:
+        """Check ``conf``; raise ``BadRequestError`` naming the first bad key."""
+        conf = require_mapping(conf)
+        return cls(
+            preserve_n=get_int(conf, "preserve_n", required=True, minimum=0),
+            spec=LaunchSpec(
+                deployable_type=get_str(conf, "deployable_type"),
+                site=get_str(conf, "iaas_site"),
+                allocation=get_str(conf, "iaas_allocation"),
+            ),
+            retirable=tuple(get_str_list(conf, "retirable_nodes")),
+            uniques=UniqueValues.from_conf(conf),
+        )
+
+
+class NeedyEngine(Engine):
+    """Keeps ``preserve_n`` live instances, retiring the spare ones first."""
+
+    def __init__(self) -> None:
+        self.conf: NeedyConf | None = None
+        self._tracker = DestroyTracker()
+
+    @classmethod
+    def validate_config(cls, conf: Mapping[str, Any]) -> None:
+        """Raise ``BadRequestError`` naming the first bad key of ``conf``."""
+        NeedyConf.parse(conf)
+
+    @classmethod
+    def get_config_doc(cls) -> str:
+        """Every config key of this engine and what it does."""
+        return CONFIG_DOC
+
+    def initialize(self, control: EngineControl, state: DomainState, conf: dict[str, Any]) -> None:
+        """Take the config (validated again here)."""
+        self.conf = NeedyConf.parse(conf)
+
+    def reconfigure(self, control: EngineControl, newconf: dict[str, Any]) -> None:
+        """Take the merged config; the next ``decide`` acts on it."""
+        self.conf = NeedyConf.parse(newconf)
+        log.info(
+            "reconfigured: preserve_n=%d retirable=%s",
+            self.conf.preserve_n,
+            list(self.conf.retirable),
+        )
+
+    def decide(self, control: EngineControl, state: DomainState) -> None:
+        """Launch or destroy so that ``preserve_n`` instances count."""
+        if self.conf is None:
+            raise RuntimeError("NeedyEngine.decide called before initialize")
+        conf = self.conf
+        self.de_state = keep_size(
+            control,
+            state,
+            self._tracker,
+            conf.preserve_n,
+            conf.spec,
+            retirable=conf.retirable,
+            uniques=conf.uniques,
+        )
+
+    def dying(self) -> None:
+        """Forget what the engine was tracking."""
+        self._tracker.forget()
