@@ -1,0 +1,173 @@
+"""The doctor: the elected role that applies the health rules to every domain.
+
+Each pass, for every domain that is not removed and has
+``health.monitor_health`` on, the domain's ``HealthMonitor`` judges its
+records; the doctor writes each new health with a compare-and-set on a fresh
+read (judged again on that read, so a record that moved on keeps its newer
+state), then sends the agent ``dump_state`` requests the verdicts ask for.
+The doctor only marks health: replacing MISSING instances, and terminating
+ZOMBIE ones again if wanted, is the decider's business (it hears of each
+write through the store's change listeners).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from epum.errors import NotFoundError, WriteConflictError
+from epum.health import HealthConfig, HealthMonitor, Verdict
+from epum.leader_loop import LeaderLoop
+from epum.store.base import DomainStore, EPUMStore
+
+log = logging.getLogger(__name__)
+
+#: Compare-and-set attempts per health write: a record is written by the
+#: reactor a few times per missing_timeout at most, so losing five races in
+#: a row means something is wrong; the next pass tries again anyway.
+WRITE_ATTEMPTS = 5
+
+
+class _DomainLog(logging.LoggerAdapter):
+    """Log lines naming the domain and its caller (owner), in the text and in ``extra``."""
+
+    def __init__(self, domain: DomainStore):
+        super().__init__(log, {"caller": domain.owner, "domain": domain.domain_id})
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        kwargs.setdefault("extra", {}).update(self.extra)
+        return f"[caller={self.extra['caller']} domain={self.extra['domain']}] {msg}", kwargs
+
+
+class Doctor(LeaderLoop):
+    """Keeps the health of every monitored domain's instances up to date.
+
+    ``ouagent_client`` sends ``dump_state(address, mock_timestamp=...)`` to
+    instance agents; with None, an instance that loses contact goes straight
+    to MISSING.  ``run_pass(now)`` is one round over every domain (the
+    facade's ``_doctor_appt`` calls it by hand in external-decide mode).  A
+    failing domain, write or agent request is logged and the pass goes on.
+    """
+
+    def __init__(
+        self,
+        store: EPUMStore,
+        ouagent_client: Any,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ):
+        super().__init__("doctor", interval, clock=clock)
+        self.store = store
+        self.ouagent_client = ouagent_client
+        self._monitors: dict[tuple[str, str], HealthMonitor] = {}
+
+    def on_elected(self) -> None:
+        """Start the term with fresh monitors: they measure from their own start."""
+        self._monitors.clear()
+
+    def run_pass(self, now: float) -> None:
+        """Judge and update the health of every monitored domain's instances at ``now``."""
+        keep: set[tuple[str, str]] = set()
+        for domain in self.store.get_all_domains():
+            if self.deposed:
+                return
+            dlog = _DomainLog(domain)
+            try:
+                if domain.is_removed():
+                    continue
+                keep.add(domain.key)
+                config = HealthConfig.from_section(domain.get_all_config().get("health"))
+                if not config.monitor_health:
+                    keep.discard(domain.key)
+                    continue
+                self._examine(domain, config, now, dlog)
+            except Exception:
+                dlog.exception("health check of the domain failed; next domain")
+        for key in set(self._monitors) - keep:
+            del self._monitors[key]
+
+    def _examine(
+        self, domain: DomainStore, config: HealthConfig, now: float, dlog: _DomainLog
+    ) -> None:
+        monitor = self._monitors.get(domain.key)
+        if monitor is None:
+            monitor = HealthMonitor(
+                config, started_at=now, can_ask_agents=self.ouagent_client is not None
+            )
+            self._monitors[domain.key] = monitor
+            dlog.info("health monitoring starts")
+        monitor.config = config
+        for verdict in monitor.update(now, domain.get_instances()):
+            if self.deposed:
+                return
+            final: Verdict | None = verdict
+            if verdict.health is not None:
+                final = self._write_health(domain, monitor, verdict.instance_id, now, dlog)
+            if final is not None and final.ask_agent is not None:
+                self._ask_agent(final, now, dlog)
+
+    def _write_health(
+        self,
+        domain: DomainStore,
+        monitor: HealthMonitor,
+        instance_id: str,
+        now: float,
+        dlog: _DomainLog,
+    ) -> Verdict | None:
+        """Write the verdict on a fresh read; the verdict written, or None if none was."""
+        for _ in range(WRITE_ATTEMPTS):
+            record = domain.get_instance(instance_id)
+            if record is None:
+                dlog.info("instance %s vanished before its health was written", instance_id)
+                return None
+            verdict = monitor.check(record, now)
+            if verdict is None or verdict.health is None:
+                dlog.info(
+                    "instance %s moved on (%s, health %s); nothing to write",
+                    instance_id,
+                    record.state,
+                    record.health,
+                )
+                return None
+            try:
+                domain.update_instance(record.replace(health=verdict.health))
+            except NotFoundError:
+                dlog.info("instance %s vanished before its health was written", instance_id)
+                return None
+            except WriteConflictError:
+                dlog.debug("instance %s changed while its health was written; again", instance_id)
+                continue
+            dlog.warning(
+                "instance %s health %s -> %s: %s",
+                instance_id,
+                record.health,
+                verdict.health,
+                verdict.reason,
+            )
+            return verdict
+        dlog.warning(
+            "instance %s: health not written after %d conflicting writes; next pass",
+            instance_id,
+            WRITE_ATTEMPTS,
+        )
+        return None
+
+    def _ask_agent(self, verdict: Verdict, now: float, dlog: _DomainLog) -> None:
+        if self.ouagent_client is None:
+            return
+        try:
+            self.ouagent_client.dump_state(verdict.ask_agent, mock_timestamp=now)
+        except Exception:
+            dlog.exception(
+                "dump_state to agent %s of instance %s failed",
+                verdict.ask_agent,
+                verdict.instance_id,
+            )
+        else:
+            dlog.info(
+                "asked agent %s of instance %s for a heartbeat",
+                verdict.ask_agent,
+                verdict.instance_id,
+            )

@@ -1,0 +1,66 @@
+"""The reaper: the elected role that deletes old terminal instance records."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from epum.leader_loop import LeaderLoop
+from epum.states import InstanceState
+from epum.store.base import EPUMStore
+
+log = logging.getLogger(__name__)
+
+
+class Reaper(LeaderLoop):
+    """Removes records in TERMINATED, FAILED or REJECTED older than ``max_age`` seconds.
+
+    "Older" means ``state_time < now - max_age``; a record exactly
+    ``max_age`` old stays until the next pass.  Every domain is swept,
+    removal-marked ones included.  Nothing else is touched.  A failing
+    domain is logged and the pass goes on.
+    """
+
+    def __init__(
+        self,
+        store: EPUMStore,
+        max_age: float = 7200.0,
+        interval: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ):
+        super().__init__("reaper", interval, clock=clock)
+        self.store = store
+        self.max_age = max_age
+
+    def run_pass(self, now: float) -> None:
+        """Remove every terminal record whose ``state_time`` is before ``now - max_age``."""
+        cutoff = now - self.max_age
+        for domain in self.store.get_all_domains():
+            if self.deposed:
+                return
+            try:
+                old = [
+                    i.instance_id
+                    for i in domain.get_instances()
+                    if i.state in InstanceState.TERMINAL and i.state_time < cutoff
+                ]
+                for instance_id in old:
+                    domain.remove_instance(instance_id)
+            except Exception:
+                log.exception(
+                    "[caller=%s domain=%s] reaping failed; next domain",
+                    domain.owner,
+                    domain.domain_id,
+                    extra={"caller": domain.owner, "domain": domain.domain_id},
+                )
+                continue
+            if old:
+                log.info(
+                    "[caller=%s domain=%s] reaped %d terminal records: %s",
+                    domain.owner,
+                    domain.domain_id,
+                    len(old),
+                    ", ".join(old),
+                    extra={"caller": domain.owner, "domain": domain.domain_id},
+                )
