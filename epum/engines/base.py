@@ -11,6 +11,7 @@ or a queue itself.
 from __future__ import annotations
 
 import abc
+import logging
 from typing import Any, Protocol
 
 from epum.instances import DomainState
@@ -38,10 +39,13 @@ class Engine(abc.ABC):
     """Base class of decision engines.
 
     ``de_state`` says how the engine judges its domain after its last
-    decision (a ``DecisionEngineState``).
+    decision (a ``DecisionEngineState``).  ``log`` is where the engine logs
+    its decisions; the decider may set it, before ``initialize``, to a
+    logger (or adapter) that names the domain.
     """
 
     de_state: str = DecisionEngineState.PENDING
+    log: logging.Logger | logging.LoggerAdapter = logging.getLogger("epum.engines")
 
     @abc.abstractmethod
     def initialize(self, control: EngineControl, state: DomainState, conf: dict[str, Any]) -> None:

@@ -17,6 +17,9 @@ from epum.states import DecisionEngineState, InstanceState
 
 log = logging.getLogger(__name__)
 
+#: A logger or an adapter that adds context (such as the domain) to it.
+Log = logging.Logger | logging.LoggerAdapter
+
 #: Launch outcomes in a row that make an engine (or a site) "failing".
 FAILURE_STREAK = 3
 
@@ -42,12 +45,18 @@ class DestroyTracker:
         self._asked &= {i.instance_id for i in live}
         return [i for i in live if i.instance_id not in self._asked]
 
-    def destroy(self, control: EngineControl, instances: Sequence[Instance], why: str) -> None:
+    def destroy(
+        self,
+        control: EngineControl,
+        instances: Sequence[Instance],
+        why: str,
+        logger: Log = log,
+    ) -> None:
         """Ask ``control`` to destroy ``instances`` (none already asked for)."""
         ids = [i.instance_id for i in instances if i.instance_id not in self._asked]
         if not ids:
             return
-        log.info("destroying %d instance(s) (%s): %s", len(ids), why, ", ".join(ids))
+        logger.info("%s: asking to destroy %s", why, ", ".join(ids))
         control.destroy_instances(ids)
         self._asked.update(ids)
 
@@ -57,11 +66,11 @@ class DestroyTracker:
 
 
 def healthy_live(
-    control: EngineControl, state: DomainState, tracker: DestroyTracker
+    control: EngineControl, state: DomainState, tracker: DestroyTracker, logger: Log = log
 ) -> list[Instance]:
     """Destroy the unhealthy live instances; return the live ones that still count."""
     unhealthy = state.get_unhealthy_instances()
-    tracker.destroy(control, unhealthy, "unhealthy")
+    tracker.destroy(control, unhealthy, "unhealthy", logger)
     return tracker.live(state)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from epum.engines.base import EngineControl
-from epum.engines.common import DestroyTracker, healthy_live, judge, pick_victims
+from epum.engines.common import DestroyTracker, Log, healthy_live, judge, pick_victims
 from epum.engines.uniques import UniqueValues
 from epum.instances import DomainState
 from epum.states import DecisionEngineState
@@ -37,6 +37,7 @@ def keep_size(
     spec: LaunchSpec,
     retirable: Iterable[str] = (),
     uniques: UniqueValues | None = None,
+    logger: Log = log,
 ) -> str:
     """Bring the domain to ``wanted`` counted instances; return the engine state.
 
@@ -45,22 +46,22 @@ def keep_size(
     ``uniques``, one request per instance each with a free value; when the
     values run out the rest is not launched and the state is DEVIATING.
     """
-    live = healthy_live(control, state, tracker)
+    live = healthy_live(control, state, tracker, logger)
     if len(live) > wanted:
         victims = pick_victims(live, len(live) - wanted, retirable)
-        tracker.destroy(control, victims, f"domain above its size of {wanted}")
+        tracker.destroy(control, victims, f"{len(live)} instances, {wanted} wanted", logger)
         gone = {i.instance_id for i in victims}
         live = [i for i in live if i.instance_id not in gone]
     missing = wanted - len(live)
     if missing <= 0:
         return judge(live, wanted, state.instances.values())
     if uniques is None:
-        log.info("launching %d instance(s) to reach %d", missing, wanted)
+        logger.info("%d instances, %d wanted: asking for %d more", len(live), wanted, missing)
         control.launch(spec.deployable_type, spec.site, spec.allocation, count=missing)
         return judge(live, wanted, state.instances.values())
     free = uniques.free_values(state.get_live_instances())
     for value in free[:missing]:
-        log.info("launching an instance with %s=%s", uniques.key, value)
+        logger.info("asking for an instance with %s=%s", uniques.key, value)
         control.launch(
             spec.deployable_type,
             spec.site,
@@ -69,7 +70,7 @@ def keep_size(
             extravars={uniques.key: value},
         )
     if len(free) < missing:
-        log.warning(
+        logger.warning(
             "%s: no unused value left for %d more instance(s); not launching them",
             uniques.key,
             missing - len(free),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,8 +12,6 @@ from epum.engines.confcheck import get_int, get_number, get_str, require_mapping
 from epum.errors import BadRequestError
 from epum.instances import DomainState, Instance
 from epum.states import DecisionEngineState
-
-log = logging.getLogger(__name__)
 
 #: Why 600 s: a broken site is retried every ten minutes, not every pass.
 DEFAULT_RETRY_PERIOD = 600.0
@@ -129,7 +126,7 @@ class MultiSiteOverflowEngine(Engine):
     def reconfigure(self, control: EngineControl, newconf: dict[str, Any]) -> None:
         """Take the merged config; the next ``decide`` acts on it."""
         self.conf = MultiSiteConf.parse(newconf)
-        log.info("reconfigured: domain_desired_size=%d", self.conf.desired)
+        self.log.info("reconfigured: domain_desired_size=%d", self.conf.desired)
 
     def dying(self) -> None:
         """Forget what the engine was tracking."""
@@ -151,7 +148,7 @@ class MultiSiteOverflowEngine(Engine):
         conf = self.conf
         if conf is None:
             raise RuntimeError("MultiSiteOverflowEngine.decide called before initialize")
-        live = healthy_live(control, state, self._tracker)
+        live = healthy_live(control, state, self._tracker, self.log)
         by_site: dict[str, list[Instance]] = {c.site_name: [] for c in conf.clouds}
         unlisted = []
         for inst in live:
@@ -159,7 +156,7 @@ class MultiSiteOverflowEngine(Engine):
                 by_site[inst.site].append(inst)
             else:
                 unlisted.append(inst)
-        self._tracker.destroy(control, unlisted, "site not in clouds")
+        self._tracker.destroy(control, unlisted, "site not in clouds", self.log)
         for cloud in conf.clouds:
             over = len(by_site[cloud.site_name]) - cloud.size
             self._drop(control, by_site, cloud.site_name, over, "site above its size")
@@ -175,15 +172,15 @@ class MultiSiteOverflowEngine(Engine):
             if short <= 0:
                 break
             if cloud.site_name in failing:
-                log.warning("site %s keeps failing launches; overflowing", cloud.site_name)
+                self.log.warning("site %s keeps failing launches; overflowing", cloud.site_name)
                 continue
             count = min(short, cloud.size - len(by_site[cloud.site_name]))
             if count > 0:
-                log.info("launching %d instance(s) on %s", count, cloud.site_name)
+                self.log.info("asking for %d more on %s", count, cloud.site_name)
                 control.launch(conf.dtname, cloud.site_name, cloud.allocation, count=count)
                 short -= count
         if short > 0:
-            log.warning("the clouds cannot take %d more instance(s) now", short)
+            self.log.warning("the clouds cannot take %d more instance(s) now", short)
             self.de_state = DecisionEngineState.DEVIATING
         else:
             self.de_state = judge(live, conf.desired, state.instances.values())
@@ -198,7 +195,7 @@ class MultiSiteOverflowEngine(Engine):
     ) -> int:
         """Destroy ``count`` instances of ``site`` (most expendable first); how many went."""
         victims = pick_victims(by_site[site], count)
-        self._tracker.destroy(control, victims, why)
+        self._tracker.destroy(control, victims, why, self.log)
         gone = {i.instance_id for i in victims}
         by_site[site] = [i for i in by_site[site] if i.instance_id not in gone]
         return len(victims)

@@ -6,7 +6,6 @@ changes and names, in ``retirable_nodes``, the instances it can spare.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +17,6 @@ from epum.engines.confcheck import get_int, get_str, get_str_list, require_mappi
 from epum.engines.keeper import LaunchSpec, keep_size
 from epum.engines.uniques import UniqueValues
 from epum.instances import DomainState
-
-log = logging.getLogger(__name__)
 
 CONFIG_DOC = f"""\
 NeedyEngine keeps exactly preserve_n live instances, as a client asks.
@@ -89,7 +86,7 @@ class NeedyEngine(Engine):
     def reconfigure(self, control: EngineControl, newconf: dict[str, Any]) -> None:
         """Take the merged config; the next ``decide`` acts on it."""
         self.conf = NeedyConf.parse(newconf)
-        log.info(
+        self.log.info(
             "reconfigured: preserve_n=%d retirable=%s",
             self.conf.preserve_n,
             list(self.conf.retirable),
@@ -108,6 +105,7 @@ class NeedyEngine(Engine):
             conf.spec,
             retirable=conf.retirable,
             uniques=conf.uniques,
+            logger=self.log,
         )
 
     def dying(self) -> None:

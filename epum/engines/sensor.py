@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +16,6 @@ from epum.errors import BadRequestError
 from epum.instances import DomainState, Instance
 from epum.sensors import SensorSource, get_sensor_source, sample_function, sensor_config_doc
 from epum.states import InstanceState
-
-log = logging.getLogger(__name__)
 
 #: Why 300 s: long enough for new instances to boot and report readings.
 DEFAULT_COOLDOWN = 300.0
@@ -142,14 +139,14 @@ class SensorEngine(Engine):
         """Take the merged config and bring the wanted size within new bounds."""
         self.conf = SensorConf.parse(newconf)
         self.wanted = self.conf.bound(self.wanted)
-        log.info("reconfigured: wanted=%d", self.wanted)
+        self.log.info("reconfigured: wanted=%d", self.wanted)
 
     def decide(self, control: EngineControl, state: DomainState) -> None:
         """Scale on the metric unless cooling down, then keep the wanted size."""
         conf = self.conf
         if conf is None:
             raise RuntimeError("SensorEngine.decide called before initialize")
-        live = healthy_live(control, state, self._tracker)
+        live = healthy_live(control, state, self._tracker, self.log)
         self._scale(conf, state, live)
         self.de_state = keep_size(
             control,
@@ -159,6 +156,7 @@ class SensorEngine(Engine):
             conf.spec,
             retirable=conf.retirable,
             uniques=conf.uniques,
+            logger=self.log,
         )
 
     def dying(self) -> None:
@@ -181,7 +179,7 @@ class SensorEngine(Engine):
             return
         value = self.metric_value(state, live)
         if value is None:
-            log.debug("no reading of %s; not scaling", conf.metric)
+            self.log.debug("no reading of %s; not scaling", conf.metric)
             return
         before = self.wanted
         if value > conf.up_threshold:
@@ -190,6 +188,6 @@ class SensorEngine(Engine):
             self.wanted = conf.bound(before - conf.down_n)
         if self.wanted != before:
             self.last_scale_time = state.now
-            log.info(
+            self.log.info(
                 "%s=%g: scaling from %d to %d instances", conf.metric, value, before, self.wanted
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,8 +10,6 @@ from epum.engines.common import DestroyTracker
 from epum.engines.confcheck import get_int, get_str, require_mapping
 from epum.engines.keeper import LaunchSpec, keep_size
 from epum.instances import DomainState
-
-log = logging.getLogger(__name__)
 
 CONFIG_DOC = """\
 SimplestEngine keeps exactly preserve_n live instances of one deployable type.
@@ -62,11 +59,13 @@ class SimplestEngine(Engine):
     def reconfigure(self, control: EngineControl, newconf: dict[str, Any]) -> None:
         """Take the merged config; the next ``decide`` acts on it."""
         self.preserve_n, self.spec = self._parse(newconf)
-        log.info("reconfigured: preserve_n=%d", self.preserve_n)
+        self.log.info("reconfigured: preserve_n=%d", self.preserve_n)
 
     def decide(self, control: EngineControl, state: DomainState) -> None:
         """Launch or destroy so that ``preserve_n`` instances count."""
-        self.de_state = keep_size(control, state, self._tracker, self.preserve_n, self.spec)
+        self.de_state = keep_size(
+            control, state, self._tracker, self.preserve_n, self.spec, logger=self.log
+        )
 
     def dying(self) -> None:
         """Forget what the engine was tracking."""
