@@ -20,6 +20,7 @@ import abc
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from epum.errors import NotFoundError, WriteConflictError
 from epum.instances import Instance
 
 #: The sections of a domain config.
@@ -202,3 +203,32 @@ class EPUMStore(abc.ABC):
     @abc.abstractmethod
     def contend_reaper(self, leader: Leader) -> None:
         """Enter ``leader`` in the reaper election."""
+
+
+def update_instance_with_retry(
+    domain: DomainStore,
+    instance_id: str,
+    change: Callable[[Instance], Instance | None],
+    attempts: int = 10,
+) -> tuple[Instance, Instance] | None:
+    """Apply ``change`` to a fresh read of a record until the write wins.
+
+    ``change`` gets the stored record and returns the new one, or None to
+    leave it alone.  Returns ``(before, after)`` when a write happened, None
+    when the record is gone or ``change`` declined.  Raises
+    ``WriteConflictError`` if every attempt lost a race.
+    """
+    for _ in range(attempts):
+        current = domain.get_instance(instance_id)
+        if current is None:
+            return None
+        updated = change(current)
+        if updated is None:
+            return None
+        try:
+            return current, domain.update_instance(updated)
+        except NotFoundError:
+            return None
+        except WriteConflictError:
+            continue
+    raise WriteConflictError(f"instance {instance_id}: gave up after {attempts} lost races")

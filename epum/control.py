@@ -1,0 +1,158 @@
+"""What an engine may do to its domain: launch and destroy, with retry pacing.
+
+A ``DomainControl`` belongs to one domain in the decider.  ``launch`` writes
+REQUESTING records before it asks the provisioner, so nothing asked for is
+ever unknown to the store; ``destroy_instances`` moves records to
+TERMINATING before asking for termination.  Requests the provisioner has not
+answered yet (records still REQUESTING or TERMINATING) are re-sent by
+``resend_unanswered`` no more often than every ``RESEND_INTERVAL`` seconds
+per instance; the provisioner treats a repeated request for the same node as
+the same request.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from epum.instances import Instance
+from epum.logcontext import domain_logger
+from epum.states import InstanceHealthState, InstanceState
+from epum.store.base import DomainStore, update_instance_with_retry
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two sends of the same unanswered launch or termination:
+#: long enough for a loaded provisioner to answer, short enough that a lost
+#: message costs little.
+RESEND_INTERVAL = 5.0
+
+
+class DomainControl:
+    """The ``EngineControl`` of one domain.
+
+    ``now`` is the time of the current decision and ``launch_vars`` the vars
+    every launch carries; the decider sets both before each decision.
+    """
+
+    def __init__(
+        self,
+        domain: DomainStore,
+        provisioner: Any,
+        heartbeat_dest: str,
+        launch_vars: dict[str, Any] | None = None,
+        now: float = 0.0,
+    ):
+        self.domain = domain
+        self.provisioner = provisioner
+        self.heartbeat_dest = heartbeat_dest
+        self.launch_vars: dict[str, Any] = dict(launch_vars or {})
+        self.now = now
+        self._last_sent: dict[str, float] = {}
+        self.log = domain_logger(log, domain.owner, domain.domain_id)
+
+    def launch(
+        self,
+        deployable_type: str | None,
+        site: str | None,
+        allocation: str | None,
+        count: int = 1,
+        extravars: dict[str, Any] | None = None,
+    ) -> tuple[str, list[str]]:
+        """Record ``count`` new instances as REQUESTING, then ask the provisioner.
+
+        All share one launch id; each gets its own provision request (the
+        vars name one node).  A failed request is re-sent later.
+        """
+        launch_id = str(uuid.uuid4())
+        instances = []
+        for _ in range(count):
+            record = Instance(
+                instance_id=str(uuid.uuid4()),
+                launch_id=launch_id,
+                site=site,
+                allocation=allocation,
+                state=InstanceState.REQUESTING,
+                state_time=self.now,
+                deployable_type=deployable_type,
+                extravars=dict(extravars) if extravars else None,
+            )
+            instances.append(self.domain.add_instance(record))
+        self.log.info(
+            "launching %d x %s at %s (launch %s)", count, deployable_type, site, launch_id
+        )
+        for record in instances:
+            self._send_provision(record)
+        return launch_id, [r.instance_id for r in instances]
+
+    def destroy_instances(self, instance_ids: list[str]) -> None:
+        """Move live records to TERMINATING and ask the provisioner to terminate them."""
+        ids = list(instance_ids)
+        for instance_id in ids:
+            update_instance_with_retry(self.domain, instance_id, self._to_terminating)
+            self._last_sent[instance_id] = self.now
+        if ids:
+            self.log.info("terminating %s", ", ".join(ids))
+            self._send_terminate(ids)
+
+    def _to_terminating(self, record: Instance) -> Instance | None:
+        if record.state >= InstanceState.TERMINATING:
+            return None
+        return record.replace(
+            state=InstanceState.TERMINATING,
+            state_time=self.now,
+            health=InstanceHealthState.UNKNOWN,
+        )
+
+    def resend_unanswered(self, instances: list[Instance]) -> None:
+        """Re-send launches still REQUESTING and terminations still TERMINATING.
+
+        An instance is re-sent only when ``RESEND_INTERVAL`` has passed since
+        it was last sent by this control, or, for one this control never
+        sent (a new leader), since its ``state_time``.
+        """
+        to_terminate = []
+        for record in instances:
+            if record.state not in (InstanceState.REQUESTING, InstanceState.TERMINATING):
+                continue
+            last = self._last_sent.get(record.instance_id, record.state_time)
+            if self.now - last < RESEND_INTERVAL:
+                continue
+            if record.state == InstanceState.REQUESTING:
+                self.log.info("re-sending unanswered launch of %s", record.instance_id)
+                self._send_provision(record)
+            else:
+                to_terminate.append(record.instance_id)
+                self._last_sent[record.instance_id] = self.now
+        if to_terminate:
+            self.log.info("re-sending unanswered termination of %s", ", ".join(to_terminate))
+            self._send_terminate(to_terminate)
+        known = {r.instance_id for r in instances}
+        for gone in set(self._last_sent) - known:
+            del self._last_sent[gone]
+
+    def _send_provision(self, record: Instance) -> None:
+        self._last_sent[record.instance_id] = self.now
+        launch_vars = dict(self.launch_vars)
+        launch_vars.update(record.extravars or {})
+        launch_vars["node_id"] = record.instance_id
+        launch_vars["heartbeat_dest"] = self.heartbeat_dest
+        try:
+            self.provisioner.provision(
+                record.launch_id,
+                [record.instance_id],
+                record.deployable_type,
+                record.site,
+                allocation=record.allocation,
+                vars=launch_vars,
+                caller=self.domain.owner,
+            )
+        except Exception:
+            self.log.exception("provision request for %s failed; will re-send", record.instance_id)
+
+    def _send_terminate(self, ids: list[str]) -> None:
+        try:
+            self.provisioner.terminate_nodes(ids, caller=self.domain.owner)
+        except Exception:
+            self.log.exception("terminate request failed; will re-send")

@@ -1,0 +1,192 @@
+"""The decider: the elected role that runs one engine per domain.
+
+At every pass the decider, for each domain: builds (or reconfigures) the
+domain's engine, re-sends launches and terminations the provisioner has not
+answered, and lets the engine decide.  A removed domain has its live
+instances terminated; once every record is terminal the engine's ``dying()``
+is called and the domain is deleted.  A failing engine is logged and never
+stops the other domains.
+
+Passes run every ``interval`` seconds, and at once for the domains whose
+records or config changed (``domain_changed``); the timed pass over every
+domain is the safety net.  A newly elected decider first asks the
+provisioner to resend the state of every live instance.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from epum.control import DomainControl
+from epum.domain_config import engine_class_name, engine_conf_with_defaults
+from epum.engines.base import Engine
+from epum.engines.loader import load_engine_class
+from epum.instances import DomainState
+from epum.leader_loop import LeaderLoop
+from epum.logcontext import domain_logger, log_fields
+from epum.settings import ServiceSettings
+from epum.states import InstanceState
+from epum.store.base import DomainStore, EPUMStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _DomainEngine:
+    engine: Engine
+    control: DomainControl
+    conf_version: int
+
+
+class Decider(LeaderLoop):
+    """Keeps every domain at the size its engine wants (one engine per domain)."""
+
+    def __init__(
+        self,
+        store: EPUMStore,
+        settings: ServiceSettings,
+        provisioner: Any,
+        statsd: Any = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        super().__init__("decider", settings.decider_loop_interval, clock=clock)
+        self.store = store
+        self.settings = settings
+        self.provisioner = provisioner
+        self.statsd = statsd
+        self._engines: dict[tuple[str, str], _DomainEngine] = {}
+        self._controls: dict[tuple[str, str], DomainControl] = {}
+        self._changed: set[tuple[str, str]] = set()
+        self._last_full_pass: float | None = None
+
+    # leadership -----------------------------------------------------------
+    def on_elected(self) -> None:
+        """Ask the provisioner to resend every live instance's state before deciding."""
+        live = [
+            i.instance_id
+            for d in self.store.get_all_domains()
+            for i in d.get_instances()
+            if i.state < InstanceState.TERMINATED
+        ]
+        if not live:
+            return
+        log.info("elected decider: asking the provisioner for %d records", len(live))
+        try:
+            self.provisioner.dump_state(live)
+        except Exception:
+            log.exception("dump_state request to the provisioner failed")
+
+    def domain_changed(self, owner: str, domain_id: str) -> None:
+        """Note a changed domain and wake the loop to decide for it now (never blocks)."""
+        self._changed.add((owner, domain_id))
+        self.wake()
+
+    # passes ---------------------------------------------------------------
+    def run_pass(self, now: float) -> None:
+        """Decide for the changed domains, or for every domain when a timed pass is due."""
+        due = self._last_full_pass is None or now - self._last_full_pass >= self.interval
+        self._pass(now, full=due)
+
+    def decide_all(self, now: float) -> None:
+        """Decide for every domain now, whatever changed."""
+        self._pass(now, full=True)
+
+    def _pass(self, now: float, full: bool) -> None:
+        started = time.monotonic()
+        changed, self._changed = self._changed, set()
+        domains = self.store.get_all_domains()
+        if full:
+            self._last_full_pass = now
+            self._forget_gone({d.key for d in domains})
+        else:
+            domains = [d for d in domains if d.key in changed]
+        for domain in domains:
+            if self.deposed:
+                return
+            try:
+                with log_fields(caller=domain.owner, domain=domain.domain_id):
+                    if domain.is_removed():
+                        self._finish_removal(domain, now)
+                    else:
+                        self._decide(domain, now)
+            except Exception:
+                domain_logger(log, domain.owner, domain.domain_id).exception("decision failed")
+        if self.statsd is not None and full:
+            self.statsd.gauge("epum.domains.active", len(self._engines))
+            self.statsd.timing("epum.decider.pass", (time.monotonic() - started) * 1000.0)
+
+    def _decide(self, domain: DomainStore, now: float) -> None:
+        dlog = domain_logger(log, domain.owner, domain.domain_id)
+        config = domain.get_all_config()
+        engine_conf, version = domain.get_versioned_config("engine_conf")
+        engine_conf = engine_conf_with_defaults(engine_conf, self.settings)
+        control = self._control(domain, config, now)
+        state = DomainState(domain.get_instances(), domain.get_domain_sensor_data(), now)
+        control.resend_unanswered(list(state.instances.values()))
+        entry = self._engines.get(domain.key)
+        if entry is None:
+            engine_cls = load_engine_class(
+                engine_class_name(config), self.settings.allowed_engine_prefixes
+            )
+            engine = engine_cls()
+            engine.initialize(control, state, engine_conf)
+            entry = self._engines[domain.key] = _DomainEngine(engine, control, version)
+            dlog.info("engine %s started", engine_cls.__name__)
+        elif version > entry.conf_version:
+            entry.engine.reconfigure(control, engine_conf)
+            entry.conf_version = version
+            dlog.info("engine reconfigured (version %s)", version)
+        entry.engine.decide(control, state)
+
+    def _finish_removal(self, domain: DomainStore, now: float) -> None:
+        dlog = domain_logger(log, domain.owner, domain.domain_id)
+        control = self._control(domain, domain.get_all_config(), now)
+        instances = domain.get_instances()
+        live = [i.instance_id for i in instances if i.state < InstanceState.TERMINATING]
+        if live:
+            control.destroy_instances(live)
+            instances = domain.get_instances()
+        control.resend_unanswered(instances)
+        if any(i.state not in InstanceState.TERMINAL for i in instances):
+            return
+        entry = self._engines.pop(domain.key, None)
+        if entry is not None:
+            try:
+                entry.engine.dying()
+            except Exception:
+                dlog.exception("engine failed while dying")
+        self._controls.pop(domain.key, None)
+        self.store.remove_domain(domain.owner, domain.domain_id)
+        dlog.info("domain removed")
+
+    def _control(self, domain: DomainStore, config: dict[str, Any], now: float) -> DomainControl:
+        control = self._controls.get(domain.key)
+        if control is None:
+            control = DomainControl(domain, self.provisioner, self.settings.service_name)
+            self._controls[domain.key] = control
+        control.domain = domain  # a store may hand out a new handle each pass
+        control.now = now
+        control.launch_vars = self._launch_vars(config)
+        return control
+
+    def _launch_vars(self, config: dict[str, Any]) -> dict[str, Any]:
+        launch_vars = dict(self.settings.provisioner_vars)
+        launch_vars.update((config.get("engine_conf") or {}).get("provisioner_vars") or {})
+        credential = (config.get("general") or {}).get("chef_credential")
+        if credential:
+            launch_vars["chef_credential"] = credential
+        return launch_vars
+
+    def _forget_gone(self, present: set[tuple[str, str]]) -> None:
+        for key in set(self._engines) - present:
+            entry = self._engines.pop(key)
+            try:
+                entry.engine.dying()
+            except Exception:
+                domain_logger(log, *key).exception("engine failed while dying")
+        for key in set(self._controls) - present:
+            del self._controls[key]

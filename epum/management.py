@@ -1,0 +1,229 @@
+"""EPUManagement: the facade that wires the roles and answers every message.
+
+One facade runs in each worker.  Its ``msg_*`` methods are the service's
+API (PROTOCOL.md section 1); the transport calls them, and so can tests.
+``initialize()`` builds the roles; outside external-decide mode it also
+enters the worker in the decider, doctor and reaper elections, whose
+leaders run timed loops until ``shutdown()``.
+
+In external-decide mode no loop runs: tests drive the roles with
+``_run_decisions()``, ``_doctor_appt(timestamp)`` and ``_run_reaper_loop()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from epum.decider import Decider
+from epum.doctor import Doctor
+from epum.errors import NotInitializedError, WrongModeError
+from epum.reactor import Reactor
+from epum.reaper import Reaper
+from epum.settings import ServiceSettings
+from epum.store.base import EPUMStore
+from epum.store.memory import MemoryEPUMStore
+from epum.subscribers import Subscribers
+
+log = logging.getLogger(__name__)
+
+
+class EPUManagement:
+    """The elastic processing unit manager of one worker.
+
+    ``notifier``, ``provisioner_client`` and ``dtrs_client`` are required;
+    ``ouagent_client`` may be None (the doctor then cannot ask agents for a
+    heartbeat, so out-of-contact instances become MISSING at once).
+    ``store=None`` means a private in-memory store.  ``epum_client=None``
+    means the facade is its own client (test and development mode); the
+    roles of this implementation act on the store directly, so the client
+    is kept only for callers that want to reach the service.
+    ``statsd_cfg`` (``{host, port}``) turns on decider metrics.
+    """
+
+    def __init__(
+        self,
+        initial_conf: dict[str, Any] | None,
+        notifier: Any,
+        provisioner_client: Any,
+        ouagent_client: Any,
+        dtrs_client: Any,
+        epum_client: Any = None,
+        store: EPUMStore | None = None,
+        statsd_cfg: dict[str, Any] | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        for name, value in (
+            ("notifier", notifier),
+            ("provisioner_client", provisioner_client),
+            ("dtrs_client", dtrs_client),
+        ):
+            if not value:
+                raise ValueError(f"{name} is required")
+        self.settings = ServiceSettings.from_conf(initial_conf)
+        self.notifier = notifier
+        self.provisioner_client = provisioner_client
+        self.ouagent_client = ouagent_client
+        self.dtrs_client = dtrs_client
+        self.epum_client = epum_client if epum_client is not None else self
+        self.store = store if store is not None else MemoryEPUMStore()
+        self._owns_store = store is None
+        self.statsd = _statsd_client(statsd_cfg)
+        self.clock = clock
+        self.initialized = False
+        self.reactor: Reactor | None = None
+        self.decider: Decider | None = None
+        self.doctor: Doctor | None = None
+        self.reaper: Reaper | None = None
+
+    @property
+    def external_decide(self) -> bool:
+        """True when tests drive the roles by hand."""
+        return self.settings.external_decide
+
+    def initialize(self) -> None:
+        """Build the roles; outside external-decide mode, join the elections."""
+        if self.initialized:
+            return
+        if self._owns_store:
+            self.store.initialize()
+        self.reactor = Reactor(self.store, self.settings, Subscribers(self.notifier), self.clock)
+        self.decider = Decider(
+            self.store, self.settings, self.provisioner_client, self.statsd, self.clock
+        )
+        self.doctor = Doctor(
+            self.store,
+            self.ouagent_client,
+            interval=self.settings.doctor_loop_interval,
+            clock=self.clock,
+        )
+        self.reaper = Reaper(
+            self.store,
+            max_age=self.settings.record_reaping_max_age,
+            interval=self.settings.reaper_loop_interval,
+            clock=self.clock,
+        )
+        self.initialized = True
+        if not self.external_decide:
+            self.store.add_change_listener(self.decider.domain_changed)
+            self.store.contend_decider(self.decider)
+            self.store.contend_doctor(self.doctor)
+            self.store.contend_reaper(self.reaper)
+        log.info("epum %s initialized", self.settings.service_name)
+
+    def shutdown(self) -> None:
+        """Stop the roles at once, leave the elections and release the store."""
+        for role in (self.decider, self.doctor, self.reaper):
+            if role is not None:
+                role.depose()
+        self.store.shutdown()
+        if self.statsd is not None:
+            self.statsd.close()
+        self.initialized = False
+
+    # definitions ----------------------------------------------------------
+    def msg_add_domain_definition(self, definition_id: str, definition: dict) -> None:
+        """Store a new domain definition."""
+        self._ready().add_domain_definition(definition_id, definition)
+
+    def msg_update_domain_definition(self, definition_id: str, definition: dict) -> None:
+        """Replace a domain definition (existing domains are not touched)."""
+        self._ready().update_domain_definition(definition_id, definition)
+
+    def msg_remove_domain_definition(self, definition_id: str) -> None:
+        """Delete a domain definition."""
+        self._ready().remove_domain_definition(definition_id)
+
+    def msg_describe_domain_definition(self, definition_id: str) -> dict | None:
+        """``{name, definition, documentation}``, or None."""
+        return self._ready().describe_domain_definition(definition_id)
+
+    def msg_list_domain_definitions(self) -> list[str]:
+        """Every definition id."""
+        return self._ready().list_domain_definitions()
+
+    # domains --------------------------------------------------------------
+    def msg_add_domain(
+        self,
+        caller: str,
+        domain_id: str,
+        definition_id: str,
+        config: dict | None,
+        subscriber_name: str | None = None,
+        subscriber_op: str | None = None,
+    ) -> None:
+        """Create ``caller``'s domain from a definition and a config."""
+        self._ready().add_domain(
+            caller, domain_id, definition_id, config, subscriber_name, subscriber_op
+        )
+
+    def msg_remove_domain(self, caller: str, domain_id: str) -> None:
+        """Remove a domain; its instances are terminated in the background."""
+        self._ready().remove_domain(caller, domain_id)
+
+    def msg_list_domains(self, caller: str) -> list[str]:
+        """``caller``'s domain ids."""
+        return self._ready().list_domains(caller)
+
+    def msg_describe_domain(self, caller: str, domain_id: str) -> dict | None:
+        """``{name, config, sensor_data, instances}``, or None."""
+        return self._ready().describe_domain(caller, domain_id)
+
+    def msg_reconfigure_domain(self, caller: str, domain_id: str, config: dict) -> None:
+        """Change a domain's general, engine_conf or health settings."""
+        self._ready().reconfigure_domain(caller, domain_id, config)
+
+    def msg_subscribe_domain(
+        self, caller: str, domain_id: str, subscriber_name: str, subscriber_op: str
+    ) -> None:
+        """Tell ``subscriber_name.subscriber_op`` when this domain's instances change."""
+        self._ready().subscribe_domain(caller, domain_id, subscriber_name, subscriber_op)
+
+    def msg_unsubscribe_domain(self, caller: str, domain_id: str, subscriber_name: str) -> None:
+        """Stop telling ``subscriber_name``."""
+        self._ready().unsubscribe_domain(caller, domain_id, subscriber_name)
+
+    # reports --------------------------------------------------------------
+    def msg_heartbeat(self, caller: str, content: dict, timestamp: float | None = None) -> None:
+        """An instance agent's heartbeat (``caller`` is the agent's address)."""
+        self._ready().new_heartbeat(caller, content, timestamp)
+
+    def msg_instance_info(self, caller: str, content: dict) -> None:
+        """A provisioner's update of an instance record."""
+        self._ready().new_instance_info(caller, content)
+
+    # external-decide hooks --------------------------------------------------
+    def _run_decisions(self) -> None:
+        """Run one full decider pass now (external-decide mode only)."""
+        self._external_only()
+        self.decider.decide_all(self.clock())
+
+    def _doctor_appt(self, timestamp: float | None = None) -> None:
+        """Run one doctor pass at ``timestamp`` (default: now; external-decide mode only)."""
+        self._external_only()
+        self.doctor.run_pass(self.clock() if timestamp is None else timestamp)
+
+    def _run_reaper_loop(self) -> None:
+        """Run one reaper pass now (external-decide mode only)."""
+        self._external_only()
+        self.reaper.run_pass(self.clock())
+
+    def _ready(self) -> Reactor:
+        if not self.initialized or self.reactor is None:
+            raise NotInitializedError("EPUManagement.initialize() must run before any message")
+        return self.reactor
+
+    def _external_only(self) -> None:
+        self._ready()
+        if not self.external_decide:
+            raise WrongModeError("test hooks run only with _external_decide_invocations: True")
+
+
+def _statsd_client(cfg: dict[str, Any] | None) -> Any:
+    if not cfg:
+        return None
+    import statsd
+
+    return statsd.StatsClient(cfg.get("host", "localhost"), int(cfg.get("port", 8125)))

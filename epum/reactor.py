@@ -1,0 +1,289 @@
+"""The message-driven work: definitions, domains, subscriptions, records, heartbeats.
+
+Every worker runs a Reactor; it holds no locks and needs no leadership,
+because every write it makes is a compare-and-set retried from a fresh read.
+Each method checks its whole input before it writes anything, so a bad
+request raises ``BadRequestError`` (or ``NotFoundError``) and changes nothing.
+
+Heartbeats write at a bounded rate: a heartbeat that changes nothing but the
+last-heard time is written only when the stored time is older than
+``HEARTBEAT_WRITE_FRACTION`` of the domain's ``missing_timeout`` (see
+``epum.health``), so a domain of N instances heartbeating every few seconds
+costs at most about ``N / (0.25 * missing_timeout)`` writes a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from epum.domain_config import (
+    check_sections,
+    deep_merge,
+    engine_class_name,
+    validate_domain_config,
+)
+from epum.engines.loader import load_engine_class
+from epum.errors import BadRequestError, EpumError, NotFoundError
+from epum.health import HealthConfig, heartbeat_write_due
+from epum.instances import PROVISIONER_FIELDS, Instance
+from epum.logcontext import domain_logger
+from epum.settings import ServiceSettings
+from epum.states import InstanceHealthState, InstanceState
+from epum.store.base import DomainStore, EPUMStore, update_instance_with_retry
+from epum.subscribers import Subscribers
+
+log = logging.getLogger(__name__)
+
+
+class Reactor:
+    """Applies operators' requests and the provisioner's and agents' reports to the store."""
+
+    def __init__(
+        self,
+        store: EPUMStore,
+        settings: ServiceSettings,
+        subscribers: Subscribers,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.store = store
+        self.settings = settings
+        self.subscribers = subscribers
+        self.clock = clock
+
+    # definitions ----------------------------------------------------------
+    def add_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
+        """Store a new definition (WriteConflictError if the id exists)."""
+        self._check_definition(definition_id, definition)
+        self.store.add_domain_definition(definition_id, definition)
+
+    def update_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
+        """Replace a definition; existing domains keep the config they were made with."""
+        self._check_definition(definition_id, definition)
+        self.store.update_domain_definition(definition_id, definition)
+
+    def remove_domain_definition(self, definition_id: str) -> None:
+        """Delete a definition (NotFoundError if absent); domains made from it stay."""
+        _check_name(definition_id, "definition_id")
+        self.store.remove_domain_definition(definition_id)
+
+    def describe_domain_definition(self, definition_id: str) -> dict[str, Any] | None:
+        """``{name, definition, documentation}``, or None if there is no such definition."""
+        _check_name(definition_id, "definition_id")
+        definition = self.store.get_domain_definition(definition_id)
+        if definition is None:
+            return None
+        described: dict[str, Any] = {"name": definition_id, "definition": definition}
+        try:
+            engine_cls = load_engine_class(
+                engine_class_name(definition), self.settings.allowed_engine_prefixes
+            )
+        except EpumError:
+            log.warning("definition %s names an engine that cannot be loaded", definition_id)
+        else:
+            described["documentation"] = engine_cls.get_config_doc()
+        return described
+
+    def list_domain_definitions(self) -> list[str]:
+        """Every definition id."""
+        return self.store.list_domain_definitions()
+
+    def _check_definition(self, definition_id: str, definition: Any) -> None:
+        _check_name(definition_id, "definition_id")
+        check_sections(definition, "definition")
+        load_engine_class(engine_class_name(definition), self.settings.allowed_engine_prefixes)
+
+    # domains --------------------------------------------------------------
+    def add_domain(
+        self,
+        caller: str,
+        domain_id: str,
+        definition_id: str,
+        config: dict[str, Any] | None,
+        subscriber_name: str | None = None,
+        subscriber_op: str | None = None,
+    ) -> None:
+        """Create ``caller``'s domain: ``config`` deep-merged over a copy of the definition."""
+        _check_name(caller, "caller")
+        _check_name(domain_id, "domain_id")
+        _check_name(definition_id, "definition_id")
+        if (subscriber_name is None) != (subscriber_op is None):
+            raise BadRequestError("subscriber_name and subscriber_op go together")
+        config = config or {}
+        check_sections(config)
+        definition = self.store.get_domain_definition(definition_id)
+        if definition is None:
+            raise NotFoundError(f"domain definition {definition_id} not found")
+        merged = deep_merge(definition, config)
+        validate_domain_config(merged, self.settings)
+        domain = self.store.add_domain(caller, domain_id, merged)
+        if subscriber_name is not None:
+            domain.add_subscriber(subscriber_name, subscriber_op)
+        domain_logger(log, caller, domain_id).info("domain added from %s", definition_id)
+
+    def remove_domain(self, caller: str, domain_id: str) -> None:
+        """Mark a domain for removal; the decider terminates its instances, then drops it."""
+        domain = self._live_domain(caller, domain_id)
+        domain.mark_removed()
+        domain_logger(log, caller, domain_id).info("domain marked for removal")
+
+    def list_domains(self, caller: str) -> list[str]:
+        """``caller``'s domains, without those being removed."""
+        _check_name(caller, "caller")
+        return [
+            d
+            for d in self.store.list_domains_by_owner(caller)
+            if self._visible(self.store.get_domain(caller, d))
+        ]
+
+    def describe_domain(self, caller: str, domain_id: str) -> dict[str, Any] | None:
+        """``{name, config, sensor_data, instances}``, or None if ``caller`` has no such domain."""
+        _check_name(caller, "caller")
+        _check_name(domain_id, "domain_id")
+        domain = self.store.get_domain(caller, domain_id)
+        if not self._visible(domain):
+            return None
+        return {
+            "name": domain_id,
+            "config": domain.get_all_config(),
+            "sensor_data": domain.get_domain_sensor_data(),
+            "instances": [i.to_dict() for i in domain.get_instances()],
+        }
+
+    def reconfigure_domain(self, caller: str, domain_id: str, config: dict[str, Any]) -> None:
+        """Merge new keys into a domain's sections; the decider hands engine changes on."""
+        domain = self._live_domain(caller, domain_id)
+        check_sections(config)
+        current = domain.get_all_config()
+        new_engine = (config.get("general") or {}).get("engine_class")
+        if new_engine is not None and new_engine != engine_class_name(current):
+            raise BadRequestError("a domain's engine_class cannot be changed; add a new domain")
+        merged = {s: {**current.get(s, {}), **config.get(s, {})} for s in current}
+        validate_domain_config(merged, self.settings)
+        if config:
+            domain.update_config({s: dict(v) for s, v in config.items()})
+        domain_logger(log, caller, domain_id).info(
+            "reconfigured %s", ", ".join(config) or "nothing"
+        )
+
+    def subscribe_domain(
+        self, caller: str, domain_id: str, subscriber_name: str, subscriber_op: str
+    ) -> None:
+        """Tell ``subscriber_name.subscriber_op`` of this domain's instances from now on."""
+        _check_name(subscriber_name, "subscriber_name")
+        _check_name(subscriber_op, "subscriber_op")
+        self._live_domain(caller, domain_id).add_subscriber(subscriber_name, subscriber_op)
+
+    def unsubscribe_domain(self, caller: str, domain_id: str, subscriber_name: str) -> None:
+        """Stop telling ``subscriber_name``; no error if it was not subscribed."""
+        _check_name(subscriber_name, "subscriber_name")
+        self._live_domain(caller, domain_id).remove_subscriber(subscriber_name)
+
+    def _live_domain(self, caller: str, domain_id: str) -> DomainStore:
+        _check_name(caller, "caller")
+        _check_name(domain_id, "domain_id")
+        domain = self.store.get_domain(caller, domain_id)
+        if not self._visible(domain):
+            raise NotFoundError(f"domain {domain_id} of {caller} not found")
+        return domain
+
+    @staticmethod
+    def _visible(domain: DomainStore | None) -> bool:
+        return domain is not None and not domain.is_removed()
+
+    # reports --------------------------------------------------------------
+    def new_instance_info(self, caller: str, content: Mapping[str, Any]) -> None:
+        """Apply a provisioner's record update, dropping stale and unknown ones."""
+        instance_id, state = _check_report(content, InstanceState.ALL, "instance state")
+        domain = self.store.get_domain_for_instance_id(instance_id)
+        if domain is None:
+            log.warning(
+                "instance_info from %s for unknown instance %s dropped", caller, instance_id
+            )
+            return
+        now = self.clock()
+        changes = {k: v for k, v in content.items() if k in PROVISIONER_FIELDS}
+        changes["state"] = state
+
+        def apply(record: Instance) -> Instance | None:
+            if _is_stale(record, state, content.get("update_counter")):
+                return None
+            updated = record.replace(**changes)
+            if state != record.state:
+                updated = updated.replace(state_time=now)
+            if state >= InstanceState.TERMINATING:
+                updated = updated.replace(health=InstanceHealthState.UNKNOWN)
+            return updated
+
+        result = update_instance_with_retry(domain, instance_id, apply)
+        dlog = domain_logger(log, domain.owner, domain.domain_id)
+        if result is None:
+            dlog.info("stale or duplicate update of %s to %s dropped", instance_id, state)
+            return
+        before, after = result
+        dlog.info("instance %s: %s -> %s", instance_id, before.state, after.state)
+        self.subscribers.instance_changed(domain, before, after)
+
+    def new_heartbeat(
+        self, caller: str, content: Mapping[str, Any], timestamp: float | None = None
+    ) -> None:
+        """Record an agent's heartbeat: health, errors, and (at a bounded rate) the time."""
+        instance_id, health = _check_report(content, InstanceHealthState.REPORTABLE, "health")
+        failed = content.get("failed_processes")
+        if failed is not None and not isinstance(failed, list):
+            raise BadRequestError("heartbeat failed_processes must be a list")
+        domain = self.store.get_domain_for_instance_id(instance_id)
+        if domain is None:
+            log.warning("heartbeat from %s for unknown instance %s dropped", caller, instance_id)
+            return
+        health_conf = HealthConfig.from_section(domain.get_all_config().get("health"))
+        if not health_conf.monitor_health:
+            return
+        now = float(timestamp) if timestamp is not None else self.clock()
+        if health == InstanceHealthState.OK:
+            errors, error_time = None, None
+        else:
+            errors = list(failed or []) or ([content["error"]] if content.get("error") else None)
+            error_time = content.get("error_time", now)
+
+        def apply(record: Instance) -> Instance | None:
+            changes: dict[str, Any] = {"agent_address": caller or record.agent_address}
+            if record.state < InstanceState.TERMINATING:
+                # A terminating instance's health stays UNKNOWN; only its time matters (zombies).
+                changes.update(health=health, errors=errors, error_time=error_time)
+            if all(getattr(record, k) == v for k, v in changes.items()) and not heartbeat_write_due(
+                record.last_heard, now, health_conf.missing_timeout
+            ):
+                return None
+            return record.replace(last_heard=max(now, record.last_heard or now), **changes)
+
+        update_instance_with_retry(domain, instance_id, apply)
+
+
+def _check_name(value: Any, what: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise BadRequestError(f"{what} must be a non-empty string, not {value!r}")
+
+
+def _check_report(content: Any, states: tuple[str, ...], what: str) -> tuple[str, str]:
+    if not isinstance(content, Mapping):
+        raise BadRequestError(f"report content must be a mapping, not {type(content).__name__}")
+    _check_name(content.get("node_id"), "node_id")
+    state = content.get("state")
+    if state not in states:
+        raise BadRequestError(f"unknown {what} {state!r}; expected one of {', '.join(states)}")
+    counter = content.get("update_counter")
+    if counter is not None and (isinstance(counter, bool) or not isinstance(counter, int)):
+        raise BadRequestError("update_counter must be an integer")
+    return content["node_id"], state
+
+
+def _is_stale(record: Instance, state: str, counter: int | None) -> bool:
+    """An update older than the record: a lower state, or the same state not newer."""
+    if state != record.state:
+        return state < record.state
+    if counter is None:
+        return True
+    return record.update_counter is not None and counter <= record.update_counter
