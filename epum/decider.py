@@ -133,6 +133,7 @@ class Decider(LeaderLoop):
                 engine_class_name(config), self.settings.allowed_engine_prefixes
             )
             engine = engine_cls()
+            engine.log = domain_logger(logging.getLogger(engine_cls.__module__), *domain.key)
             engine.initialize(control, state, engine_conf)
             entry = self._engines[domain.key] = _DomainEngine(engine, control, version)
             dlog.info("engine %s started", engine_cls.__name__)
