@@ -108,13 +108,20 @@ class DomainControl:
     def resend_unanswered(self, instances: list[Instance]) -> None:
         """Re-send launches still REQUESTING and terminations still TERMINATING.
 
+        Zombies (terminated instances still heartbeating, as the doctor
+        found) are asked to terminate again at the same pace.
+
         An instance is re-sent only when ``RESEND_INTERVAL`` has passed since
         it was last sent by this control, or, for one this control never
         sent (a new leader), since its ``state_time``.
         """
         to_terminate = []
         for record in instances:
-            if record.state not in (InstanceState.REQUESTING, InstanceState.TERMINATING):
+            zombie = record.health == InstanceHealthState.ZOMBIE
+            if not zombie and record.state not in (
+                InstanceState.REQUESTING,
+                InstanceState.TERMINATING,
+            ):
                 continue
             last = self._last_sent.get(record.instance_id, record.state_time)
             if self.now - last < RESEND_INTERVAL:

@@ -537,3 +537,20 @@ def test_hooks_refused_outside_external_decide_mode():
 def test_bad_service_conf_named(conf, fragment):
     with pytest.raises(BadRequestError, match=fragment):
         EPUManagement(conf, FakeNotifier(), FakeProvisioner(), None, FakeDTRS())
+
+
+def test_zombie_is_terminated_again(sc):
+    sc.add_domain("alice", "dom", 1, health={"monitor_health": True, "zombie_seconds": 60})
+    sc.decide()
+    sc.cloud.run_all()
+    (node,) = sc.provisioner.provisioned_ids()
+    sc.cloud.report(node, InstanceState.TERMINATED)
+    sc.decide()  # a replacement is launched; the terminated one is left alone
+    assert sc.provisioner.terminated == []
+    later = sc.clock.advance(100)
+    sc.epum.msg_heartbeat("agent", {"node_id": node, "state": "OK"}, timestamp=later)
+    sc.epum._doctor_appt(timestamp=later)
+    record = next(r for r in sc.instances("alice", "dom") if r["instance_id"] == node)
+    assert record["health"] == InstanceHealthState.ZOMBIE
+    sc.decide()
+    assert sc.provisioner.terminated == [node]
