@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,7 @@ class Notification:
 class SimNotifier:
     """Keeps every ``notify_by_name`` call, stamped with the simulated time."""
 
-    def __init__(self, clock: SimClock):
+    def __init__(self, clock: Callable[[], float]):
         self.clock = clock
         self.sent: list[Notification] = []
 

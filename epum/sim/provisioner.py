@@ -1,0 +1,226 @@
+"""A simulated provisioner *service*: a ``SimProvisioner`` on the broker, in real time.
+
+``python -m epum.sim.provisioner --amqp-url URL --sysname NAME`` consumes the
+``provisioner`` queue (ops ``provision``, ``terminate_nodes``, ``dump_state``,
+``describe_nodes``) with the messaging package's ``RpcServer`` and reports
+every state change to EPUM as ``instance_info`` (arg ``record``) through an
+``EPUManagementClient``.  A ticker thread steps the simulation on the wall
+clock every ``tick`` seconds.  With ``--heartbeat-interval`` the instances'
+agents heartbeat too (``ou_heartbeat``, each from its own address); they do
+not consume a queue, so EPUM's ``dump_state`` requests to them go unanswered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from epum.messaging.client import RpcClient
+from epum.messaging.clients import EPUManagementClient
+from epum.messaging.connection import make_connection, mask_url
+from epum.messaging.dispatch import Dispatcher
+from epum.messaging.names import Names
+from epum.messaging.server import RpcServer
+from epum.sim.agents import SimAgents, agent_address
+from epum.sim.cloud import Delays, SimProvisioner
+from epum.sim.wire import HeartbeatsOverWire, InstanceInfoOverWire, ProvisionerOps
+from epum.states import InstanceState
+
+log = logging.getLogger(__name__)
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+class SimProvisionerService:
+    """The simulated provisioner served on the broker until ``stop()``.
+
+    ``start()`` returns once the RPC server consumes; ``stop()`` stops the
+    ticker and the server, then closes every connection.  ``cloud`` (the
+    ``SimProvisioner``) and ``agents`` (None without heartbeats) may be
+    inspected and driven (``cloud.fail(id)``) while it runs.
+    """
+
+    def __init__(
+        self,
+        amqp_url: str,
+        sysname: str | None = None,
+        *,
+        service_name: str = "provisioner",
+        epum_service: str = "epu_management_service",
+        delays: Delays | None = None,
+        failure_rates: dict[str, float] | None = None,
+        default_failure_rate: float = 0.0,
+        seed: int = 0,
+        heartbeat_interval: float | None = None,
+        tick: float = 0.2,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.amqp_url = amqp_url
+        self.names = Names(sysname)
+        self.service_name = service_name
+        self.tick = tick
+        self.clock = clock
+        self._rpc = RpcClient(
+            make_connection(amqp_url, name=f"sim-{service_name}-client"), self.names, service_name
+        )
+        self.cloud = SimProvisioner(
+            InstanceInfoOverWire(EPUManagementClient(self._rpc, epum_service)),
+            name=service_name,
+            delays=delays,
+            failure_rates=failure_rates,
+            default_failure_rate=default_failure_rate,
+            seed=seed,
+        )
+        self._heartbeats: HeartbeatsOverWire | None = None
+        self.agents: SimAgents | None = None
+        if heartbeat_interval:
+            self._heartbeats = HeartbeatsOverWire(
+                lambda address: EPUManagementClient(
+                    RpcClient(
+                        make_connection(amqp_url, name=f"sim-agent-{address}"),
+                        self.names,
+                        address,
+                        pool_limit=1,
+                    ),
+                    epum_service,
+                )
+            )
+            self.agents = SimAgents(self._heartbeats, self.cloud, interval=heartbeat_interval)
+        self.server = RpcServer(
+            make_connection(amqp_url, name=f"sim-{service_name}"),
+            self.names,
+            service_name,
+            Dispatcher(ProvisionerOps(self.cloud).table()),
+        )
+        self._stopped = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self, timeout: float = 30.0) -> SimProvisionerService:
+        """Serve and tick in threads of their own; return once consuming."""
+        self._threads = [
+            threading.Thread(target=self.server.run, name="sim-provisioner-rpc", daemon=True),
+            threading.Thread(target=self._tick_loop, name="sim-provisioner-tick", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        if not self.server.ready.wait(timeout):
+            self.stop()
+            raise RuntimeError(f"the simulated provisioner did not start consuming in {timeout}s")
+        log.info(
+            "simulated provisioner serving %s on %s",
+            self.names.qualify(self.service_name),
+            mask_url(self.amqp_url),
+        )
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop ticking and serving, then close every connection."""
+        self._stopped.set()
+        self.server.stop()
+        for thread in self._threads:
+            thread.join(timeout)
+        if self._heartbeats is not None:
+            self._heartbeats.close()
+        self._rpc.close()
+        self.server.connection.release()
+
+    def __enter__(self) -> SimProvisionerService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def step(self, now: float) -> None:
+        """One step of the simulation at ``now`` (the ticker's work; a failing send is logged)."""
+        try:
+            self.cloud.step(now)
+        except Exception:
+            log.exception("reporting to EPUM failed; the records go again on dump_state")
+        if self.agents is None or self._heartbeats is None:
+            return
+        try:
+            self.agents.step(now)
+        except Exception:
+            log.exception("sending heartbeats failed")
+        running = {agent_address(n.instance_id) for n in self.cloud.nodes(InstanceState.RUNNING)}
+        self._heartbeats.forget(running)
+
+    def _tick_loop(self) -> None:
+        while not self._stopped.wait(self.tick):
+            self.step(self.clock())
+
+
+def _rate(text: str) -> tuple[str, float]:
+    site, _, value = text.partition("=")
+    if not site or not value:
+        raise argparse.ArgumentTypeError(f"expected SITE=PROBABILITY, got {text!r}")
+    rate = float(value)
+    if not 0.0 <= rate <= 1.0:
+        raise argparse.ArgumentTypeError(f"a probability is between 0 and 1, got {rate}")
+    return site, rate
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line of the simulated provisioner service."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--amqp-url", default=os.environ.get("EPUM_AMQP_URL", DEFAULT_AMQP_URL), help="broker URL"
+    )
+    parser.add_argument("--sysname", default=None, help="prefix of every queue and exchange")
+    parser.add_argument("--service-name", default="provisioner")
+    parser.add_argument("--epum-service", default="epu_management_service")
+    parser.add_argument("--pending", type=float, default=1.0, help="s to PENDING")
+    parser.add_argument("--started", type=float, default=4.0, help="s from PENDING to STARTED")
+    parser.add_argument("--running", type=float, default=2.0, help="s from STARTED to RUNNING")
+    parser.add_argument("--terminated", type=float, default=2.0, help="s to TERMINATED")
+    parser.add_argument("--failure-rate", type=_rate, action="append", default=[], metavar="SITE=P")
+    parser.add_argument("--default-failure-rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--heartbeat-interval", type=float, default=0.0, help="agents' heartbeat s (0: none)"
+    )
+    parser.add_argument("--tick", type=float, default=0.2, help="s between simulation steps")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None, stop: threading.Event | None = None) -> int:
+    """Run the service until SIGINT/SIGTERM (or until ``stop`` is set)."""
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+    options: dict[str, Any] = {
+        "service_name": args.service_name,
+        "epum_service": args.epum_service,
+        "delays": Delays(
+            pending=args.pending,
+            started=args.started,
+            running=args.running,
+            terminated=args.terminated,
+        ),
+        "failure_rates": dict(args.failure_rate),
+        "default_failure_rate": args.default_failure_rate,
+        "seed": args.seed,
+        "heartbeat_interval": args.heartbeat_interval or None,
+        "tick": args.tick,
+    }
+    with SimProvisionerService(args.amqp_url, args.sysname, **options):
+        stop.wait()
+    log.info("simulated provisioner stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

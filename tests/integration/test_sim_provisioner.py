@@ -1,0 +1,184 @@
+"""The simulated provisioner service against a real EPUM facade, both on a real RabbitMQ."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from epum.management import EPUManagement
+from epum.messaging import (
+    Dispatcher,
+    EPUMOperations,
+    OUAgentClient,
+    ProvisionerClient,
+    RpcClient,
+    RpcServer,
+)
+from epum.messaging.connection import make_connection
+from epum.messaging.names import Names
+from epum.sim.agents import agent_address
+from epum.sim.cloud import Delays
+from epum.sim.provisioner import SimProvisionerService, main
+from epum.sim.stubs import SimDTRS, SimNotifier
+from epum.states import InstanceHealthState, InstanceState
+from tests import rabbit
+from tests.rabbit import running
+
+pytestmark = pytest.mark.rabbitmq
+
+amqp_url = rabbit.amqp_url
+names = rabbit.names
+
+EPUM_SERVICE = "epum_sim_test"
+
+
+def wait_until(predicate, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+@pytest.fixture
+def rpc(amqp_url: str, names: Names) -> Iterator[RpcClient]:
+    conn = make_connection(amqp_url, name=f"{names.sysname}-epum-client")
+    client = RpcClient(conn, names, EPUM_SERVICE, timeout=5)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def epum(amqp_url: str, names: Names, rpc: RpcClient) -> Iterator[EPUManagement]:
+    """A facade in external-decide mode, served on the broker, talking to 'provisioner'."""
+    facade = EPUManagement(
+        {"_external_decide_invocations": True, "service_name": EPUM_SERVICE},
+        SimNotifier(time.time),
+        ProvisionerClient(rpc),
+        OUAgentClient(rpc),
+        SimDTRS(),
+    )
+    facade.initialize()
+    server = RpcServer(
+        make_connection(amqp_url, name=f"{names.sysname}-epum"),
+        names,
+        EPUM_SERVICE,
+        Dispatcher(EPUMOperations(facade).table()),
+        poll_interval=0.1,
+    )
+    with running(server):
+        yield facade
+    server.connection.release()
+    facade.shutdown()
+
+
+def records(epum: EPUManagement) -> list[dict]:
+    described = epum.msg_describe_domain("owner", "dom")
+    return described["instances"] if described else []
+
+
+def test_epum_brings_a_domain_up_and_down_through_the_simulated_service(amqp_url, names, epum, rpc):
+    service = SimProvisionerService(
+        amqp_url,
+        names.sysname,
+        epum_service=EPUM_SERVICE,
+        delays=Delays(pending=0.1, started=0.1, running=0.1, terminated=0.1),
+        heartbeat_interval=0.3,
+        tick=0.05,
+    )
+    with service:
+        epum.msg_add_domain_definition(
+            "d", {"general": {"engine_class": "simplest"}, "engine_conf": {"epuworker_type": "dt"}}
+        )
+        epum.msg_add_domain(
+            "owner",
+            "dom",
+            "d",
+            {"engine_conf": {"preserve_n": 2}, "health": {"monitor_health": True}},
+        )
+        epum._run_decisions()
+
+        def up() -> bool:
+            got = records(epum)
+            return len(got) == 2 and all(
+                r["state"] == InstanceState.RUNNING and r["health"] == InstanceHealthState.OK
+                for r in got
+            )
+
+        assert wait_until(up), records(epum)
+        got = records(epum)
+        assert all(r["public_ip"] and r["iaas_id"] for r in got)
+        assert {r["agent_address"] for r in got} == {agent_address(r["instance_id"]) for r in got}
+        requests = service.cloud.requests
+        assert {r["caller"] for r in requests} == {"owner"}
+        assert all(r["vars"]["heartbeat_dest"] == EPUM_SERVICE for r in requests)
+
+        described = ProvisionerClient(rpc).describe_nodes()
+        assert sorted(d["node_id"] for d in described) == sorted(r["instance_id"] for r in got)
+
+        epum.msg_remove_domain("owner", "dom")
+
+        def gone() -> bool:
+            epum._run_decisions()
+            return epum.store.get_domain("owner", "dom") is None
+
+        assert wait_until(gone)
+        assert {n.state for n in service.cloud.nodes()} == {InstanceState.TERMINATED}
+
+
+def test_failed_instance_is_replaced_over_the_wire(amqp_url, names, epum):
+    service = SimProvisionerService(
+        amqp_url,
+        names.sysname,
+        epum_service=EPUM_SERVICE,
+        delays=Delays(pending=0.05, started=0.05, running=0.05, terminated=0.05),
+        tick=0.05,
+    )
+    with service:
+        epum.msg_add_domain_definition("d", {"general": {"engine_class": "simplest"}})
+        epum.msg_add_domain("owner", "dom", "d", {"engine_conf": {"preserve_n": 1}})
+        epum._run_decisions()
+        assert wait_until(lambda: len(service.cloud.nodes(InstanceState.RUNNING)) == 1)
+        victim = service.cloud.nodes(InstanceState.RUNNING)[0].instance_id
+        service.cloud.fail(victim)
+        assert wait_until(
+            lambda: any(
+                r["instance_id"] == victim and r["state"] == InstanceState.FAILED
+                for r in records(epum)
+            )
+        )
+        epum._run_decisions()
+        assert wait_until(lambda: len(service.cloud.nodes(InstanceState.RUNNING)) == 1)
+        assert service.cloud.nodes(InstanceState.RUNNING)[0].instance_id != victim
+
+
+def test_main_serves_until_stopped(amqp_url, names):
+    stop = threading.Event()
+    result: list[int] = []
+    thread = threading.Thread(
+        target=lambda: result.append(
+            main(["--amqp-url", amqp_url, "--sysname", names.sysname, "--tick", "0.05"], stop)
+        )
+    )
+    thread.start()
+    try:
+        rpc = RpcClient(make_connection(amqp_url), names, "tester", timeout=5)
+        try:
+            assert wait_until(lambda: _answers(rpc))
+        finally:
+            rpc.close()
+    finally:
+        stop.set()
+        thread.join(15)
+    assert result == [0]
+
+
+def _answers(rpc: RpcClient) -> bool:
+    try:
+        return ProvisionerClient(rpc).describe_nodes() == []
+    except Exception:
+        return False
