@@ -1,0 +1,219 @@
+"""The RPC client: ``call`` (wait for the reply) and ``fire`` (no reply).
+
+Requests go out through a kombu ``ProducerPool`` of this client's own
+connections, so the client is safe to share between threads.  A call
+listens on RabbitMQ's direct reply-to (``amq.rabbitmq.reply-to``, no reply
+queue to declare) on the producer's channel, publishes with ``mandatory`` so
+that a service without a queue fails fast (``NoSuchServiceError``) instead of
+timing out, and sets the request's TTL to the call's timeout so a request
+nobody answered in time is never run late.  Sending is retried across a
+broken connection (kombu ``ensure``); a connection lost while waiting for
+the reply is reported, never retried, because the request may have run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from kombu import Connection, Consumer, Producer, Queue
+from kombu.exceptions import OperationalError
+from kombu.pools import ProducerPool
+
+from epum.errors import RemoteError
+from epum.messaging import envelope
+from epum.messaging.connection import exchange, mask_url
+from epum.messaging.exceptions import (
+    BrokerUnavailableError,
+    NoSuchServiceError,
+    RpcTimeoutError,
+)
+from epum.messaging.names import Names
+
+log = logging.getLogger(__name__)
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+class RpcClient:
+    """Sends requests to services of one system (``names``) as ``sender``.
+
+    ``call`` returns the remote result or raises: the service's error (known
+    types rebuilt, others as ``RemoteError``), ``NoSuchServiceError``,
+    ``RpcTimeoutError`` or ``BrokerUnavailableError``.  ``fire`` returns once
+    the broker has the request.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        names: Names,
+        sender: str,
+        *,
+        timeout: float = 30.0,
+        pool_limit: int = 8,
+        connect_retries: int = 3,
+    ):
+        self.names = names
+        self.sender = sender
+        self.timeout = timeout
+        self._connection = connection
+        self._connections = connection.Pool(limit=pool_limit)
+        self._producers = ProducerPool(self._connections, limit=pool_limit)
+        self._exchange = exchange(names)
+        self._reply_queue = Queue(DIRECT_REPLY_TO, no_ack=True)
+        self._retry = {
+            "max_retries": connect_retries,
+            "interval_start": 0.2,
+            "interval_step": 0.5,
+            "interval_max": 2.0,
+        }
+        self._errors = (
+            OperationalError,
+            *connection.connection_errors,
+            *connection.channel_errors,
+        )
+
+    def call(self, service: str, op: str, /, timeout: float | None = None, **args: Any) -> Any:
+        """Run ``op`` on ``service`` with keyword ``args`` and return its result."""
+        timeout = self.timeout if timeout is None else float(timeout)
+        body = envelope.request(op, args)
+        deadline = time.monotonic() + timeout
+        with self._producers.acquire(block=True, timeout=timeout) as producer:
+            conn = producer.__connection__
+            try:
+                self._ensure_connected(conn)
+                state = _PendingCall(uuid.uuid4().hex)
+                send = conn.ensure(producer, self._send_call, **self._retry)
+                consumer = send(producer, state, service, op, body, timeout)
+            except self._errors as exc:
+                raise self._unavailable(service, op, exc) from exc
+            try:
+                self._wait(conn, state, service, op, deadline)
+            except (RpcTimeoutError, NoSuchServiceError):
+                raise
+            except self._errors as exc:
+                raise BrokerUnavailableError(
+                    f"connection lost waiting for {service}.{op}; it may or may not have run: {exc}"
+                ) from exc
+            finally:
+                self._finish(producer, consumer, state)
+        try:
+            body = state.reply.decode()
+        except Exception as exc:  # kombu refuses anything but JSON
+            raise RemoteError("MalformedReply", f"reply from {service}.{op}: {exc}") from None
+        return envelope.unwrap_reply(body)
+
+    def fire(self, service: str, op: str, /, **args: Any) -> None:
+        """Send ``op`` with ``args`` to ``service`` without waiting for any reply."""
+        body = envelope.request(op, args)
+        with self._producers.acquire(block=True, timeout=self.timeout) as producer:
+            try:
+                self._ensure_connected(producer.__connection__)
+                producer.publish(
+                    body,
+                    **self._publish_options(service),
+                    retry=True,
+                    retry_policy=self._retry,
+                )
+            except self._errors as exc:
+                raise self._unavailable(service, op, exc) from exc
+
+    def close(self) -> None:
+        """Close every pooled connection (the client is unusable afterwards)."""
+        self._producers.force_close_all()
+        self._connections.force_close_all()
+
+    # internals ---------------------------------------------------------------
+    def _publish_options(self, service: str) -> dict[str, Any]:
+        return {
+            "exchange": self._exchange,
+            "routing_key": self.names.qualify(service),
+            "headers": {"sender": self.names.qualify(self.sender)},
+            "content_type": envelope.CONTENT_TYPE,
+            "content_encoding": envelope.CONTENT_ENCODING,
+            "delivery_mode": 1,
+            "declare": [self._exchange],
+        }
+
+    def _ensure_connected(self, conn: Connection) -> None:
+        conn.ensure_connection(**self._retry)
+
+    def _send_call(
+        self, producer: Producer, state: _PendingCall, service: str, op: str, body: str, ttl: float
+    ) -> Consumer:
+        """Listen on direct reply-to, then publish; returns the reply consumer."""
+        channel = producer.channel
+        consumer = Consumer(
+            channel,
+            queues=[self._reply_queue],
+            on_message=state.on_reply,
+            no_ack=True,
+            accept=["json"],
+            auto_declare=False,
+        )
+        channel.events["basic_return"].add(state.on_return)
+        try:
+            consumer.consume()
+            producer.publish(
+                body,
+                **self._publish_options(service),
+                reply_to=DIRECT_REPLY_TO,
+                correlation_id=state.correlation_id,
+                mandatory=True,
+                expiration=ttl,
+            )
+        except BaseException:
+            channel.events["basic_return"].discard(state.on_return)
+            raise
+        log.debug("called %s.%s (%s)", service, op, state.correlation_id)
+        return consumer
+
+    def _wait(
+        self, conn: Connection, state: _PendingCall, service: str, op: str, deadline: float
+    ) -> None:
+        while state.reply is None:
+            if state.returned:
+                raise NoSuchServiceError(
+                    f"no queue for service {self.names.qualify(service)!r} "
+                    f"on exchange {self._exchange.name!r}: is the service running?"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RpcTimeoutError(f"no reply from {service}.{op} in time")
+            try:
+                conn.drain_events(timeout=remaining)
+            except TimeoutError:
+                continue
+
+    def _finish(self, producer: Producer, consumer: Consumer, state: _PendingCall) -> None:
+        """Stop listening for this call's reply; a broken channel is left to the next ensure."""
+        try:
+            producer.channel.events["basic_return"].discard(state.on_return)
+            consumer.cancel()
+        except self._errors:
+            log.debug("could not cancel the reply consumer", exc_info=True)
+
+    def _unavailable(self, service: str, op: str, exc: BaseException) -> BrokerUnavailableError:
+        url = mask_url(self._connection.as_uri(include_password=True))
+        return BrokerUnavailableError(f"cannot send {service}.{op} through {url}: {exc}")
+
+
+class _PendingCall:
+    """The state of one call in flight: its correlation id, reply, returned flag."""
+
+    def __init__(self, correlation_id: str):
+        self.correlation_id = correlation_id
+        self.reply: Any = None
+        self.returned = False
+
+    def on_reply(self, message: Any) -> None:
+        if message.properties.get("correlation_id") == self.correlation_id:
+            self.reply = message
+
+    def on_return(self, exc: Any, exchange: Any, routing_key: Any, message: Any) -> None:
+        props = getattr(message, "properties", None) or {}
+        if props.get("correlation_id") in (None, self.correlation_id):
+            self.returned = True

@@ -1,0 +1,89 @@
+"""Broker connections: the URL from config, masked for logs, and kombu entities.
+
+The only place that knows how ``server.amqp`` becomes a kombu ``Connection``
+and how the exchange and a service queue are declared.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from kombu import Connection, Exchange, Queue
+
+from epum.config import AmqpSettings
+from epum.messaging.names import Names
+
+
+def broker_url(amqp: AmqpSettings) -> str:
+    """The broker URL of ``amqp``: its ``url`` if set, else built from the parts."""
+    if amqp.url:
+        return amqp.url
+    user = quote(amqp.username, safe="")
+    password = quote(amqp.password, safe="")
+    vhost = quote(amqp.vhost, safe="")
+    return f"amqp://{user}:{password}@{amqp.host}:{amqp.port}/{vhost}"
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``****`` (safe to log)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable broker url>"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username or ''}:****@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def make_connection(
+    url: str,
+    *,
+    heartbeat: float | None = None,
+    ssl: bool = False,
+    name: str | None = None,
+    connect_timeout: float = 5.0,
+) -> Connection:
+    """A (lazy) kombu Connection; ``name`` shows in the broker's connection list."""
+    transport_options = {}
+    if name:
+        transport_options["client_properties"] = {"connection_name": name}
+    return Connection(
+        url,
+        heartbeat=heartbeat or None,
+        ssl=ssl,
+        connect_timeout=connect_timeout,
+        transport_options=transport_options,
+    )
+
+
+def connection_from_settings(amqp: AmqpSettings, name: str | None = None) -> Connection:
+    """A kombu Connection for ``server.amqp`` (with its heartbeat and ssl)."""
+    return make_connection(broker_url(amqp), heartbeat=amqp.heartbeat, ssl=amqp.ssl, name=name)
+
+
+def exchange(names: Names) -> Exchange:
+    """The system's direct exchange.
+
+    Declared not durable and not auto-deleted, as dashi declares it, so
+    dashi clients and we can both declare it without a conflict.
+    """
+    return Exchange(names.exchange, type="direct", durable=False, auto_delete=False)
+
+
+def service_queue(names: Names, service: str) -> Queue:
+    """The durable queue of ``service``, bound under its own name as routing key.
+
+    No expiry and no auto-delete: requests wait while no worker runs.
+    """
+    qualified = names.qualify(service)
+    return Queue(
+        qualified,
+        exchange(names),
+        routing_key=qualified,
+        durable=True,
+        auto_delete=False,
+    )

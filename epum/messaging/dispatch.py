@@ -1,0 +1,59 @@
+"""The dispatch table: one map from operation name to handler.
+
+``Dispatcher.prepare`` checks a request before anything runs: the op must
+be in the table (else ``UnknownOperationError``) and the args must bind to
+the handler's signature (else ``BadRequestError``).  A request that fails
+these checks touched nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from epum.errors import BadRequestError, UnknownOperationError
+
+Handler = Callable[..., Any]
+
+
+class Dispatcher:
+    """Routes ``(op, args)`` to the handler registered for ``op``.
+
+    Handlers take keyword arguments only (what a request's ``args`` holds).
+    """
+
+    def __init__(self, table: Mapping[str, Handler]):
+        self._table = dict(table)
+        self._signatures = {op: inspect.signature(fn) for op, fn in self._table.items()}
+
+    @property
+    def ops(self) -> list[str]:
+        """The operation names served, sorted."""
+        return sorted(self._table)
+
+    def __contains__(self, op: object) -> bool:
+        return op in self._table
+
+    def prepare(self, op: str, args: Mapping[str, Any]) -> Callable[[], Any]:
+        """A no-argument callable that runs ``op`` with ``args``, once they are checked.
+
+        Raises ``UnknownOperationError`` for an op not in the table and
+        ``BadRequestError`` naming the problem when ``args`` do not bind.
+        """
+        handler = self._table.get(op)
+        if handler is None:
+            raise UnknownOperationError(f"unknown operation {op!r}")
+        bad = [k for k in args if not isinstance(k, str) or not k.isidentifier()]
+        if bad:
+            raise BadRequestError(f"{op}: argument names must be identifiers, got {bad!r}")
+        try:
+            bound = self._signatures[op].bind(**args)
+        except TypeError as exc:
+            raise BadRequestError(f"{op}: {exc}") from None
+        return functools.partial(handler, *bound.args, **bound.kwargs)
+
+    def dispatch(self, op: str, args: Mapping[str, Any]) -> Any:
+        """Check the request, then run it and return the handler's result."""
+        return self.prepare(op, args)()

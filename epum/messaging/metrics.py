@@ -1,0 +1,62 @@
+"""Per-operation metrics: a counter and a timing for each RPC op, to statsd.
+
+``OpMetrics.from_config(None)`` measures nothing, so the server code is the
+same with and without statsd.  Metric names: ``<prefix>.rpc.<op>.calls``,
+``<prefix>.rpc.<op>.errors`` and the timing ``<prefix>.rpc.<op>.time`` (ms).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class OpMetrics:
+    """Sends a counter and a timing per handled operation (no-op without a client)."""
+
+    def __init__(self, client: Any = None):
+        self._client = client
+
+    @classmethod
+    def from_config(cls, statsd_cfg: Mapping[str, Any] | None) -> OpMetrics:
+        """Metrics to the statsd at ``{host, port, prefix}``; none when ``statsd_cfg`` is None."""
+        if not statsd_cfg:
+            return cls(None)
+        try:
+            from statsd import StatsClient
+        except ImportError:
+            log.warning("statsd is configured but the statsd package is not installed")
+            return cls(None)
+        client = StatsClient(
+            host=statsd_cfg.get("host", "localhost"),
+            port=int(statsd_cfg.get("port", 8125)),
+            prefix=statsd_cfg.get("prefix", "epum"),
+        )
+        return cls(client)
+
+    @contextlib.contextmanager
+    def measure(self, op: str) -> Iterator[None]:
+        """Count ``op`` and time the ``with`` block; count an error if it raises."""
+        if self._client is None:
+            yield
+            return
+        start = time.perf_counter()
+        try:
+            yield
+        except BaseException:
+            self._send("incr", f"rpc.{op}.errors")
+            raise
+        finally:
+            self._send("incr", f"rpc.{op}.calls")
+            self._send("timing", f"rpc.{op}.time", (time.perf_counter() - start) * 1000.0)
+
+    def _send(self, kind: str, *args: Any) -> None:
+        try:
+            getattr(self._client, kind)(*args)
+        except OSError:  # a metric is never worth failing a request
+            log.debug("statsd send failed", exc_info=True)

@@ -1,0 +1,434 @@
+"""The RPC server and client against a real RabbitMQ, with a plain service class."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kombu import Connection, Exchange, Queue
+
+from epum.errors import (
+    BadRequestError,
+    NotFoundError,
+    RemoteError,
+    UnknownOperationError,
+    WriteConflictError,
+)
+from epum.messaging import (
+    Dispatcher,
+    NoSuchServiceError,
+    RpcClient,
+    RpcServer,
+    RpcTimeoutError,
+)
+from epum.messaging.connection import exchange, make_connection, service_queue
+from epum.messaging.names import Names
+from tests import rabbit
+from tests.rabbit import close_connections_named, running
+
+pytestmark = pytest.mark.rabbitmq
+
+# the broker fixtures, shared through tests/rabbit.py
+amqp_url = rabbit.amqp_url
+names = rabbit.names
+
+SERVICE = "svc"
+
+
+class Service:
+    """A plain service: what it handled, and a few ways to fail."""
+
+    def __init__(self, name: str = "worker"):
+        self.name = name
+        self.handled: list[tuple[str, object]] = []
+        self.event = threading.Event()
+        self.delay = 0.0
+
+    def table(self) -> dict:
+        return {
+            "echo": self.echo,
+            "who": self.who,
+            "note": self.note,
+            "bad_request": self.bad_request,
+            "not_found": self.not_found,
+            "conflict": self.conflict,
+            "unlisted": self.unlisted,
+            "unserializable": self.unserializable,
+        }
+
+    def echo(self, value=None):
+        self.handled.append(("echo", value))
+        if self.delay:
+            time.sleep(self.delay)
+        return value
+
+    def who(self):
+        return self.name
+
+    def note(self, value):
+        self.handled.append(("note", value))
+        if self.delay:
+            time.sleep(self.delay)
+        self.event.set()
+
+    def bad_request(self):
+        raise BadRequestError("bad one")
+
+    def not_found(self):
+        raise NotFoundError("no such thing")
+
+    def conflict(self):
+        raise WriteConflictError("lost the race")
+
+    def unlisted(self):
+        raise KeyError("weird")
+
+    def unserializable(self):
+        return {"when": object()}
+
+
+@pytest.fixture
+def service() -> Service:
+    return Service()
+
+
+@pytest.fixture
+def make_server(amqp_url: str, names: Names) -> Iterator:
+    """Build RpcServers for ``names`` whose connections are named for the test."""
+    built: list[RpcServer] = []
+
+    def make(svc: Service, *, prefetch: int = 1, conn_name: str | None = None) -> RpcServer:
+        conn = make_connection(amqp_url, heartbeat=10, name=conn_name or f"{names.sysname}-srv")
+        server = RpcServer(
+            conn, names, SERVICE, Dispatcher(svc.table()), prefetch=prefetch, poll_interval=0.1
+        )
+        built.append(server)
+        return server
+
+    yield make
+    for server in built:
+        server.connection.release()
+
+
+@pytest.fixture
+def client(amqp_url: str, names: Names) -> Iterator[RpcClient]:
+    rpc = RpcClient(
+        make_connection(amqp_url, name=f"{names.sysname}-client"), names, "tester", timeout=5
+    )
+    yield rpc
+    rpc.close()
+
+
+def wait_until(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def queue_depth(amqp_url: str, name: str) -> int:
+    with Connection(amqp_url) as conn:
+        return conn.default_channel.queue_declare(name, passive=True).message_count
+
+
+class RawPeer:
+    """A hand-built peer: publishes raw requests, listens on its own reply queue."""
+
+    def __init__(self, url: str, names: Names):
+        self.names = names
+        self.conn = Connection(url)
+        self.channel = self.conn.channel()
+        self.exchange = exchange(names)(self.channel)
+        self.reply_key = names.qualify(f"reply-{uuid.uuid4().hex[:8]}")
+        self.queue = Queue(
+            self.reply_key, self.exchange, routing_key=self.reply_key, exclusive=True
+        )(self.channel)
+        self.queue.declare()
+
+    def publish(
+        self, body, *, content_type="application/json", content_encoding=None, headers=None, **props
+    ) -> None:
+        message = self.exchange.Message(
+            body,
+            content_type=content_type,
+            content_encoding=content_encoding,
+            headers=headers,
+            properties=props,
+        )
+        self.exchange.publish(message, routing_key=self.names.qualify(SERVICE))
+
+    def reply(self, timeout: float = 5.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = self.queue.get(no_ack=True)
+            if message is not None:
+                assert message.content_type == "application/json"
+                return json.loads(message.body)
+            time.sleep(0.02)
+        raise AssertionError("no reply")
+
+    def close(self) -> None:
+        self.conn.release()
+
+
+@pytest.fixture
+def raw(amqp_url: str, names: Names) -> Iterator[RawPeer]:
+    peer = RawPeer(amqp_url, names)
+    yield peer
+    peer.close()
+
+
+# --- round trips --------------------------------------------------------------
+
+
+def test_call_returns_the_result_and_fire_reaches_the_service(make_server, service, client):
+    with running(make_server(service)):
+        assert client.call(SERVICE, "echo", value={"a": [1, 2, None]}) == {"a": [1, 2, None]}
+        client.fire(SERVICE, "note", value="fired")
+        assert service.event.wait(5)
+    assert ("note", "fired") in service.handled
+
+
+@pytest.mark.parametrize(
+    ("op", "error"),
+    [
+        ("bad_request", BadRequestError),
+        ("not_found", NotFoundError),
+        ("conflict", WriteConflictError),
+        ("no_such_op", UnknownOperationError),
+    ],
+)
+def test_known_errors_come_back_as_themselves(make_server, service, client, op, error):
+    with running(make_server(service)), pytest.raises(error):
+        client.call(SERVICE, op)
+
+
+def test_an_unlisted_error_comes_back_as_remote_error_with_its_type(make_server, service, client):
+    with running(make_server(service)):
+        with pytest.raises(RemoteError) as info:
+            client.call(SERVICE, "unlisted")
+        assert info.value.exc_type == "KeyError"
+        assert "weird" in info.value.value
+        assert "Traceback" in (info.value.traceback or "")
+        assert client.call(SERVICE, "echo", value=1) == 1  # still serving
+
+
+def test_bad_args_are_refused_before_the_handler_runs(make_server, service, client):
+    with running(make_server(service)):
+        with pytest.raises(BadRequestError, match="unexpected keyword argument 'nope'"):
+            client.call(SERVICE, "echo", nope=1)
+        with pytest.raises(BadRequestError, match="missing a required argument"):
+            client.call(SERVICE, "note")
+    assert service.handled == []
+
+
+def test_a_result_that_does_not_serialize_is_an_error_reply(make_server, service, client):
+    with running(make_server(service)):
+        with pytest.raises(RemoteError, match="does not serialize to JSON"):
+            client.call(SERVICE, "unserializable")
+        assert client.call(SERVICE, "echo", value="alive") == "alive"
+
+
+def test_no_queue_fails_fast(make_server, service, client):
+    started = time.monotonic()
+    with pytest.raises(NoSuchServiceError, match="no queue for service"):
+        client.call("nobody_here", "echo", timeout=10)
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_slow_reply_times_out(make_server, service, client):
+    service.delay = 1.0
+    with running(make_server(service)):
+        with pytest.raises(RpcTimeoutError):
+            client.call(SERVICE, "echo", timeout=0.3, value=1)
+        service.delay = 0
+        assert client.call(SERVICE, "echo", value=2) == 2  # the late reply is not mistaken
+
+
+# --- the compatible (dashi) wire format -----------------------------------------------
+
+
+def test_a_hand_built_dashi_request_gets_a_dashi_reply(make_server, service, raw):
+    with running(make_server(service)):
+        raw.publish(
+            json.dumps({"op": "echo", "args": {"value": [1, "x"]}}),
+            headers={"reply-to": raw.reply_key, "sender": raw.names.qualify("old")},
+        )
+        assert raw.reply() == {"result": [1, "x"], "error": None}
+        raw.publish(
+            json.dumps({"op": "not_found", "args": {}}), headers={"reply-to": raw.reply_key}
+        )
+        reply = raw.reply()
+    assert reply["result"] is None
+    assert reply["error"]["exc_type"] == "dashi.exceptions.NotFoundError"
+    assert reply["error"]["value"] == "no such thing"
+    assert "traceback" in reply["error"]
+
+
+def test_a_standard_reply_to_request_is_answered_with_its_correlation_id(make_server, service, raw):
+    with running(make_server(service)):
+        raw.publish(
+            json.dumps({"op": "echo", "args": {"value": 7}}),
+            reply_to=raw.reply_key,  # a queue name, through the default exchange
+            correlation_id="corr-1",
+        )
+        deadline = time.monotonic() + 5
+        message = None
+        while message is None and time.monotonic() < deadline:
+            message = raw.queue.get(no_ack=True)
+            time.sleep(0.02)
+    assert message is not None
+    assert message.properties["correlation_id"] == "corr-1"
+    assert json.loads(message.body) == {"result": 7, "error": None}
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ("this is {not json", "not valid JSON"),
+        (json.dumps({"args": {}}), "needs 'op'"),
+        (json.dumps({"op": "echo", "args": [1, 2]}), "must be a JSON object"),
+        (json.dumps([1, 2]), "must be a JSON object"),
+    ],
+)
+def test_a_malformed_request_gets_an_error_reply_and_is_not_requeued(
+    amqp_url, names, make_server, service, raw, client, body, match
+):
+    with running(make_server(service)):
+        raw.publish(body, headers={"reply-to": raw.reply_key})
+        reply = raw.reply()
+        assert reply["error"]["exc_type"] == "dashi.exceptions.BadRequestError"
+        assert match in reply["error"]["value"]
+        assert client.call(SERVICE, "echo", value="next") == "next"
+        assert queue_depth(amqp_url, names.qualify(SERVICE)) == 0
+    assert service.handled == [("echo", "next")]
+
+
+class _Tripwire:
+    """Unpickling this creates the file named by ``path``."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_pickle_message_is_refused_without_being_deserialized(
+    amqp_url, names, make_server, service, raw, tmp_path: Path
+):
+    tripwire = tmp_path / "unpickled"
+    payload = pickle.dumps(_Tripwire(str(tripwire)))
+    with pytest.raises(FileNotFoundError):
+        tripwire.stat()
+    server = make_server(service)
+    with running(server):
+        raw.publish(
+            payload,
+            content_type="application/x-python-serialize",
+            content_encoding="binary",
+            headers={"reply-to": raw.reply_key},
+        )
+        reply = raw.reply()
+        time.sleep(0.3)  # room for a (wrong) redelivery
+        assert queue_depth(amqp_url, names.qualify(SERVICE)) == 0
+    assert reply["error"]["exc_type"] == "dashi.exceptions.BadRequestError"
+    assert "application/x-python-serialize" in reply["error"]["value"]
+    assert not tripwire.exists()
+    assert service.handled == []
+
+
+# --- delivery -----------------------------------------------------------------------
+
+
+def test_requests_sent_while_no_worker_runs_are_served_when_one_starts(
+    make_server, service, client
+):
+    with running(make_server(service)):
+        pass  # the queue now exists; nobody consumes from here on
+    for i in range(3):
+        client.fire(SERVICE, "note", value=i)
+    answer: list = []
+    caller = threading.Thread(
+        target=lambda: answer.append(client.call(SERVICE, "echo", timeout=10, value="waited"))
+    )
+    caller.start()
+    time.sleep(0.5)
+    assert service.handled == []
+    with running(make_server(service)):
+        caller.join(10)
+        assert wait_until(lambda: len(service.handled) == 4)
+    assert answer == ["waited"]
+    assert sorted(v for op, v in service.handled if op == "note") == [0, 1, 2]
+
+
+def test_two_workers_share_the_load(make_server, client):
+    first, second = Service("first"), Service("second")
+    first.delay = second.delay = 0.05
+    with running(make_server(first)), running(make_server(second)):
+        for i in range(20):
+            client.fire(SERVICE, "note", value=i)
+        assert wait_until(lambda: len(first.handled) + len(second.handled) == 20)
+    assert len(first.handled) >= 5
+    assert len(second.handled) >= 5
+
+
+def test_stop_finishes_the_message_in_hand(make_server, service, client):
+    service.delay = 0.5
+    server = make_server(service)
+    answer: list = []
+    with running(server):
+        caller = threading.Thread(
+            target=lambda: answer.append(client.call(SERVICE, "echo", value="in hand"))
+        )
+        caller.start()
+        assert wait_until(lambda: service.handled)
+    caller.join(5)
+    assert answer == ["in hand"]
+
+
+# --- faults -------------------------------------------------------------------------
+
+
+def test_the_server_survives_its_connection_closed_by_the_broker(
+    names, make_server, service, client
+):
+    server = make_server(service, conn_name=f"{names.sysname}-victim")
+    with running(server):
+        assert client.call(SERVICE, "echo", value=1) == 1
+        assert close_connections_named(f"{names.sysname}-victim") == 1
+        assert wait_until(lambda: server.sessions == 2, timeout=10), "no reconnect"
+        assert client.call(SERVICE, "echo", value=2) == 2
+
+
+def test_the_client_survives_its_connection_closed_by_the_broker(
+    names, make_server, service, client
+):
+    with running(make_server(service)):
+        assert client.call(SERVICE, "echo", value=1) == 1
+        client.fire(SERVICE, "note", value="a")
+        assert close_connections_named(f"{names.sysname}-client") >= 1
+        assert client.call(SERVICE, "echo", value=2) == 2
+        client.fire(SERVICE, "note", value="b")
+        assert wait_until(lambda: ("note", "b") in service.handled)
+
+
+def test_the_queue_is_durable_and_bound_under_its_own_name(amqp_url, names, make_server, service):
+    with running(make_server(service)):
+        pass
+    with Connection(amqp_url) as conn:
+        channel = conn.default_channel
+        queue = service_queue(names, SERVICE)
+        assert queue.durable and not queue.auto_delete and not queue.expires
+        ok = channel.queue_declare(queue.name, passive=True)
+        assert ok.queue == names.qualify(SERVICE)
+        # declaring the exchange the way dashi does must not conflict
+        Exchange(names.exchange, "direct", durable=False, auto_delete=False)(channel).declare()
