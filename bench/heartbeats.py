@@ -9,8 +9,8 @@ in the same run:
 - memory store: heartbeats/s vs a bare loop doing the least a heartbeat
   needs (find the instance's domain through the index, read its record);
 - ZooKeeper (when ``epum.store.zookeeper`` exists): heartbeats/s vs bare
-  sequential kazoo ``set``/s of record-sized znodes, and ZooKeeper write
-  transactions per heartbeat (from the server's zxid).
+  sequential kazoo ``set``/s (and ``get``/s) of record-sized znodes, and
+  ZooKeeper write transactions per heartbeat (from the server's zxid).
 
 Record writes per heartbeat (from the records' versions) are printed for
 both: with the reactor's bounded writes they should be near
@@ -101,11 +101,17 @@ class HeartbeatFigures:
         return self.record_writes / self.heartbeats
 
 
-def run_heartbeats(sim: Simulation, rounds: int, interval: float) -> HeartbeatFigures:
+def run_heartbeats(
+    sim: Simulation,
+    rounds: int,
+    interval: float,
+    warmed: Callable[[], None] | None = None,
+) -> HeartbeatFigures:
     """Send ``rounds`` rounds of OK heartbeats from every instance; time them.
 
     One untimed round first, so the agents' addresses and first health are
-    already written and the timed rounds show the steady state.
+    already written and the timed rounds show the steady state; ``warmed``
+    is called between the two.
     """
     epum = sim.epum
     ids = node_ids(sim)
@@ -114,6 +120,8 @@ def run_heartbeats(sim: Simulation, rounds: int, interval: float) -> HeartbeatFi
     for address, content in beats:
         epum.msg_heartbeat(address, content, timestamp=now)
     versions = record_versions(epum.store)
+    if warmed is not None:
+        warmed()
     started = time.perf_counter()
     for _ in range(rounds):
         now += interval
@@ -151,6 +159,7 @@ class ZooKeeperFigures:
     heartbeats: HeartbeatFigures
     zk_writes: int
     bare_sets_per_second: float
+    bare_gets_per_second: float
 
     @property
     def zk_writes_per_heartbeat(self) -> float:
@@ -158,23 +167,28 @@ class ZooKeeperFigures:
         return self.zk_writes / self.heartbeats.heartbeats
 
 
-def bare_sets_per_second(client: Any, base: str, znodes: int, sets: int) -> float:
-    """Sequential kazoo ``set``/s over ``znodes`` record-sized znodes."""
+def bare_rates(client: Any, base: str, znodes: int, ops: int) -> tuple[float, float]:
+    """Sequential kazoo ``set``/s and ``get``/s over ``znodes`` record-sized znodes."""
     record = {"instance_id": "x" * 36, "state": InstanceState.RUNNING, "pad": "y" * 400}
     data = json.dumps(record).encode()
     paths = [f"{base}/bare/n{i:05d}" for i in range(znodes)]
     for path in paths:
         client.create(path, data, makepath=True)
     started = time.perf_counter()
-    for i in range(sets):
+    for i in range(ops):
         client.set(paths[i % znodes], data)
-    return sets / (time.perf_counter() - started)
+    sets = ops / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for i in range(ops):
+        client.get(paths[i % znodes])
+    gets = ops / (time.perf_counter() - started)
+    return sets, gets
 
 
 def measure_zookeeper(
-    server: Any, instances: int, rounds: int, interval: float, sets: int
+    server: Any, instances: int, rounds: int, interval: float, ops: int
 ) -> ZooKeeperFigures:
-    """Facade heartbeats on a ZooKeeper store, the zxids they cost, and bare kazoo sets/s."""
+    """Facade heartbeats on a ZooKeeper store, the zxids they cost, and bare kazoo rates."""
     from epum.store.zookeeper import ZooKeeperEPUMStore
 
     base = unique_path("heartbeats")
@@ -182,20 +196,17 @@ def measure_zookeeper(
     store.initialize()
     client = kazoo_client(server.hosts)
     try:
+        marks: list[int] = []
         with populated(instances, store=store) as sim:
-            before = zxid(server)
-            # the untimed first round writes too; count only the timed rounds
-            figures = run_heartbeats(sim, rounds, interval)
-            after = zxid(server)
-        first_round = instances  # each instance's first heartbeat writes its record once
-        zk_writes = max(0, after - before - first_round)
-        bare = bare_sets_per_second(client, base, instances, sets)
+            figures = run_heartbeats(sim, rounds, interval, lambda: marks.append(zxid(server)))
+            zk_writes = zxid(server) - marks[0]
+        sets_rate, gets_rate = bare_rates(client, base, instances, ops)
     finally:
         store.shutdown()
         client.delete(base, recursive=True)
         client.stop()
         client.close()
-    return ZooKeeperFigures(figures, zk_writes, bare)
+    return ZooKeeperFigures(figures, zk_writes, sets_rate, gets_rate)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=5.0, help="simulated s between beats")
     parser.add_argument("--zk-instances", type=int, default=50)
     parser.add_argument("--zk-rounds", type=int, default=30)
-    parser.add_argument("--zk-sets", type=int, default=2000)
+    parser.add_argument("--zk-ops", type=int, default=2000, help="bare sets and gets")
     parser.add_argument("--no-zookeeper", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
@@ -243,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with zookeeper() as server:
             zk = measure_zookeeper(
-                server, args.zk_instances, args.zk_rounds, args.interval, args.zk_sets
+                server, args.zk_instances, args.zk_rounds, args.interval, args.zk_ops
             )
         hb = zk.heartbeats
         sizes = f"{args.zk_instances} instances x {args.zk_rounds} rounds"
@@ -257,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
                         "bare kazoo set",
                         f"{zk.bare_sets_per_second:10.0f} /s",
                         ratio(zk.bare_sets_per_second, hb.per_second),
+                    ),
+                    (
+                        "bare kazoo get",
+                        f"{zk.bare_gets_per_second:10.0f} /s",
+                        ratio(zk.bare_gets_per_second, hb.per_second),
                     ),
                 ]
             )
