@@ -1,0 +1,220 @@
+"""The epum worker: config -> logging -> store -> clients -> facade -> RPC server.
+
+``Worker(config).start()`` builds everything, initializes the facade and
+loads the configured initial definitions and domains; ``serve()`` answers
+RPC requests until ``stop()``; ``close()`` shuts the facade down (leaving
+the elections) and closes the broker connections.  ``run_worker`` does all
+of it with SIGTERM/SIGINT wired to ``stop()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import signal
+import threading
+from typing import Any
+
+from epum.config import Config
+from epum.errors import WriteConflictError
+from epum.messaging import (
+    Dispatcher,
+    DTRSClient,
+    EPUManagementClient,
+    EPUMOperations,
+    Names,
+    OpMetrics,
+    OUAgentClient,
+    ProvisionerClient,
+    RpcClient,
+    RpcServer,
+    SubscriberNotifier,
+    connection_from_settings,
+    mask_url,
+)
+from epum.messaging.connection import broker_url
+from epum.store import get_epum_store
+
+log = logging.getLogger(__name__)
+
+#: The console log used when the config has no ``logging`` section.
+DEFAULT_LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"call_context": {"()": "epum.messaging.context.CallContextFilter"}},
+    "formatters": {
+        "plain": {
+            "format": "%(asctime)s %(levelname)-7s %(name)s "
+            "[%(request_id)s %(op)s %(caller)s] %(message)s"
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "formatter": "plain",
+            "filters": ["call_context"],
+        }
+    },
+    "loggers": {"kombu": {"level": "WARNING"}, "amqp": {"level": "WARNING"}},
+    "root": {"level": "INFO", "handlers": ["console"]},
+}
+
+
+def configure_logging(config: Config) -> None:
+    """Apply the config's ``logging`` section (or the default), then ``log_level``."""
+    logging.config.dictConfig(config.logging or DEFAULT_LOGGING)
+    if config.log_level:
+        logging.getLogger().setLevel(config.log_level)
+    for warning in config.warnings:
+        log.warning("config: %s", warning)
+
+
+class Worker:
+    """One epum worker process's parts, built from a ``Config``."""
+
+    def __init__(self, config: Config, facade_factory: Any = None):
+        self.config = config
+        self._facade_factory = facade_factory
+        self._stop = threading.Event()
+        self.rpc: RpcClient | None = None
+        self.facade: Any = None
+        self.server: RpcServer | None = None
+
+    def start(self) -> None:
+        """Build the store, clients, facade and server; initialize; load initial state."""
+        cfg = self.config
+        names = Names(cfg.amqp.sysname, cfg.amqp.exchange)
+        service = cfg.epum.service_name
+        log.info(
+            "worker %s starting: service %s on %s (sysname %s), %s store",
+            cfg.worker_name,
+            service,
+            mask_url(broker_url(cfg.amqp)),
+            cfg.amqp.sysname or "-",
+            cfg.epum.persistence_type,
+        )
+        self.rpc = RpcClient(
+            connection_from_settings(cfg.amqp, name=f"{cfg.worker_name}:client"),
+            names,
+            sender=service,
+            timeout=cfg.amqp.rpc_timeout,
+        )
+        facade_conf = cfg.facade_conf()
+        store = get_epum_store(facade_conf)
+        store.initialize()
+        factory = self._facade_factory or _epum_management()
+        self.facade = factory(
+            facade_conf,
+            SubscriberNotifier(self.rpc),
+            ProvisionerClient(self.rpc, cfg.epum.provisioner_service_name),
+            OUAgentClient(self.rpc),
+            DTRSClient(self.rpc, cfg.epum.dtrs_service_name),
+            epum_client=EPUManagementClient(self.rpc, service),
+            store=store,
+            statsd_cfg=cfg.statsd_conf(),
+        )
+        self.facade.initialize()
+        self.load_initial_state()
+        ops = EPUMOperations(self.facade, cfg.epum.default_user)
+        self.server = RpcServer(
+            connection_from_settings(cfg.amqp, name=f"{cfg.worker_name}:server"),
+            names,
+            service,
+            Dispatcher(ops.table()),
+            prefetch=cfg.amqp.prefetch,
+            metrics=OpMetrics.from_config(cfg.statsd_conf()),
+        )
+
+    def load_initial_state(self) -> None:
+        """Add the configured definitions, then domains; existing ones are kept, bad ones
+        are logged and skipped."""
+        epum = self.config.epum
+        for def_id, definition in epum.initial_definitions.items():
+            try:
+                self.facade.msg_add_domain_definition(def_id, definition)
+                log.info("loaded initial definition %s", def_id)
+            except WriteConflictError:
+                log.info("initial definition %s already exists; kept", def_id)
+            except Exception:
+                log.exception("initial definition %s could not be loaded; skipped", def_id)
+        for dom_id, entry in epum.initial_domains.items():
+            owner = entry.get("caller") or epum.default_user
+            if not owner:
+                log.error("initial domain %s names no caller and there is no default_user", dom_id)
+                continue
+            try:
+                self.facade.msg_add_domain(
+                    owner, dom_id, entry["definition"], entry.get("config") or {}
+                )
+                log.info("loaded initial domain %s of %s", dom_id, owner)
+            except WriteConflictError:
+                log.info("initial domain %s of %s already exists; kept", dom_id, owner)
+            except Exception:
+                log.exception("initial domain %s could not be loaded; skipped", dom_id)
+
+    def serve(self) -> None:
+        """Answer requests until ``stop()`` (returns after the message in hand)."""
+        assert self.server is not None, "start() first"
+        if not self._stop.is_set():
+            self.server.run()
+
+    def stop(self) -> None:
+        """Stop taking messages; safe from a signal handler or another thread."""
+        self._stop.set()
+        if self.server is not None:
+            self.server.stop()
+
+    def close(self) -> None:
+        """Shut the facade down (leaves the elections) and close broker connections."""
+        if self.facade is not None:
+            try:
+                self.facade.shutdown()
+            except Exception:
+                log.exception("facade shutdown failed")
+        if self.server is not None:
+            self.server.connection.release()
+        if self.rpc is not None:
+            self.rpc.close()
+        log.info("worker %s stopped", self.config.worker_name)
+
+
+def _epum_management() -> Any:
+    from epum.management import EPUManagement
+
+    return EPUManagement
+
+
+class _Interrupted(Exception):
+    """A stop signal arrived while the worker was not consuming (starting, reconnecting)."""
+
+
+def run_worker(config: Config) -> int:
+    """Run a worker until SIGTERM/SIGINT; 0 on a clean stop.
+
+    While consuming, a signal stops the intake and lets the message in hand
+    finish; while starting or waiting for the broker, it interrupts at once.
+    Either way the facade is shut down and the connections closed.
+    """
+    configure_logging(config)
+    worker = Worker(config)
+    closing = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        worker.stop()
+        consuming = worker.server is not None and worker.server.ready.is_set()
+        if not consuming and not closing.is_set():
+            raise _Interrupted()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        worker.start()
+        worker.serve()
+    except _Interrupted:
+        log.info("stopped before serving")
+    finally:
+        closing.set()
+        worker.close()
+    return 0

@@ -1,0 +1,218 @@
+"""The epum-worker daemon as a subprocess with a config file, and epumctl against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from epum.messaging import EPUManagementClient, NoSuchServiceError, RpcClient
+from epum.messaging.connection import make_connection
+from epum.messaging.names import Names
+from tests import rabbit
+from tests.rabbit import close_connections_named
+
+pytestmark = pytest.mark.rabbitmq
+
+amqp_url = rabbit.amqp_url
+names = rabbit.names
+
+BIN = Path(sys.executable).parent
+
+
+class Daemon:
+    """One epum-worker process and a client to talk to it."""
+
+    def __init__(self, proc: subprocess.Popen, client: EPUManagementClient, worker_name: str):
+        self.proc = proc
+        self.client = client
+        self.worker_name = worker_name
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> tuple[int, float, str]:
+        """Signal the worker; (exit code, seconds to exit, its log)."""
+        started = time.monotonic()
+        self.proc.send_signal(sig)
+        try:
+            _, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+            pytest.fail(f"the worker did not exit within {timeout} s:\n{err}")
+        return self.proc.returncode, time.monotonic() - started, err
+
+
+def write_config(path: Path, names: Names, worker_name: str) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "server": {"amqp": {"sysname": names.sysname, "heartbeat": 10}},
+                "epumanagement": {
+                    "default_user": "ops",
+                    "initial_definitions": {
+                        "def1": {
+                            "general": {"engine_class": "simplest"},
+                            "engine_conf": {"epuworker_type": "dt", "force_site": "site1"},
+                        }
+                    },
+                    "initial_domains": {
+                        "broken": {"definition": "no-such-definition", "config": {}},
+                        "dom1": {
+                            "definition": "def1",
+                            "config": {"engine_conf": {"preserve_n": 0}},
+                        },
+                    },
+                },
+                "worker_name": worker_name,
+                "log_level": "INFO",
+            }
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def daemon(amqp_url: str, names: Names, tmp_path: Path) -> Iterator[Daemon]:
+    worker_name = f"{names.sysname}-w1"
+    config = write_config(tmp_path / "epum.yaml", names, worker_name)
+    env = {**os.environ, "EPUM_AMQP_URL": amqp_url}
+    proc = subprocess.Popen(
+        [str(BIN / "epum-worker"), "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    rpc = RpcClient(make_connection(amqp_url), names, "tester", timeout=5)
+    client = EPUManagementClient(rpc)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.list_domain_definitions()
+                break
+            except NoSuchServiceError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    pytest.fail(f"the worker never answered:\n{proc.communicate()[1]}")
+                time.sleep(0.1)
+        yield Daemon(proc, client, worker_name)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        rpc.close()
+
+
+def epumctl(amqp_url: str, names: Names, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "epumctl"), "--amqp-url", amqp_url, "--sysname", names.sysname, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_the_daemon_answers_and_stops_cleanly_on_sigterm(daemon):
+    assert daemon.client.list_domain_definitions() == ["def1"]
+    assert daemon.client.list_domains() == ["dom1"]  # the broken one was skipped
+    assert daemon.client.describe_domain("dom1")["name"] == "dom1"
+    code, seconds, log = daemon.stop()
+    assert code == 0
+    assert seconds < 5
+    assert "initial domain broken could not be loaded" in log
+    assert "received SIGTERM" in log
+    assert "guest:guest" not in log  # the broker password is masked
+    assert "guest:****@" in log
+
+
+def test_sigint_also_stops_cleanly(daemon):
+    code, seconds, _ = daemon.stop(signal.SIGINT)
+    assert (code, seconds < 5) == (0, True)
+
+
+def test_the_daemon_survives_its_broker_connection_closed(daemon):
+    assert close_connections_named(f"{daemon.worker_name}:server") == 1
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            assert daemon.client.list_domains(caller="ops") == ["dom1"]
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    assert daemon.proc.poll() is None
+    code, _, log = daemon.stop()
+    assert code == 0
+    assert log.count("connected to broker") == 2, log  # at start, and after the cut
+
+
+def test_epumctl_runs_operations_and_prints_json(amqp_url, names, daemon, tmp_path):
+    listed = epumctl(amqp_url, names, "list-definitions")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == ["def1"]
+
+    definition = tmp_path / "def2.yaml"
+    definition.write_text("general: {engine_class: simplest}\nengine_conf: {epuworker_type: dt}\n")
+    added = epumctl(amqp_url, names, "add-definition", "def2", str(definition))
+    assert added.returncode == 0, added.stderr
+    assert daemon.client.list_domain_definitions() == ["def1", "def2"]
+
+    domain_config = tmp_path / "dom.yaml"
+    domain_config.write_text("engine_conf: {preserve_n: 0}\n")
+    created = epumctl(
+        amqp_url,
+        names,
+        "--caller",
+        "alice",
+        "add-domain",
+        "dom2",
+        "--definition",
+        "def2",
+        "--config",
+        str(domain_config),
+    )
+    assert created.returncode == 0, created.stderr
+    described = epumctl(amqp_url, names, "--caller", "alice", "describe-domain", "dom2")
+    assert json.loads(described.stdout)["name"] == "dom2"
+
+    missing = epumctl(amqp_url, names, "remove-definition", "nope")
+    assert missing.returncode == 1
+    assert "NotFoundError" in missing.stderr
+    assert missing.stdout == ""
+
+
+def test_epumctl_reports_a_service_that_is_not_running(amqp_url, names):
+    result = epumctl(amqp_url, names, "list-domains")
+    assert result.returncode == 1
+    assert "NoSuchServiceError" in result.stderr
+
+
+def test_sigterm_while_the_broker_is_unreachable_still_exits_promptly(names, tmp_path):
+    config = write_config(tmp_path / "epum.yaml", names, f"{names.sysname}-lonely")
+    env = {**os.environ, "EPUM_AMQP_URL": "amqp://guest:secret@127.0.0.1:1//"}
+    proc = subprocess.Popen(
+        [str(BIN / "epum-worker"), "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.5)  # started, now retrying the broker with backoff
+        assert proc.poll() is None
+        code, seconds, log = Daemon(proc, None, "").stop()  # type: ignore[arg-type]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert code == 0 and seconds < 5
+    assert "secret" not in log
