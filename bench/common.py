@@ -53,6 +53,27 @@ def time_runs(fn: Callable[[], Any], runs: int, warmup: int = 1) -> Timing:
     return Timing(tuple(samples))
 
 
+def time_interleaved(
+    fns: dict[str, Callable[[], Any]], runs: int, warmup: int = 1
+) -> dict[str, Timing]:
+    """Like ``time_runs`` for several things at once, taking turns run by run.
+
+    Taking turns spreads any change in the machine's load (other processes,
+    the servers' own housekeeping) evenly over everything measured, so the
+    ratios between them stay meaningful on a busy machine.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            started = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - started)
+    return {name: Timing(tuple(values)) for name, values in samples.items()}
+
+
 def ms(seconds: float) -> str:
     """Seconds as milliseconds, for a table."""
     return f"{seconds * 1000:9.3f} ms"

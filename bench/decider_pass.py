@@ -28,7 +28,7 @@ from bench.common import (
     ms,
     ratio,
     table,
-    time_runs,
+    time_interleaved,
     unique_path,
     znodes_under,
     zookeeper,
@@ -101,13 +101,18 @@ def measure_memory(domains: int, instances: int, passes: int) -> MemoryFigures:
     with populated(domains, instances) as sim:
         store = sim.epum.store
         records = [r.to_dict() for d in store.get_all_domains() for r in d.get_instances()]
-        decider = time_runs(sim.epum._run_decisions, passes)
-        reads = time_runs(store_reads(store), passes)
-        plain = time_runs(plain_loop(records), passes)
+        timings = time_interleaved(
+            {
+                "decider": sim.epum._run_decisions,
+                "reads": store_reads(store),
+                "plain": plain_loop(records),
+            },
+            passes,
+        )
         launched = len(sim.provisioner.requests)
     if launched != domains * instances:
         raise RuntimeError("a steady-state pass launched instances; the benchmark is wrong")
-    return MemoryFigures(decider, reads, plain)
+    return MemoryFigures(timings["decider"], timings["reads"], timings["plain"])
 
 
 @dataclass
@@ -129,20 +134,19 @@ def measure_zookeeper(hosts: str, domains: int, instances: int, passes: int) -> 
     client = kazoo_client(hosts)
     try:
         with populated(domains, instances, store=store) as sim:
-            decider = time_runs(sim.epum._run_decisions, passes)
-        paths = znodes_under(client, f"{base}/domains")
+            paths = znodes_under(client, f"{base}/domains")
 
-        def bare() -> None:
-            for path in paths:
-                client.get(path)
+            def bare() -> None:
+                for path in paths:
+                    client.get(path)
 
-        bare_gets = time_runs(bare, passes)
+            timings = time_interleaved({"decider": sim.epum._run_decisions, "bare": bare}, passes)
     finally:
         store.shutdown()
         client.delete(base, recursive=True)
         client.stop()
         client.close()
-    return ZooKeeperFigures(decider, bare_gets, len(paths))
+    return ZooKeeperFigures(timings["decider"], timings["bare"], len(paths))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,6 @@ from bench.common import (
     kazoo_client,
     ratio,
     table,
-    time_runs,
     unique_path,
     zookeeper,
     zookeeper_store_available,
@@ -105,13 +104,14 @@ def run_heartbeats(
     sim: Simulation,
     rounds: int,
     interval: float,
-    warmed: Callable[[], None] | None = None,
+    between: Callable[[], None] | None = None,
 ) -> HeartbeatFigures:
     """Send ``rounds`` rounds of OK heartbeats from every instance; time them.
 
     One untimed round first, so the agents' addresses and first health are
-    already written and the timed rounds show the steady state; ``warmed``
-    is called between the two.
+    already written and the timed rounds show the steady state.  ``between``
+    runs after each timed round (outside the timing): the bare measurements
+    take turns with the heartbeats that way.
     """
     epum = sim.epum
     ids = node_ids(sim)
@@ -120,41 +120,61 @@ def run_heartbeats(
     for address, content in beats:
         epum.msg_heartbeat(address, content, timestamp=now)
     versions = record_versions(epum.store)
-    if warmed is not None:
-        warmed()
-    started = time.perf_counter()
+    seconds = 0.0
     for _ in range(rounds):
         now += interval
+        started = time.perf_counter()
         for address, content in beats:
             epum.msg_heartbeat(address, content, timestamp=now)
-    seconds = time.perf_counter() - started
+        seconds += time.perf_counter() - started
+        if between is not None:
+            between()
     writes = record_versions(epum.store) - versions
     return HeartbeatFigures(rounds * len(beats), seconds, writes)
 
 
-def bare_memory_lookups(store: EPUMStore, ids: list[str]) -> Callable[[], None]:
-    """The least a heartbeat needs, in a bare loop: the index, then the record."""
+class BareRate:
+    """Accumulates timed rounds of a bare operation into a rate per second."""
 
-    def run() -> None:
-        for instance_id in ids:
-            domain = store.get_domain_for_instance_id(instance_id)
-            domain.get_instance(instance_id)
+    def __init__(self, op: Callable[[str], Any], keys: list[str]):
+        self.op = op
+        self.keys = keys
+        self.count = 0
+        self.seconds = 0.0
 
-    return run
+    def round(self) -> None:
+        """Apply the operation to every key once, timed."""
+        started = time.perf_counter()
+        for key in self.keys:
+            self.op(key)
+        self.seconds += time.perf_counter() - started
+        self.count += len(self.keys)
+
+    @property
+    def per_second(self) -> float:
+        """Operations per wall-clock second so far."""
+        return self.count / self.seconds if self.seconds else 0.0
 
 
 def measure_memory(instances: int, rounds: int, interval: float) -> tuple[HeartbeatFigures, float]:
-    """Facade heartbeats on the memory store, and bare lookups/s of the same records."""
+    """Facade heartbeats on the memory store, and bare lookups/s of the same records.
+
+    The bare lookup is the least a heartbeat needs: the index, then the record.
+    """
     with populated(instances) as sim:
-        figures = run_heartbeats(sim, rounds, interval)
-        ids = node_ids(sim)
-        bare = time_runs(bare_memory_lookups(sim.epum.store, ids), max(1, rounds // 4))
-    return figures, len(ids) / bare.median
+        store = sim.epum.store
+
+        def lookup(instance_id: str) -> None:
+            store.get_domain_for_instance_id(instance_id).get_instance(instance_id)
+
+        bare = BareRate(lookup, node_ids(sim))
+        figures = run_heartbeats(sim, rounds, interval, bare.round)
+    return figures, bare.per_second
 
 
 @dataclass
 class ZooKeeperFigures:
-    """Facade heartbeats on ZooKeeper and the bare kazoo set rate."""
+    """Facade heartbeats on ZooKeeper, the write transactions they cost, bare kazoo rates."""
 
     heartbeats: HeartbeatFigures
     zk_writes: int
@@ -167,46 +187,45 @@ class ZooKeeperFigures:
         return self.zk_writes / self.heartbeats.heartbeats
 
 
-def bare_rates(client: Any, base: str, znodes: int, ops: int) -> tuple[float, float]:
-    """Sequential kazoo ``set``/s and ``get``/s over ``znodes`` record-sized znodes."""
-    record = {"instance_id": "x" * 36, "state": InstanceState.RUNNING, "pad": "y" * 400}
-    data = json.dumps(record).encode()
-    paths = [f"{base}/bare/n{i:05d}" for i in range(znodes)]
-    for path in paths:
-        client.create(path, data, makepath=True)
-    started = time.perf_counter()
-    for i in range(ops):
-        client.set(paths[i % znodes], data)
-    sets = ops / (time.perf_counter() - started)
-    started = time.perf_counter()
-    for i in range(ops):
-        client.get(paths[i % znodes])
-    gets = ops / (time.perf_counter() - started)
-    return sets, gets
-
-
 def measure_zookeeper(
-    server: Any, instances: int, rounds: int, interval: float, ops: int
+    server: Any, instances: int, rounds: int, interval: float
 ) -> ZooKeeperFigures:
-    """Facade heartbeats on a ZooKeeper store, the zxids they cost, and bare kazoo rates."""
+    """Facade heartbeats on a ZooKeeper store, the zxids they cost, and bare kazoo rates.
+
+    After each round of heartbeats, a round of bare sets and one of bare gets
+    of as many record-sized znodes; the sets' own transactions are taken off
+    the zxid count.
+    """
     from epum.store.zookeeper import ZooKeeperEPUMStore
 
     base = unique_path("heartbeats")
     store = ZooKeeperEPUMStore(hosts=server.hosts, base_path=base)
     store.initialize()
     client = kazoo_client(server.hosts)
+    record = {"instance_id": "x" * 36, "state": InstanceState.RUNNING, "pad": "y" * 400}
+    data = json.dumps(record).encode()
+    paths = [f"{base}/bare/n{i:05d}" for i in range(instances)]
     try:
-        marks: list[int] = []
+        for path in paths:
+            client.create(path, data, makepath=True)
+        sets = BareRate(lambda path: client.set(path, data), paths)
+        gets = BareRate(client.get, paths)
+
+        def bare_round() -> None:
+            sets.round()
+            gets.round()
+
         with populated(instances, store=store) as sim:
-            figures = run_heartbeats(sim, rounds, interval, lambda: marks.append(zxid(server)))
-            zk_writes = zxid(server) - marks[0]
-        sets_rate, gets_rate = bare_rates(client, base, instances, ops)
+            before = zxid(server)
+            figures = run_heartbeats(sim, rounds, interval, bare_round)
+            # the untimed first round wrote every record once
+            zk_writes = zxid(server) - before - sets.count - instances
     finally:
         store.shutdown()
         client.delete(base, recursive=True)
         client.stop()
         client.close()
-    return ZooKeeperFigures(figures, zk_writes, sets_rate, gets_rate)
+    return ZooKeeperFigures(figures, zk_writes, sets.per_second, gets.per_second)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,7 +236,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=5.0, help="simulated s between beats")
     parser.add_argument("--zk-instances", type=int, default=50)
     parser.add_argument("--zk-rounds", type=int, default=30)
-    parser.add_argument("--zk-ops", type=int, default=2000, help="bare sets and gets")
     parser.add_argument("--no-zookeeper", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
@@ -253,9 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         print("ZooKeeper: skipped (epum.store.zookeeper is not in this tree yet)")
     else:
         with zookeeper() as server:
-            zk = measure_zookeeper(
-                server, args.zk_instances, args.zk_rounds, args.interval, args.zk_ops
-            )
+            zk = measure_zookeeper(server, args.zk_instances, args.zk_rounds, args.interval)
         hb = zk.heartbeats
         sizes = f"{args.zk_instances} instances x {args.zk_rounds} rounds"
         print(f"heartbeats, ZooKeeper store: {sizes}")

@@ -8,9 +8,9 @@
   with ``reply_to=amq.rabbitmq.reply-to`` and waits on a reply consumer kept
   for the whole run: the least a broker round trip costs.
 
-Both servers run in threads of this process.  p50 and p99 of each, and the
-ratio epum / bare, are printed.  Everything lives under a fresh sysname
-whose queues are deleted afterwards.
+Both servers run in threads of this process; the two take turns call by
+call.  p50 and p99 of each, and the ratio epum / bare, are printed.
+Everything lives under a fresh sysname whose queues are deleted afterwards.
 
 Run: ``.venv/bin/python -m bench.rpc [--calls N]`` (RabbitMQ at
 ``EPUM_TEST_AMQP_URL``, started locally if none answers).
@@ -24,11 +24,11 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from kombu import Connection, Consumer, Producer, Queue
 
-from bench.common import Timing, ms, ratio, table, time_runs
+from bench.common import Timing, ms, ratio, table, time_interleaved
 from epum.management import EPUManagement
 from epum.messaging import (
     Dispatcher,
@@ -88,15 +88,16 @@ def epum_service(url: str, names: Names) -> Iterator[EPUManagement]:
         facade.shutdown()
 
 
-def measure_epum(url: str, names: Names, calls: int, warmup: int) -> Timing:
-    """Round trips of ``list_domains`` to a served facade."""
+@contextlib.contextmanager
+def epum_caller(url: str, names: Names) -> Iterator[Callable[[], object]]:
+    """A served facade, and a function making one ``list_domains`` round trip to it."""
     with epum_service(url, names):
         rpc = RpcClient(make_connection(url, name=f"{names.sysname}-client"), names, "bench")
         try:
             client = EPUManagementClient(rpc, SERVICE, timeout=10)
             if client.list_domains(caller="bench") != ["dom"]:
                 raise RuntimeError("list_domains did not answer as expected")
-            return time_runs(lambda: client.list_domains(caller="bench"), calls, warmup)
+            yield lambda: client.list_domains(caller="bench")
         finally:
             rpc.close()
 
@@ -190,8 +191,9 @@ class BareClient:
         self.conn.release()
 
 
-def measure_bare(url: str, names: Names, calls: int, warmup: int) -> Timing:
-    """Round trips of a small JSON body through the bare echo."""
+@contextlib.contextmanager
+def bare_caller(url: str, names: Names) -> Iterator[Callable[[], object]]:
+    """A bare echo server, and a function making one round trip to it."""
     queue_name = names.qualify("bare-echo")
     body = {"op": "list_domains", "args": {"caller": "bench"}}
     with BareEcho(url, queue_name):
@@ -199,22 +201,22 @@ def measure_bare(url: str, names: Names, calls: int, warmup: int) -> Timing:
         try:
             if client.call(body) != body:
                 raise RuntimeError("the bare echo did not echo")
-            return time_runs(lambda: client.call(body), calls, warmup)
+            yield lambda: client.call(body)
         finally:
             client.close()
 
 
 def measure(url: str, calls: int, warmup: int = 50) -> tuple[Timing, Timing]:
-    """(epum, bare) round-trip timings, under a fresh sysname cleaned up afterwards."""
+    """(epum, bare) round-trip timings, taking turns call by call, under a fresh sysname."""
     from tests.rabbit import delete_namespace
 
     names = Names(sysname=f"bench{uuid.uuid4().hex[:10]}")
     try:
-        bare = measure_bare(url, names, calls, warmup)
-        epum = measure_epum(url, names, calls, warmup)
+        with bare_caller(url, names) as bare, epum_caller(url, names) as epum:
+            timings = time_interleaved({"epum": epum, "bare": bare}, calls, warmup)
     finally:
         delete_namespace(url, names)
-    return epum, bare
+    return timings["epum"], timings["bare"]
 
 
 def ensure_broker(url: str) -> None:
