@@ -145,7 +145,7 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
         if args.sysname:
             amqp = dataclasses.replace(amqp, sysname=args.sysname)
         rpc = RpcClient(
-            connection_from_settings(dataclasses.replace(amqp, heartbeat=0), name="epumctl"),
+            connection_from_settings(amqp, name="epumctl", heartbeat=False),
             Names(amqp.sysname, amqp.exchange),
             sender="epumctl",
             timeout=args.timeout,

@@ -95,7 +95,7 @@ class Worker:
             cfg.epum.persistence_type,
         )
         self.rpc = RpcClient(
-            connection_from_settings(cfg.amqp, name=f"{cfg.worker_name}:client"),
+            connection_from_settings(cfg.amqp, name=f"{cfg.worker_name}:client", heartbeat=False),
             names,
             sender=service,
             timeout=cfg.amqp.rpc_timeout,
@@ -174,6 +174,7 @@ class Worker:
                 log.exception("facade shutdown failed")
         if self.server is not None:
             self.server.connection.release()
+            self.server.metrics.close()
         if self.rpc is not None:
             self.rpc.close()
         log.info("worker %s stopped", self.config.worker_name)

@@ -3,19 +3,22 @@
 Requests go out through a kombu ``ProducerPool`` of this client's own
 connections, so the client is safe to share between threads.  A call
 listens on RabbitMQ's direct reply-to (``amq.rabbitmq.reply-to``, no reply
-queue to declare) on the producer's channel, publishes with ``mandatory`` so
-that a service without a queue fails fast (``NoSuchServiceError``) instead of
-timing out, and sets the request's TTL to the call's timeout so a request
-nobody answered in time is never run late.  Sending is retried across a
-broken connection (kombu ``ensure``); a connection lost while waiting for
-the reply is reported, never retried, because the request may have run.
+queue to declare) with a consumer kept on each pooled producer's channel,
+publishes with ``mandatory`` so that a service without a queue fails fast
+(``NoSuchServiceError``) instead of timing out, and sets the request's TTL
+to the call's timeout so a request nobody answered in time is never run
+late.  Sending is retried across a broken connection (kombu ``ensure``); a
+connection lost while waiting for the reply is reported, never retried,
+because the request may have run.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+import weakref
 from typing import Any
 
 from kombu import Connection, Consumer, Producer, Queue
@@ -64,6 +67,10 @@ class RpcClient:
         self._producers = ProducerPool(self._connections, limit=pool_limit)
         self._exchange = exchange(names)
         self._reply_queue = Queue(DIRECT_REPLY_TO, no_ack=True)
+        self._listeners: weakref.WeakKeyDictionary[Any, _ReplyListener] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
         self._retry = {
             "max_retries": connect_retries,
             "interval_start": 0.2,
@@ -87,7 +94,7 @@ class RpcClient:
                 self._ensure_connected(conn)
                 state = _PendingCall(uuid.uuid4().hex)
                 send = conn.ensure(producer, self._send_call, **self._retry)
-                consumer = send(producer, state, service, op, body, timeout)
+                listener = send(producer, state, service, op, body, timeout)
             except self._errors as exc:
                 raise self._unavailable(service, op, exc) from exc
             try:
@@ -99,7 +106,7 @@ class RpcClient:
                     f"connection lost waiting for {service}.{op}; it may or may not have run: {exc}"
                 ) from exc
             finally:
-                self._finish(producer, consumer, state)
+                self._finish(listener)
         try:
             body = state.reply.decode()
         except Exception as exc:  # kombu refuses anything but JSON
@@ -143,33 +150,30 @@ class RpcClient:
 
     def _send_call(
         self, producer: Producer, state: _PendingCall, service: str, op: str, body: str, ttl: float
-    ) -> Consumer:
-        """Listen on direct reply-to, then publish; returns the reply consumer."""
-        channel = producer.channel
-        consumer = Consumer(
-            channel,
-            queues=[self._reply_queue],
-            on_message=state.on_reply,
-            no_ack=True,
-            accept=["json"],
-            auto_declare=False,
+    ) -> _ReplyListener:
+        """Make ``state`` the call in flight on the producer's channel, then publish."""
+        listener = self._listener_for(producer.channel)
+        listener.pending = state
+        producer.publish(
+            body,
+            **self._publish_options(service),
+            reply_to=DIRECT_REPLY_TO,
+            correlation_id=state.correlation_id,
+            mandatory=True,
+            expiration=ttl,
         )
-        channel.events["basic_return"].add(state.on_return)
-        try:
-            consumer.consume()
-            producer.publish(
-                body,
-                **self._publish_options(service),
-                reply_to=DIRECT_REPLY_TO,
-                correlation_id=state.correlation_id,
-                mandatory=True,
-                expiration=ttl,
-            )
-        except BaseException:
-            channel.events["basic_return"].discard(state.on_return)
-            raise
         log.debug("called %s.%s (%s)", service, op, state.correlation_id)
-        return consumer
+        return listener
+
+    def _listener_for(self, channel: Any) -> _ReplyListener:
+        """The channel's reply listener, started on first use (one per pooled channel)."""
+        with self._lock:
+            listener = self._listeners.get(channel)
+        if listener is None:
+            listener = _ReplyListener(channel, self._reply_queue)
+            with self._lock:
+                self._listeners[channel] = listener
+        return listener
 
     def _wait(
         self, conn: Connection, state: _PendingCall, service: str, op: str, deadline: float
@@ -188,13 +192,10 @@ class RpcClient:
             except TimeoutError:
                 continue
 
-    def _finish(self, producer: Producer, consumer: Consumer, state: _PendingCall) -> None:
-        """Stop listening for this call's reply; a broken channel is left to the next ensure."""
-        try:
-            producer.channel.events["basic_return"].discard(state.on_return)
-            consumer.cancel()
-        except self._errors:
-            log.debug("could not cancel the reply consumer", exc_info=True)
+    @staticmethod
+    def _finish(listener: _ReplyListener) -> None:
+        """This call is no longer in flight: a late reply to it is dropped."""
+        listener.pending = None
 
     def _unavailable(self, service: str, op: str, exc: BaseException) -> BrokerUnavailableError:
         url = mask_url(self._connection.as_uri(include_password=True))
@@ -217,3 +218,35 @@ class _PendingCall:
         props = getattr(message, "properties", None) or {}
         if props.get("correlation_id") in (None, self.correlation_id):
             self.returned = True
+
+
+class _ReplyListener:
+    """A direct reply-to consumer kept on one channel for its lifetime.
+
+    The channel belongs to one pooled producer, used by one call at a time,
+    so at most one call is ``pending``; replies and returns for anything
+    else (a call that timed out) are dropped.
+    """
+
+    def __init__(self, channel: Any, queue: Queue):
+        self.pending: _PendingCall | None = None
+        self.consumer = Consumer(
+            channel,
+            queues=[queue],
+            on_message=self._on_reply,
+            no_ack=True,
+            accept=["json"],
+            auto_declare=False,
+        )
+        channel.events["basic_return"].add(self._on_return)
+        self.consumer.consume()
+
+    def _on_reply(self, message: Any) -> None:
+        pending = self.pending
+        if pending is not None:
+            pending.on_reply(message)
+
+    def _on_return(self, *args: Any) -> None:
+        pending = self.pending
+        if pending is not None:
+            pending.on_return(*args)

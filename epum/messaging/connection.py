@@ -60,9 +60,21 @@ def make_connection(
     )
 
 
-def connection_from_settings(amqp: AmqpSettings, name: str | None = None) -> Connection:
-    """A kombu Connection for ``server.amqp`` (with its heartbeat and ssl)."""
-    return make_connection(broker_url(amqp), heartbeat=amqp.heartbeat, ssl=amqp.ssl, name=name)
+def connection_from_settings(
+    amqp: AmqpSettings, name: str | None = None, *, heartbeat: bool = True
+) -> Connection:
+    """A kombu Connection for ``server.amqp`` (its ssl; its heartbeat unless told not to).
+
+    Only a consuming connection should have heartbeats: the consumer loop
+    checks them, while an idle client connection with heartbeats would be
+    closed by the broker for missing them.
+    """
+    return make_connection(
+        broker_url(amqp),
+        heartbeat=amqp.heartbeat if heartbeat else None,
+        ssl=amqp.ssl,
+        name=name,
+    )
 
 
 def exchange(names: Names) -> Exchange:

@@ -55,6 +55,12 @@ class OpMetrics:
             self._send("incr", f"rpc.{op}.calls")
             self._send("timing", f"rpc.{op}.time", (time.perf_counter() - start) * 1000.0)
 
+    def close(self) -> None:
+        """Release the statsd socket."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
     def _send(self, kind: str, *args: Any) -> None:
         try:
             getattr(self._client, kind)(*args)

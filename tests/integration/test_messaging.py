@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import threading
 import time
@@ -28,6 +29,7 @@ from epum.messaging import (
     RpcTimeoutError,
 )
 from epum.messaging.connection import exchange, make_connection, service_queue
+from epum.messaging.context import CallContextFilter, current
 from epum.messaging.names import Names
 from tests import rabbit
 from tests.rabbit import close_connections_named, running
@@ -60,6 +62,7 @@ class Service:
             "conflict": self.conflict,
             "unlisted": self.unlisted,
             "unserializable": self.unserializable,
+            "context": self.context,
         }
 
     def echo(self, value=None):
@@ -88,6 +91,11 @@ class Service:
 
     def unlisted(self):
         raise KeyError("weird")
+
+    def context(self):
+        ctx = current()
+        logging.getLogger("epum.test.handler").info("handling")
+        return {"request_id": ctx.request_id, "op": ctx.op, "sender": ctx.sender}
 
     def unserializable(self):
         return {"when": object()}
@@ -235,6 +243,29 @@ def test_a_result_that_does_not_serialize_is_an_error_reply(make_server, service
         with pytest.raises(RemoteError, match="does not serialize to JSON"):
             client.call(SERVICE, "unserializable")
         assert client.call(SERVICE, "echo", value="alive") == "alive"
+
+
+def test_the_call_context_follows_the_request_into_the_handler_and_its_logs(
+    make_server, service, client, caplog
+):
+    context_filter = CallContextFilter()
+    caplog.handler.addFilter(context_filter)
+    try:
+        with (
+            caplog.at_level(logging.INFO, logger="epum.test.handler"),
+            running(make_server(service)),
+        ):
+            first = client.call(SERVICE, "context")
+            second = client.call(SERVICE, "context")
+    finally:
+        caplog.handler.removeFilter(context_filter)
+    assert first["op"] == "context" and first["sender"] == "tester"
+    assert first["request_id"] and first["request_id"] != second["request_id"]
+    logged = [r for r in caplog.records if r.name == "epum.test.handler"]
+    assert [(r.request_id, r.op) for r in logged] == [
+        (first["request_id"], "context"),
+        (second["request_id"], "context"),
+    ]
 
 
 def test_no_queue_fails_fast(make_server, service, client):

@@ -1,0 +1,56 @@
+"""Per-op statsd metrics: a counter and a timing per handled op (a UDP socket as statsd)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from epum.messaging.metrics import OpMetrics
+
+
+@pytest.fixture
+def statsd_socket() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(2)
+    yield sock
+    sock.close()
+
+
+def received(sock: socket.socket, count: int) -> list[str]:
+    lines: list[str] = []
+    while len(lines) < count:
+        lines.extend(sock.recv(4096).decode().splitlines())
+    return lines
+
+
+def test_an_op_is_counted_and_timed(statsd_socket):
+    port = statsd_socket.getsockname()[1]
+    metrics = OpMetrics.from_config({"host": "127.0.0.1", "port": port, "prefix": "epum"})
+    with metrics.measure("list_domains"):
+        pass
+    metrics.close()
+    lines = received(statsd_socket, 2)
+    assert "epum.rpc.list_domains.calls:1|c" in lines
+    assert any(
+        line.startswith("epum.rpc.list_domains.time:") and line.endswith("|ms") for line in lines
+    )
+
+
+def test_a_failed_op_is_also_counted_as_an_error(statsd_socket):
+    port = statsd_socket.getsockname()[1]
+    metrics = OpMetrics.from_config({"host": "127.0.0.1", "port": port, "prefix": "p"})
+    with pytest.raises(ValueError), metrics.measure("add_domain"):
+        raise ValueError("x")
+    metrics.close()
+    lines = received(statsd_socket, 3)
+    assert {"p.rpc.add_domain.errors:1|c", "p.rpc.add_domain.calls:1|c"} <= set(lines)
+
+
+def test_without_statsd_nothing_is_sent():
+    metrics = OpMetrics.from_config(None)
+    with metrics.measure("op"):
+        value = 1
+    assert value == 1
