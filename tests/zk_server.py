@@ -131,6 +131,8 @@ class ZooKeeperServer:
                     "admin.enableServer=false",
                     "4lw.commands.whitelist=srvr,ruok,cons,stat",
                     "maxClientCnxns=0",
+                    # Tests need no durability against power loss: skip the fsyncs.
+                    "forceSync=no",
                     "",
                 ]
             )
@@ -498,7 +500,11 @@ def zk_base_path(request, zk_server: ZooKeeperServer) -> Iterator[str]:
 
 @pytest.fixture
 def zk_proxy(zk_server: ZooKeeperServer) -> Iterator[TcpProxy]:
-    """A ``TcpProxy`` to the session server, closed after the test."""
+    """A ``TcpProxy`` to the session server, closed after the test.
+
+    Ask for it before ``zk_store_factory`` so the stores behind it shut
+    down while it still forwards (fixtures are torn down in reverse).
+    """
     proxy = TcpProxy(zk_server.host, zk_server.port)
     yield proxy
     proxy.close()

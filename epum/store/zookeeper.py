@@ -21,12 +21,15 @@ a ``WriteConflictError``, a missing record ``NotFoundError``); merges
 retrying lost races themselves; writes that span znodes are transactions
 (``add_domain`` creates the whole domain, ``add_instance`` the record with
 its index entry, ``remove_instance`` deletes both).  Each operation runs
-under a ``KazooRetry`` bounded by the session timeout; a create retried
-after a connection loss may already have succeeded, so the znodes it makes
-carry a random token and a retry that finds its own token is a success,
-and a compare-and-set retried the same way succeeds if the znode holds our
-data at the next version.  When ZooKeeper cannot be reached in time an
-operation raises ``StoreUnavailableError``.
+under a ``KazooRetry``, and it and every kazoo call in it are bounded by
+the session timeout (kazoo itself would wait for a reconnection forever).
+A create retried after a connection loss may already have succeeded, so
+the znodes it makes carry a random token and a retry that finds its own
+token is a success; a compare-and-set retried the same way succeeds if the
+znode holds our data at the next version.  When ZooKeeper cannot be
+reached in time an operation raises ``StoreUnavailableError``; a write's
+outcome is then unknown (it may still be applied once the connection comes
+back), so the caller re-reads before trying again, as after a conflict.
 
 Reads.  ``/domains`` is mirrored by kazoo's ``TreeCache``, kept fresh by
 watches, so ``get_all_domains``, ``list_domains_by_owner``, the config,
@@ -68,19 +71,18 @@ timeout.
 from __future__ import annotations
 
 import contextlib
-import copy
-import json
 import logging
 import os
 import posixpath
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
-from kazoo.client import KazooClient
+from kazoo.client import KazooClient, TransactionRequest
 from kazoo.exceptions import (
     BadVersionError,
     KazooException,
@@ -91,24 +93,29 @@ from kazoo.exceptions import (
     RolledBackError,
     RuntimeInconsistency,
 )
+from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import ZnodeStat
 from kazoo.retry import KazooRetry, RetryFailedError
 from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
 
 from epum.errors import BadRequestError, EpumError, NotFoundError, WriteConflictError
-from epum.instances import Instance
 from epum.store.base import CONFIG_SECTIONS, ChangeListener, DomainStore, EPUMStore, Leader
 from epum.store.zk_cache import ABSENT, LOADED, SubtreeCache
+from epum.store.zk_domain import (
+    DOMAIN_LEAVES,
+    MERGE_TRIES,
+    ZooKeeperDomainStore,
+    dump,
+    load,
+    quote_name,
+)
 from epum.store.zk_elections import ROLES, ElectionBoard
+
+__all__ = ["StoreUnavailableError", "ZooKeeperDomainStore", "ZooKeeperEPUMStore"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: How often a merge (read, change, compare-and-set) is retried after
-#: losing a race before it gives up with WriteConflictError; more than a
-#: handful of lost races in a row means a writer storm worth reporting.
-MERGE_TRIES = 20
 
 #: How many znodes one removal transaction deletes; keeps each request far
 #: below ZooKeeper's 1 MB packet limit.
@@ -118,271 +125,79 @@ DELETE_BATCH = 100
 #: after ``depose()`` before it closes the session anyway.
 SHUTDOWN_JOIN = 2.0
 
-_DOMAIN_LEAVES = (*CONFIG_SECTIONS, "subscribers", "sensor_data")
-
 
 class StoreUnavailableError(EpumError):
-    """ZooKeeper did not answer within the session timeout, refused us, or
-    the store is not running; nothing is known to have changed."""
+    """ZooKeeper did not answer within the session timeout, refused access,
+    or the store is not running.  A write's outcome is unknown: re-read."""
 
 
-class ZooKeeperDomainStore(DomainStore):
-    """A handle on one domain in a ``ZooKeeperEPUMStore``.
+class ZkCalls:
+    """The kazoo calls of one store operation, each bounded by its deadline.
 
-    Getters read the store's cache (see the module docstring) and raise
-    ``NotFoundError`` once the domain is gone, except ``is_removed``, which
-    then says True, and ``get_instance``, which then says None.
+    kazoo queues a request made while it reconnects and waits for the
+    answer without a limit; these wait at most until the operation's
+    deadline and then raise ``KazooTimeoutError``.
     """
 
-    def __init__(self, store: ZooKeeperEPUMStore, owner: str, domain_id: str):
-        super().__init__(owner, domain_id)
-        self._store = store
-        self._path = store._domain_path(owner, domain_id)
+    def __init__(self, client: KazooClient, deadline: float):
+        self.client = client
+        self.deadline = deadline
 
-    def _missing(self) -> NotFoundError:
-        return NotFoundError(f"domain {self.domain_id} of {self.owner} not found")
+    def _wait(self, pending) -> Any:
+        return pending.get(timeout=max(0.0, self.deadline - time.monotonic()))
 
-    def _leaf(self, name: str) -> tuple[Any, ZnodeStat]:
-        store = self._store
-        return store._read_required(f"{self._path}/{name}", store._fresh(self._path), self)
+    def get(self, path: str) -> tuple[bytes, ZnodeStat]:
+        """Data and stat of ``path`` (NoNodeError if absent)."""
+        return self._wait(self.client.get_async(path))
 
-    # config ---------------------------------------------------------------
-    def get_all_config(self) -> dict[str, dict[str, Any]]:
-        """Every config section, as ``{section: dict}``."""
-        store = self._store
-        cached = store._fresh(self._path)
-        return {
-            s: store._read_required(f"{self._path}/{s}", cached, self)[0] for s in CONFIG_SECTIONS
-        }
+    def get_children(self, path: str) -> list[str]:
+        """Child names of ``path`` (NoNodeError if absent)."""
+        return self._wait(self.client.get_children_async(path))
 
-    def get_versioned_config(self, section: str) -> tuple[dict[str, Any], int]:
-        """One section and its version (the znode version)."""
-        _check_section(section)
-        value, stat = self._leaf(section)
-        return value, stat.version
+    def exists(self, path: str) -> ZnodeStat | None:
+        """The stat of ``path``, or None."""
+        return self._wait(self.client.exists_async(path))
 
-    def update_config(self, changes: dict[str, dict[str, Any]]) -> None:
-        """Merge each given section's keys over the stored ones, in one transaction."""
-        for section in changes:
-            _check_section(section)
-        if not changes:
-            return
-        _dump(changes)  # refuse what JSON cannot carry before touching anything
-        store = self._store
-        client = store._client
-        paths = {s: f"{self._path}/{s}" for s in changes}
+    def create(self, path: str, value: bytes = b"", include_data: bool = False) -> Any:
+        """Create ``path`` with the client's default ACL."""
+        return self._wait(self.client.create_async(path, value, include_data=include_data))
 
-        def op(retried: bool) -> list[ZnodeStat]:
-            for _ in range(MERGE_TRIES):
-                txn = client.transaction()
-                for section, path in paths.items():
-                    try:
-                        raw, stat = client.get(path)
-                    except NoNodeError:
-                        raise self._missing() from None
-                    merged = _load(raw)
-                    merged.update(copy.deepcopy(changes[section]))
-                    txn.set_data(path, _dump(merged), version=stat.version)
-                try:
-                    return store._commit(txn)
-                except BadVersionError:
-                    continue
-                except NoNodeError:
-                    raise self._missing() from None
-            raise WriteConflictError(f"config of {self.domain_id} kept changing")
+    def set(self, path: str, value: bytes, version: int = -1) -> ZnodeStat:
+        """Set ``path`` if at ``version`` (-1: any); the new stat."""
+        return self._wait(self.client.set_async(path, value, version))
 
-        stats = store._call(op)
-        for path, stat in zip(paths.values(), stats, strict=True):
-            store._cache_expect(path, stat)
+    def delete(self, path: str, version: int = -1) -> None:
+        """Delete ``path`` if at ``version`` (-1: any)."""
+        self._wait(self.client.delete_async(path, version))
 
-    # removal --------------------------------------------------------------
-    def is_removed(self) -> bool:
-        """True once the domain is marked for removal (or no longer exists)."""
-        store = self._store
-        cached = store._fresh(self._path)
-        if store._read(f"{self._path}/removed", cached) is not None:
-            return True
-        return store._read_or_server(self._path, cached) is None
+    def ensure_path(self, path: str, acl: list | None = None) -> None:
+        """Create ``path`` and its missing parents (default ACL unless given)."""
+        self._wait(self.client.ensure_path_async(path, acl))
 
-    def mark_removed(self) -> None:
-        """Create the ``removed`` marker (no error if already marked)."""
-        store = self._store
-        client = store._client
-        path = f"{self._path}/removed"
+    def transaction(self) -> TransactionRequest:
+        """A new transaction; commit it with ``commit``."""
+        return self.client.transaction()
 
-        def op(retried: bool) -> ZnodeStat | None:
-            try:
-                return client.create(path, b"", include_data=True)[1]
-            except NodeExistsError:
-                return client.exists(path)
-            except NoNodeError:
-                raise self._missing() from None
+    def commit(self, txn: TransactionRequest) -> list:
+        """Commit ``txn``; raise the error of the op that failed."""
+        results = self._wait(txn.commit_async())
+        for result in results:
+            if isinstance(result, Exception) and not isinstance(
+                result, (RolledBackError, RuntimeInconsistency)
+            ):
+                raise result
+        return results
 
-        store._cache_expect(path, store._call(op))
-
-    # subscribers ----------------------------------------------------------
-    def get_subscribers(self) -> list[tuple[str, str]]:
-        """``[(subscriber_name, subscriber_op)]`` in the order they subscribed."""
-        value, _ = self._leaf("subscribers")
-        return [(name, op) for name, op in value]
-
-    def add_subscriber(self, name: str, op: str) -> None:
-        """Subscribe ``name`` (replacing its op if already subscribed)."""
-
-        def change(subs: list) -> tuple[list | None, None]:
-            if [name, op] in subs:
-                return None, None
-            if any(n == name for n, _ in subs):
-                return [[n, op if n == name else o] for n, o in subs], None
-            return [*subs, [name, op]], None
-
-        self._store._merge(f"{self._path}/subscribers", change, self)
-
-    def remove_subscriber(self, name: str) -> bool:
-        """Unsubscribe ``name``; False if it was not subscribed."""
-
-        def change(subs: list) -> tuple[list | None, bool]:
-            kept = [s for s in subs if s[0] != name]
-            return (kept, True) if len(kept) != len(subs) else (None, False)
-
-        return self._store._merge(f"{self._path}/subscribers", change, self)
-
-    # sensor data ----------------------------------------------------------
-    def get_domain_sensor_data(self) -> dict[str, Any]:
-        """Domain-wide sensor data (empty dict when none)."""
-        return self._leaf("sensor_data")[0] or {}
-
-    def set_domain_sensor_data(self, data: dict[str, Any]) -> None:
-        """Replace the domain-wide sensor data (a plain replace: no version check)."""
-        store = self._store
-        client = store._client
-        path = f"{self._path}/sensor_data"
-        raw = _dump(data)
-
-        def op(retried: bool) -> ZnodeStat:
-            try:
-                return client.set(path, raw)
-            except NoNodeError:
-                raise self._missing() from None
-
-        store._cache_expect(path, store._call(op))
-
-    # instances ------------------------------------------------------------
-    def _instance_path(self, instance_id: str) -> str:
-        return f"{self._path}/instances/{_quote(instance_id)}"
-
-    def add_instance(self, instance: Instance) -> Instance:
-        """Create the record and its index entry in one transaction.
-
-        WriteConflictError if the id exists in any domain, NotFoundError if
-        this domain is gone.  Returns the record at version 0.
-        """
-        store = self._store
-        client = store._client
-        path = self._instance_path(instance.instance_id)
-        index_path = store._index_path(instance.instance_id)
-        token = uuid.uuid4().hex
-        entry = _dump({"owner": self.owner, "domain_id": self.domain_id, "token": token})
-        record = _dump(instance.to_dict())
-
-        def op(retried: bool) -> ZnodeStat:
-            txn = client.transaction()
-            txn.create(path, record)
-            txn.create(index_path, entry)
-            txn.set_data(index_path, entry, version=0)  # its stat carries the zxid
-            try:
-                return store._commit(txn)[2]
-            except NodeExistsError:
-                if retried:
-                    stat = store._own_creation(index_path, token)
-                    if stat is not None:
-                        return stat
-                raise WriteConflictError(
-                    f"instance {instance.instance_id} already exists"
-                ) from None
-            except NoNodeError:
-                raise self._missing() from None
-
-        store._cache_expect(path, store._call(op))
-        return instance.replace(version=0)
-
-    def update_instance(self, instance: Instance) -> Instance:
-        """Set the record if its znode is still at ``instance.version``."""
-        if instance.version is None or instance.version < 0:
-            raise WriteConflictError(f"instance {instance.instance_id} was never read")
-        store = self._store
-        client = store._client
-        path = self._instance_path(instance.instance_id)
-        record = _dump(instance.to_dict())
-
-        def op(retried: bool) -> ZnodeStat:
-            try:
-                return client.set(path, record, version=instance.version)
-            except NoNodeError:
-                raise NotFoundError(f"instance {instance.instance_id} not found") from None
-            except BadVersionError:
-                if retried:  # our first try may have landed before the connection broke
-                    try:
-                        raw, stat = client.get(path)
-                    except NoNodeError:
-                        raise NotFoundError(f"instance {instance.instance_id} not found") from None
-                    if raw == record and stat.version == instance.version + 1:
-                        return stat
-                raise WriteConflictError(
-                    f"instance {instance.instance_id} changed since version {instance.version}"
-                ) from None
-
-        stat = store._call(op)
-        store._cache_expect(path, stat)
-        return instance.replace(version=stat.version)
-
-    def get_instance(self, instance_id: str) -> Instance | None:
-        """One record read from the server (never from the cache), or None."""
-        got = self._store._server_read(self._instance_path(instance_id))
-        if got is None:
+    def own_creation(self, path: str, token: str) -> ZnodeStat | None:
+        """The stat of ``path`` if it holds ``token`` (our own earlier create)."""
+        try:
+            raw, stat = self.get(path)
+        except NoNodeError:
             return None
-        value, stat = got
-        return Instance.from_dict(value, version=stat.version)
-
-    def get_instances(self) -> list[Instance]:
-        """Every record of the domain, by instance id, from the cache."""
-        store = self._store
-        parent = f"{self._path}/instances"
-        cached = store._fresh(parent)
-        names = store._children(parent, cached)
-        if names is None and cached:
-            names = store._children(parent, False)
-        if names is None:
-            raise self._missing()
-        out = []
-        for name in names:
-            got = store._read(f"{parent}/{name}", cached)
-            if got is not None:
-                out.append(Instance.from_dict(got[0], version=got[1].version))
-        out.sort(key=lambda i: i.instance_id)
-        return out
-
-    def remove_instance(self, instance_id: str) -> None:
-        """Delete the record and its index entry together (no error if gone)."""
-        store = self._store
-        client = store._client
-        path = self._instance_path(instance_id)
-        index_path = store._index_path(instance_id)
-
-        def op(retried: bool) -> None:
-            txn = client.transaction()
-            txn.delete(path)
-            txn.delete(index_path)
-            try:
-                store._commit(txn)
-            except NoNodeError:
-                # Already gone (or, if the index entry alone was lost, the
-                # record goes on its own).
-                with contextlib.suppress(NoNodeError):
-                    client.delete(path)
-
-        store._call(op)
-        store._cache_expect_absent(path)
+        value = load(raw)
+        if isinstance(value, dict) and value.get("token") == token:
+            return stat
+        return None
 
 
 class ZooKeeperEPUMStore(EPUMStore):
@@ -464,20 +279,21 @@ class ZooKeeperEPUMStore(EPUMStore):
         return f"{self._base}/domains"
 
     def _domain_path(self, owner: str, domain_id: str) -> str:
-        return f"{self._base}/domains/{_quote(owner)}/{_quote(domain_id)}"
+        return f"{self._base}/domains/{quote_name(owner)}/{quote_name(domain_id)}"
 
     def _definition_path(self, definition_id: str) -> str:
-        return f"{self._base}/definitions/{_quote(definition_id)}"
+        return f"{self._base}/definitions/{quote_name(definition_id)}"
 
     def _index_path(self, instance_id: str) -> str:
-        return f"{self._base}/index/{_quote(instance_id)}"
+        return f"{self._base}/index/{quote_name(instance_id)}"
 
     # lifecycle ----------------------------------------------------------------
     def initialize(self) -> None:
         """Connect, create the layout, fill the cache and follow the session.
 
-        Raises StoreUnavailableError if ZooKeeper does not answer within
-        the session timeout.
+        Raises StoreUnavailableError (and leaves the store shut down) if
+        ZooKeeper does not answer within the session timeout or refuses
+        these credentials.
         """
         with self._lock:
             if self._closed:
@@ -491,22 +307,25 @@ class ZooKeeperEPUMStore(EPUMStore):
                 self._client.close()
                 raise StoreUnavailableError(f"cannot reach ZooKeeper: {exc!r}") from exc
             self._started = True
-        self._call(self._ensure_layout)
-        cache = SubtreeCache(self._client, self._domains_root())
-        cache.listen(self._on_cache_change)
-        self._cache = cache
-        if not cache.start(self._timeout):
-            log.warning("the domain cache is still loading; reading from the server meanwhile")
-        board = ElectionBoard(self._client, f"{self._base}/elections", self.identifier)
-        board.start()
-        self._board = board
+        try:
+            self._call(self._ensure_layout)
+            cache = SubtreeCache(self._client, self._domains_root())
+            cache.listen(self._on_cache_change)
+            self._cache = cache
+            if not cache.start(self._timeout):
+                log.warning("the domain cache is still loading; reading from the server meanwhile")
+            board = ElectionBoard(self._client, f"{self._base}/elections", self.identifier)
+            board.start()
+            self._board = board
+        except BaseException:
+            self.shutdown()
+            raise
         log.info("ZooKeeper store ready at %s as %s", self.base_path, self.identifier)
 
-    def _ensure_layout(self, retried: bool) -> None:
-        client = self._client
+    def _ensure_layout(self, zk: ZkCalls, retried: bool) -> None:
         parent = posixpath.dirname(self._base) if self._base else "/"
         if parent != "/":
-            client.ensure_path(parent, acl=OPEN_ACL_UNSAFE)
+            zk.ensure_path(parent, acl=OPEN_ACL_UNSAFE)
         for path in (
             self._base or "/",
             f"{self._base}/definitions",
@@ -515,7 +334,9 @@ class ZooKeeperEPUMStore(EPUMStore):
             f"{self._base}/elections",
             *(f"{self._base}/elections/{role}" for role in ROLES),
         ):
-            client.ensure_path(path)
+            zk.ensure_path(path)
+        # Fail here, loudly, if these credentials may not read the store.
+        zk.get_children(f"{self._base}/domains")
 
     def shutdown(self) -> None:
         """Depose this store's leaders, give up their seats, close the session."""
@@ -537,9 +358,10 @@ class ZooKeeperEPUMStore(EPUMStore):
         log.info("ZooKeeper store %s closed", self.identifier)
 
     # plumbing -----------------------------------------------------------------
-    def _call(self, op: Callable[[bool], T]) -> T:
-        """Run ``op(retried)`` through connection losses, within the session timeout.
+    def _call(self, op: Callable[[ZkCalls, bool], T]) -> T:
+        """Run ``op(zk, retried)`` through connection losses, within the session timeout.
 
+        ``zk`` makes kazoo calls that give up at the operation's deadline;
         ``retried`` tells ``op`` that an earlier attempt was cut off and may
         have succeeded.  kazoo failures become StoreUnavailableError; epum
         errors raised by ``op`` pass through.
@@ -548,12 +370,13 @@ class ZooKeeperEPUMStore(EPUMStore):
             raise StoreUnavailableError(
                 "the store is shut down" if self._closed else "the store is not initialized"
             )
+        zk = ZkCalls(self._client, time.monotonic() + self._timeout)
         attempts = 0
 
         def attempt() -> T:
             nonlocal attempts
             attempts += 1
-            return op(attempts > 1)
+            return op(zk, attempts > 1)
 
         try:
             return self._retry.copy()(attempt)
@@ -561,32 +384,14 @@ class ZooKeeperEPUMStore(EPUMStore):
             raise StoreUnavailableError(
                 f"ZooKeeper refused access to {self.base_path}: check the credentials"
             ) from exc
+        except KazooTimeoutError as exc:
+            raise StoreUnavailableError(
+                f"ZooKeeper did not answer within {self._timeout:g}s"
+            ) from exc
         except (RetryFailedError, InterruptedError) as exc:
             raise StoreUnavailableError(f"ZooKeeper unreachable: {exc}") from exc
         except KazooException as exc:
             raise StoreUnavailableError(f"ZooKeeper error: {exc!r}") from exc
-
-    @staticmethod
-    def _commit(txn) -> list:
-        """Commit a kazoo transaction; raise the error of the op that failed."""
-        results = txn.commit()
-        for result in results:
-            if isinstance(result, Exception) and not isinstance(
-                result, (RolledBackError, RuntimeInconsistency)
-            ):
-                raise result
-        return results
-
-    def _own_creation(self, path: str, token: str) -> ZnodeStat | None:
-        """The stat of ``path`` if it holds ``token`` (our own earlier create)."""
-        try:
-            raw, stat = self._client.get(path)
-        except NoNodeError:
-            return None
-        value = _load(raw)
-        if isinstance(value, dict) and value.get("token") == token:
-            return stat
-        return None
 
     def _fresh(self, prefix: str) -> bool:
         """True if the cache may serve reads under ``prefix`` (shows our writes)."""
@@ -604,12 +409,12 @@ class ZooKeeperEPUMStore(EPUMStore):
     def _server_read(self, path: str) -> tuple[Any, ZnodeStat] | None:
         """``(value, stat)`` of ``path`` from the server, or None."""
 
-        def op(retried: bool) -> tuple[Any, ZnodeStat] | None:
+        def op(zk: ZkCalls, retried: bool) -> tuple[Any, ZnodeStat] | None:
             try:
-                raw, stat = self._client.get(path)
+                raw, stat = zk.get(path)
             except NoNodeError:
                 return None
-            return _load(raw), stat
+            return load(raw), stat
 
         return self._call(op)
 
@@ -618,7 +423,7 @@ class ZooKeeperEPUMStore(EPUMStore):
         if cached and self._cache is not None:
             state, data = self._cache.lookup(path)
             if state == LOADED:
-                return _load(data.data), data.stat
+                return load(data.data), data.stat
             if state == ABSENT:
                 return None
         return self._server_read(path)
@@ -636,7 +441,7 @@ class ZooKeeperEPUMStore(EPUMStore):
         """A znode every live domain has; NotFoundError if the domain is gone."""
         got = self._read_or_server(path, cached)
         if got is None:
-            raise domain._missing()
+            raise domain.missing()
         return got
 
     def _children(self, path: str, cached: bool) -> list[str] | None:
@@ -645,9 +450,9 @@ class ZooKeeperEPUMStore(EPUMStore):
             names = self._cache.children(path)
             return sorted(names) if names is not None else None
 
-        def op(retried: bool) -> list[str] | None:
+        def op(zk: ZkCalls, retried: bool) -> list[str] | None:
             try:
-                return sorted(self._client.get_children(path))
+                return sorted(zk.get_children(path))
             except NoNodeError:
                 return None
 
@@ -659,23 +464,22 @@ class ZooKeeperEPUMStore(EPUMStore):
 
     def _merge(self, path: str, change: Callable[[Any], tuple[Any, T]], domain) -> T:
         """Read, ``change`` (-> new value or None, result), compare-and-set; retry races."""
-        client = self._client
 
-        def op(retried: bool) -> tuple[T, ZnodeStat | None]:
+        def op(zk: ZkCalls, retried: bool) -> tuple[T, ZnodeStat | None]:
             for _ in range(MERGE_TRIES):
                 try:
-                    raw, stat = client.get(path)
+                    raw, stat = zk.get(path)
                 except NoNodeError:
-                    raise domain._missing() from None
-                new_value, result = change(_load(raw))
+                    raise domain.missing() from None
+                new_value, result = change(load(raw))
                 if new_value is None:
                     return result, None
                 try:
-                    return result, client.set(path, _dump(new_value), version=stat.version)
+                    return result, zk.set(path, dump(new_value), version=stat.version)
                 except BadVersionError:
                     continue
                 except NoNodeError:
-                    raise domain._missing() from None
+                    raise domain.missing() from None
             raise WriteConflictError(f"{path} kept changing")
 
         result, stat = self._call(op)
@@ -702,13 +506,13 @@ class ZooKeeperEPUMStore(EPUMStore):
         """Create a definition; WriteConflictError if the id exists."""
         path = self._definition_path(definition_id)
         token = uuid.uuid4().hex
-        raw = _dump({"definition": definition, "token": token})
+        raw = dump({"definition": definition, "token": token})
 
-        def op(retried: bool) -> None:
+        def op(zk: ZkCalls, retried: bool) -> None:
             try:
-                self._client.create(path, raw)
+                zk.create(path, raw)
             except NodeExistsError:
-                if retried and self._own_creation(path, token) is not None:
+                if retried and zk.own_creation(path, token) is not None:
                     return
                 raise WriteConflictError(f"definition {definition_id} already exists") from None
 
@@ -722,19 +526,18 @@ class ZooKeeperEPUMStore(EPUMStore):
     def update_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
         """Replace a definition; NotFoundError if it does not exist."""
         path = self._definition_path(definition_id)
-        _dump(definition)
-        client = self._client
+        dump(definition)
 
-        def op(retried: bool) -> None:
+        def op(zk: ZkCalls, retried: bool) -> None:
             for _ in range(MERGE_TRIES):
                 try:
-                    raw, stat = client.get(path)
+                    raw, stat = zk.get(path)
                 except NoNodeError:
                     raise NotFoundError(f"definition {definition_id} not found") from None
-                value = _load(raw)
+                value = load(raw)
                 value["definition"] = definition
                 try:
-                    client.set(path, _dump(value), version=stat.version)
+                    zk.set(path, dump(value), version=stat.version)
                     return
                 except BadVersionError:
                     continue
@@ -748,9 +551,9 @@ class ZooKeeperEPUMStore(EPUMStore):
         """Delete a definition; NotFoundError if it does not exist."""
         path = self._definition_path(definition_id)
 
-        def op(retried: bool) -> None:
+        def op(zk: ZkCalls, retried: bool) -> None:
             try:
-                self._client.delete(path)
+                zk.delete(path)
             except NoNodeError:
                 if retried:  # our first try may have deleted it
                     return
@@ -766,34 +569,38 @@ class ZooKeeperEPUMStore(EPUMStore):
     # domains --------------------------------------------------------------------
     def add_domain(self, owner: str, domain_id: str, config: dict[str, Any]) -> DomainStore:
         """Create the domain with all its znodes in one transaction."""
-        client = self._client
-        owner_path = f"{self._domains_root()}/{_quote(owner)}"
+        owner_path = f"{self._domains_root()}/{quote_name(owner)}"
         path = self._domain_path(owner, domain_id)
         token = uuid.uuid4().hex
-        identity = _dump({"owner": owner, "domain_id": domain_id, "token": token})
-        leaves = {s: _dump(config.get(s) or {}) for s in CONFIG_SECTIONS}
-        leaves["subscribers"] = _dump([])
-        leaves["sensor_data"] = _dump({})
+        identity = dump({"owner": owner, "domain_id": domain_id, "token": token})
+        leaves = {s: dump(config.get(s) or {}) for s in CONFIG_SECTIONS}
+        leaves["subscribers"] = dump([])
+        leaves["sensor_data"] = dump({})
 
-        def op(retried: bool) -> ZnodeStat:
-            client.ensure_path(owner_path)
-            txn = client.transaction()
-            txn.create(path, identity)
-            for name, raw in leaves.items():
-                txn.create(f"{path}/{name}", raw)
-            txn.create(f"{path}/instances", b"")
-            txn.set_data(path, identity, version=0)  # its stat carries the zxid
-            try:
-                return self._commit(txn)[-1]
-            except NodeExistsError:
-                if retried:
-                    stat = self._own_creation(path, token)
-                    if stat is not None:
-                        return stat
-                raise WriteConflictError(f"domain {domain_id} of {owner} already exists") from None
+        def op(zk: ZkCalls, retried: bool) -> ZnodeStat:
+            for _ in range(2):
+                txn = zk.transaction()
+                txn.create(path, identity)
+                for name, raw in leaves.items():
+                    txn.create(f"{path}/{name}", raw)
+                txn.create(f"{path}/instances", b"")
+                txn.set_data(path, identity, version=0)  # its stat carries the zxid
+                try:
+                    return zk.commit(txn)[-1]
+                except NodeExistsError:
+                    if retried:
+                        stat = zk.own_creation(path, token)
+                        if stat is not None:
+                            return stat
+                    raise WriteConflictError(
+                        f"domain {domain_id} of {owner} already exists"
+                    ) from None
+                except NoNodeError:
+                    zk.ensure_path(owner_path)  # the owner's first domain
+            raise WriteConflictError(f"owner {owner} keeps disappearing")
 
         stat = self._call(op)
-        for node in (path, *(f"{path}/{n}" for n in (*leaves, "instances"))):
+        for node in (path, *(f"{path}/{n}" for n in (*DOMAIN_LEAVES, "instances"))):
             self._cache_expect(node, stat)
         return ZooKeeperDomainStore(self, owner, domain_id)
 
@@ -806,7 +613,7 @@ class ZooKeeperEPUMStore(EPUMStore):
 
     def list_domains_by_owner(self, owner: str) -> list[str]:
         """The ids of ``owner``'s domains, sorted (from the cache)."""
-        owner_path = f"{self._domains_root()}/{_quote(owner)}"
+        owner_path = f"{self._domains_root()}/{quote_name(owner)}"
         cached = self._fresh(owner_path)
         names = self._children(owner_path, cached) or []
         return sorted(unquote(n) for n in names if self._visible(f"{owner_path}/{n}", cached))
@@ -830,14 +637,13 @@ class ZooKeeperEPUMStore(EPUMStore):
         which fails (and the whole removal repeats) if a record was added
         meanwhile.
         """
-        client = self._client
         path = self._domain_path(owner, domain_id)
         gone: list[str] = []
 
-        def op(retried: bool) -> None:
+        def op(zk: ZkCalls, retried: bool) -> None:
             while True:
                 try:
-                    names = client.get_children(f"{path}/instances")
+                    names = zk.get_children(f"{path}/instances")
                 except NoNodeError:
                     names = []
                 for start in range(0, len(names), DELETE_BATCH // 2):
@@ -846,18 +652,18 @@ class ZooKeeperEPUMStore(EPUMStore):
                     for name in batch:
                         paths.append(f"{path}/instances/{name}")
                         paths.append(f"{self._base}/index/{name}")
-                    self._delete_all(paths)
+                    self._delete_all(zk, paths)
                     gone.extend(paths[::2])
                 try:
-                    children = client.get_children(path)
+                    children = zk.get_children(path)
                 except NoNodeError:
                     return
-                txn = client.transaction()
+                txn = zk.transaction()
                 for child in children:
                     txn.delete(f"{path}/{child}")
                 txn.delete(path)
                 try:
-                    self._commit(txn)
+                    zk.commit(txn)
                 except (NotEmptyError, NoNodeError):
                     continue  # a record was added (or a removal raced us): go again
                 gone.extend(f"{path}/{child}" for child in children)
@@ -868,17 +674,18 @@ class ZooKeeperEPUMStore(EPUMStore):
         for node in gone:
             self._cache_expect_absent(node)
 
-    def _delete_all(self, paths: list[str]) -> None:
+    @staticmethod
+    def _delete_all(zk: ZkCalls, paths: list[str]) -> None:
         """Delete ``paths`` in one transaction, or one by one if some are gone."""
-        txn = self._client.transaction()
+        txn = zk.transaction()
         for path in paths:
             txn.delete(path)
         try:
-            self._commit(txn)
+            zk.commit(txn)
         except NoNodeError:
             for path in paths:
                 with contextlib.suppress(NoNodeError):
-                    self._client.delete(path)
+                    zk.delete(path)
 
     def get_domain_for_instance_id(self, instance_id: str) -> DomainStore | None:
         """The domain holding an instance: one read of its index entry."""
@@ -922,32 +729,4 @@ class ZooKeeperEPUMStore(EPUMStore):
         if self._board is None:
             raise StoreUnavailableError("the store is not initialized")
         board = self._board
-        return self._call(lambda retried: board.contenders(role))
-
-
-def _quote(name: str) -> str:
-    """A znode name for an id: percent-quoted, never empty, ``.`` or ``..``."""
-    if not isinstance(name, str) or not name:
-        raise BadRequestError(f"invalid name {name!r}")
-    quoted = quote(name, safe="")
-    if quoted in (".", ".."):
-        quoted = quoted.replace(".", "%2E")
-    return quoted
-
-
-def _dump(value: Any) -> bytes:
-    try:
-        return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
-    except (TypeError, ValueError) as exc:
-        raise BadRequestError(f"value cannot be stored as JSON: {exc}") from exc
-
-
-def _load(raw: bytes | None) -> Any:
-    return json.loads(raw) if raw else None
-
-
-def _check_section(section: str) -> None:
-    if section not in CONFIG_SECTIONS:
-        raise BadRequestError(
-            f"unknown config section {section!r}; expected one of {', '.join(CONFIG_SECTIONS)}"
-        )
+        return self._call(lambda zk, retried: board.contenders(role))
