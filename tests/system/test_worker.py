@@ -78,13 +78,12 @@ def write_config(path: Path, names: Names, worker_name: str) -> Path:
     return path
 
 
-@pytest.fixture
-def daemon(amqp_url: str, names: Names, tmp_path: Path) -> Iterator[Daemon]:
-    worker_name = f"{names.sysname}-w1"
-    config = write_config(tmp_path / "epum.yaml", names, worker_name)
+def launch(amqp_url: str, names: Names, configs: list[Path], worker_name: str) -> Daemon:
+    """Start ``epum-worker --config FILE ...`` and wait until its service answers."""
     env = {**os.environ, "EPUM_AMQP_URL": amqp_url}
+    options = [arg for path in configs for arg in ("--config", str(path))]
     proc = subprocess.Popen(
-        [str(BIN / "epum-worker"), "--config", str(config)],
+        [str(BIN / "epum-worker"), *options],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -92,23 +91,36 @@ def daemon(amqp_url: str, names: Names, tmp_path: Path) -> Iterator[Daemon]:
     )
     rpc = RpcClient(make_connection(amqp_url), names, "tester", timeout=5)
     client = EPUManagementClient(rpc)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.list_domain_definitions()
+            return Daemon(proc, client, worker_name)
+        except NoSuchServiceError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                rpc.close()
+                pytest.fail(f"the worker never answered:\n{proc.communicate()[1]}")
+            time.sleep(0.1)
+
+
+def finish(daemon: Daemon) -> None:
+    """Kill the worker if it still runs; close the test's client."""
+    if daemon.proc.poll() is None:
+        daemon.proc.kill()
+        daemon.proc.communicate()
+    daemon.client.rpc.close()
+
+
+@pytest.fixture
+def daemon(amqp_url: str, names: Names, tmp_path: Path) -> Iterator[Daemon]:
+    worker_name = f"{names.sysname}-w1"
+    config = write_config(tmp_path / "epum.yaml", names, worker_name)
+    running = launch(amqp_url, names, [config], worker_name)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.list_domain_definitions()
-                break
-            except NoSuchServiceError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    proc.kill()
-                    pytest.fail(f"the worker never answered:\n{proc.communicate()[1]}")
-                time.sleep(0.1)
-        yield Daemon(proc, client, worker_name)
+        yield running
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-        rpc.close()
+        finish(running)
 
 
 def epumctl(amqp_url: str, names: Names, *args: str) -> subprocess.CompletedProcess:
