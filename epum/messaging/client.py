@@ -14,15 +14,17 @@ because the request may have run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 import uuid
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 from kombu import Connection, Consumer, Producer, Queue
-from kombu.exceptions import OperationalError
+from kombu.exceptions import LimitExceeded, OperationalError
 from kombu.pools import ProducerPool
 
 from epum.errors import RemoteError
@@ -88,7 +90,7 @@ class RpcClient:
         timeout = self.timeout if timeout is None else float(timeout)
         body = envelope.request(op, args)
         deadline = time.monotonic() + timeout
-        with self._producers.acquire(block=True, timeout=timeout) as producer:
+        with self._producer(timeout) as producer:
             conn = producer.__connection__
             try:
                 self._ensure_connected(conn)
@@ -116,7 +118,7 @@ class RpcClient:
     def fire(self, service: str, op: str, /, **args: Any) -> None:
         """Send ``op`` with ``args`` to ``service`` without waiting for any reply."""
         body = envelope.request(op, args)
-        with self._producers.acquire(block=True, timeout=self.timeout) as producer:
+        with self._producer(self.timeout) as producer:
             try:
                 self._ensure_connected(producer.__connection__)
                 producer.publish(
@@ -134,6 +136,20 @@ class RpcClient:
         self._connections.force_close_all()
 
     # internals ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def _producer(self, timeout: float) -> Iterator[Producer]:
+        """A pooled producer (with its own connection) for the ``with`` block."""
+        try:
+            producer = self._producers.acquire(block=True, timeout=timeout)
+        except LimitExceeded:
+            raise RpcTimeoutError(
+                f"all {self._producers.limit} connections stayed busy for {timeout} s"
+            ) from None
+        try:
+            yield producer
+        finally:
+            producer.release()
+
     def _publish_options(self, service: str) -> dict[str, Any]:
         return {
             "exchange": self._exchange,

@@ -13,6 +13,9 @@ stops the consumer.  Two reply styles:
 - dashi: header ``reply-to`` = a routing key on the same exchange;
 - AMQP: the ``reply_to`` property (e.g. ``amq.rabbitmq.reply-to``) with a
   ``correlation_id``, answered through the default exchange.
+
+Delivery is at least once: if the connection breaks after the handler ran
+but before the ack, the broker gives the request to a worker again.
 """
 
 from __future__ import annotations

@@ -463,3 +463,18 @@ def test_the_queue_is_durable_and_bound_under_its_own_name(amqp_url, names, make
         assert ok.queue == names.qualify(SERVICE)
         # declaring the exchange the way dashi does must not conflict
         Exchange(names.exchange, "direct", durable=False, auto_delete=False)(channel).declare()
+
+
+def test_a_busy_pool_is_a_timeout_not_a_hang(amqp_url, names, make_server, service):
+    service.delay = 1.0
+    rpc = RpcClient(make_connection(amqp_url), names, "tester", timeout=5, pool_limit=1)
+    try:
+        with running(make_server(service)):
+            slow = threading.Thread(target=lambda: rpc.call(SERVICE, "echo", value=1))
+            slow.start()
+            assert wait_until(lambda: service.handled)
+            with pytest.raises(RpcTimeoutError, match="busy"):
+                rpc.call(SERVICE, "echo", timeout=0.2, value=2)
+            slow.join(5)
+    finally:
+        rpc.close()
