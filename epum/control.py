@@ -20,6 +20,7 @@ from epum.instances import Instance
 from epum.logcontext import domain_logger
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.base import DomainStore, update_instance_with_retry
+from epum.subscribers import Subscribers
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,10 @@ class DomainControl:
         heartbeat_dest: str,
         launch_vars: dict[str, Any] | None = None,
         now: float = 0.0,
+        subscribers: Subscribers | None = None,
     ):
         self.domain = domain
+        self.subscribers = subscribers
         self.provisioner = provisioner
         self.heartbeat_dest = heartbeat_dest
         self.launch_vars: dict[str, Any] = dict(launch_vars or {})
@@ -87,11 +90,16 @@ class DomainControl:
         return launch_id, [r.instance_id for r in instances]
 
     def destroy_instances(self, instance_ids: list[str]) -> None:
-        """Move live records to TERMINATING and ask the provisioner to terminate them."""
+        """Move live records to TERMINATING and ask the provisioner to terminate them.
+
+        Subscribers hear of each instance that leaves RUNNING this way.
+        """
         ids = list(instance_ids)
         for instance_id in ids:
-            update_instance_with_retry(self.domain, instance_id, self._to_terminating)
+            changed = update_instance_with_retry(self.domain, instance_id, self._to_terminating)
             self._last_sent[instance_id] = self.now
+            if changed is not None and self.subscribers is not None:
+                self.subscribers.instance_changed(self.domain, *changed)
         if ids:
             self.log.info("terminating %s", ", ".join(ids))
             self._send_terminate(ids)

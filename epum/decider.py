@@ -31,6 +31,7 @@ from epum.logcontext import domain_logger, log_fields
 from epum.settings import ServiceSettings
 from epum.states import InstanceState
 from epum.store.base import DomainStore, EPUMStore
+from epum.subscribers import Subscribers
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,13 @@ class Decider(LeaderLoop):
         store: EPUMStore,
         settings: ServiceSettings,
         provisioner: Any,
+        subscribers: Subscribers | None = None,
         statsd: Any = None,
         clock: Callable[[], float] = time.time,
     ):
         super().__init__("decider", settings.decider_loop_interval, clock=clock)
         self.store = store
+        self.subscribers = subscribers
         self.settings = settings
         self.provisioner = provisioner
         self.statsd = statsd
@@ -167,7 +170,12 @@ class Decider(LeaderLoop):
     def _control(self, domain: DomainStore, config: dict[str, Any], now: float) -> DomainControl:
         control = self._controls.get(domain.key)
         if control is None:
-            control = DomainControl(domain, self.provisioner, self.settings.service_name)
+            control = DomainControl(
+                domain,
+                self.provisioner,
+                self.settings.service_name,
+                subscribers=self.subscribers,
+            )
             self._controls[domain.key] = control
         control.domain = domain  # a store may hand out a new handle each pass
         control.now = now

@@ -133,8 +133,16 @@ class DomainState:
         return [i for i in self.instances.values() if i.state < InstanceState.TERMINATING]
 
     def get_unhealthy_instances(self) -> list[Instance]:
-        """Live instances whose health is bad, and those in RUNNING_FAILED."""
-        healthy = (InstanceHealthState.OK, InstanceHealthState.UNKNOWN)
+        """Live instances whose health is bad, and those in RUNNING_FAILED.
+
+        OUT_OF_CONTACT is not bad yet: the doctor is asking the agent, and
+        the instance becomes MISSING only if no answer comes in time.
+        """
+        healthy = (
+            InstanceHealthState.OK,
+            InstanceHealthState.UNKNOWN,
+            InstanceHealthState.OUT_OF_CONTACT,
+        )
         return [
             i
             for i in self.instances.values()

@@ -89,9 +89,15 @@ class EPUManagement:
             return
         if self._owns_store:
             self.store.initialize()
-        self.reactor = Reactor(self.store, self.settings, Subscribers(self.notifier), self.clock)
+        subscribers = Subscribers(self.notifier)
+        self.reactor = Reactor(self.store, self.settings, subscribers, self.clock)
         self.decider = Decider(
-            self.store, self.settings, self.provisioner_client, self.statsd, self.clock
+            self.store,
+            self.settings,
+            self.provisioner_client,
+            subscribers,
+            self.statsd,
+            self.clock,
         )
         self.doctor = Doctor(
             self.store,

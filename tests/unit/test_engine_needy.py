@@ -67,7 +67,7 @@ def test_retirable_node_is_kept_while_domain_is_at_size():
 def test_unhealthy_is_replaced():
     control = FakeControl()
     control.add("a")
-    control.add("b", health=H.OUT_OF_CONTACT)
+    control.add("b", health=H.MISSING)
     engine, _ = start(control=control)
     engine.decide(control, control.state())
     assert control.destroyed == ["b"]

@@ -150,6 +150,8 @@ def test_missing_instance_replaced(sc):
     sc.epum._doctor_appt(timestamp=start + 1000)
     assert sc.instances("alice", "dom")[0]["health"] == InstanceHealthState.OUT_OF_CONTACT
     assert sc.agents.dump_state_calls == ["agent-1"]
+    sc.decide()
+    assert sc.provisioner.terminated == [], "out of contact is not missing yet"
     sc.epum._doctor_appt(timestamp=start + 1100)
     assert sc.instances("alice", "dom")[0]["health"] == InstanceHealthState.MISSING
     sc.decide()
@@ -554,3 +556,17 @@ def test_zombie_is_terminated_again(sc):
     assert record["health"] == InstanceHealthState.ZOMBIE
     sc.decide()
     assert sc.provisioner.terminated == [node]
+
+
+def test_subscribers_told_when_epum_terminates_a_running_instance(sc):
+    sc.add_domain("alice", "dom", 1)
+    sc.epum.msg_subscribe_domain("alice", "dom", "watcher", "op")
+    sc.decide()
+    sc.cloud.run_all()
+    sc.epum.msg_reconfigure_domain("alice", "dom", {"engine_conf": {"preserve_n": 0}})
+    sc.decide()
+    sc.cloud.terminate_all()
+    assert [n[2]["state"] for n in sc.notifier.notifications] == [
+        InstanceState.RUNNING,
+        InstanceState.FAILED,
+    ]
