@@ -119,8 +119,8 @@ class Decider(LeaderLoop):
             except Exception:
                 domain_logger(log, domain.owner, domain.domain_id).exception("decision failed")
         if self.statsd is not None and full:
-            self.statsd.gauge("epum.domains.active", len(self._engines))
-            self.statsd.timing("epum.decider.pass", (time.monotonic() - started) * 1000.0)
+            self.statsd.gauge("domains.active", len(self._engines))
+            self.statsd.timing("decider.pass", (time.monotonic() - started) * 1000.0)
 
     def _decide(self, domain: DomainStore, now: float) -> None:
         dlog = domain_logger(log, domain.owner, domain.domain_id)

@@ -40,7 +40,8 @@ class EPUManagement:
     means the facade is its own client (test and development mode); the
     roles of this implementation act on the store directly, so the client
     is kept only for callers that want to reach the service.
-    ``statsd_cfg`` (``{host, port}``) turns on decider metrics.
+    ``statsd_cfg`` (``{host, port, prefix}``) turns on decider metrics:
+    ``<prefix>.domains.active`` (gauge) and ``<prefix>.decider.pass`` (ms).
     """
 
     def __init__(
@@ -232,4 +233,6 @@ def _statsd_client(cfg: dict[str, Any] | None) -> Any:
         return None
     import statsd
 
-    return statsd.StatsClient(cfg.get("host", "localhost"), int(cfg.get("port", 8125)))
+    return statsd.StatsClient(
+        cfg.get("host", "localhost"), int(cfg.get("port", 8125)), prefix=cfg.get("prefix", "epum")
+    )
