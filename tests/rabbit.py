@@ -1,5 +1,6 @@
 """RabbitMQ test kit: the broker URL, a broker started when none answers,
-a unique sysname per test with its queues and exchange deleted afterwards,
+a unique sysname per test with its queues and exchange deleted afterwards
+(and whatever is left under test sysnames swept at the end of the session),
 servers run in threads, and a fault helper that cuts a connection from the
 broker side.
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -53,10 +55,39 @@ def ensure_broker(url: str = AMQP_URL, wait: float = 60.0) -> None:
 
 
 @pytest.fixture(scope="session")
-def amqp_url() -> str:
-    """The test broker's URL (a broker is started if none answers)."""
+def amqp_url() -> Iterator[str]:
+    """The test broker's URL (a broker is started if none answers).
+
+    At the end of the session every queue and exchange left under a test
+    sysname (``t`` + 12 hex digits) is deleted.
+    """
     ensure_broker(AMQP_URL)
-    return AMQP_URL
+    yield AMQP_URL
+    sweep_test_namespaces(AMQP_URL)
+
+
+TEST_SYSNAME = re.compile(r"^t[0-9a-f]{12}\.")
+
+
+def sweep_test_namespaces(url: str) -> None:
+    """Delete every queue and exchange whose name starts with a test sysname."""
+
+    def listed(kind: str) -> list[str]:
+        out = subprocess.run(
+            ["rabbitmqctl", "-q", kind, "--no-table-headers", "name"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        return [n.strip() for n in out.splitlines() if TEST_SYSNAME.match(n.strip())]
+
+    queues, exchanges = listed("list_queues"), listed("list_exchanges")
+    with Connection(url) as conn:
+        channel = conn.channel()
+        for queue in queues:
+            channel.queue_delete(queue)
+        for name in exchanges:
+            channel.exchange_delete(name)
 
 
 #: Service queues the tests use; deleted (under the test's sysname) after each test.
