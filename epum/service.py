@@ -41,11 +41,11 @@ log = logging.getLogger(__name__)
 DEFAULT_LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"call_context": {"()": "epum.messaging.context.CallContextFilter"}},
+    "filters": {"log_context": {"()": "epum.logcontext.LogContextFilter"}},
     "formatters": {
         "plain": {
             "format": "%(asctime)s %(levelname)-7s %(name)s "
-            "[%(request_id)s %(op)s %(caller)s] %(message)s"
+            "[%(request_id)s %(op)s %(caller)s %(domain)s] %(message)s"
         }
     },
     "handlers": {
@@ -53,7 +53,7 @@ DEFAULT_LOGGING: dict[str, Any] = {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stderr",
             "formatter": "plain",
-            "filters": ["call_context"],
+            "filters": ["log_context"],
         }
     },
     "loggers": {"kombu": {"level": "WARNING"}, "amqp": {"level": "WARNING"}},

@@ -15,7 +15,7 @@ from epum.messaging.clients import (
     SubscriberNotifier,
 )
 from epum.messaging.connection import broker_url, connection_from_settings, mask_url
-from epum.messaging.context import CallContextFilter, call_context
+from epum.messaging.context import call_context
 from epum.messaging.dispatch import Dispatcher
 from epum.messaging.epum_ops import EPUMOperations
 from epum.messaging.exceptions import (
@@ -30,7 +30,6 @@ from epum.messaging.server import RpcServer
 
 __all__ = [
     "BrokerUnavailableError",
-    "CallContextFilter",
     "DTRSClient",
     "Dispatcher",
     "EPUMOperations",

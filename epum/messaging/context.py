@@ -2,18 +2,20 @@
 
 The RPC server enters a context around each message; anything logged while
 the request is handled (in the facade too, same thread) carries its request
-id, op and caller through ``CallContextFilter``.  A ``ContextVar`` holds it,
+id, op and caller (``epum.logcontext.LogContextFilter`` on the handlers puts
+them on each record).  A ``ContextVar`` holds it,
 so there is no other global state and threads never see each other's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+
+from epum.logcontext import log_fields
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ def call_context(
     ctx = CallContext(request_id or uuid.uuid4().hex, op, caller, sender)
     token = _current.set(ctx)
     try:
-        yield ctx
+        with log_fields(request_id=ctx.request_id, op=op, caller=caller):
+            yield ctx
     finally:
         _current.reset(token)
 
@@ -59,21 +62,7 @@ def with_caller(caller: str | None) -> Iterator[None]:
         return
     token = _current.set(CallContext(ctx.request_id, ctx.op, caller, ctx.sender))
     try:
-        yield
+        with log_fields(caller=caller):
+            yield
     finally:
         _current.reset(token)
-
-
-class CallContextFilter(logging.Filter):
-    """Adds ``request_id``, ``op`` and ``caller`` to every record ("-" outside a call).
-
-    Attach it to handlers (see ``config/logging.yaml``) and use the fields in
-    the format string.  It never drops a record.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        ctx = _current.get()
-        record.request_id = ctx.request_id if ctx else "-"
-        record.op = (ctx.op or "-") if ctx else "-"
-        record.caller = (ctx.caller or "-") if ctx else "-"
-        return True

@@ -21,6 +21,7 @@ from epum.errors import (
     UnknownOperationError,
     WriteConflictError,
 )
+from epum.logcontext import LogContextFilter
 from epum.messaging import (
     Dispatcher,
     NoSuchServiceError,
@@ -29,7 +30,7 @@ from epum.messaging import (
     RpcTimeoutError,
 )
 from epum.messaging.connection import exchange, make_connection, service_queue
-from epum.messaging.context import CallContextFilter, current
+from epum.messaging.context import current
 from epum.messaging.names import Names
 from tests import rabbit
 from tests.rabbit import close_connections_named, running
@@ -248,7 +249,7 @@ def test_a_result_that_does_not_serialize_is_an_error_reply(make_server, service
 def test_the_call_context_follows_the_request_into_the_handler_and_its_logs(
     make_server, service, client, caplog
 ):
-    context_filter = CallContextFilter()
+    context_filter = LogContextFilter()
     caplog.handler.addFilter(context_filter)
     try:
         with (

@@ -14,8 +14,9 @@ from epum.errors import (
     UnknownOperationError,
     WriteConflictError,
 )
+from epum.logcontext import LogContextFilter
 from epum.messaging import envelope
-from epum.messaging.context import CallContextFilter, call_context, current
+from epum.messaging.context import call_context, current
 from epum.messaging.dispatch import Dispatcher
 from epum.messaging.names import Names
 
@@ -160,7 +161,7 @@ def test_names_prefix_and_strip_the_sysname():
 
 def test_the_call_context_reaches_log_records(caplog):
     logger = logging.getLogger("epum.test.context")
-    handler_filter = CallContextFilter()
+    handler_filter = LogContextFilter()
     caplog.handler.addFilter(handler_filter)
     try:
         with caplog.at_level(logging.INFO, logger="epum.test.context"):
