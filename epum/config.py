@@ -50,6 +50,8 @@ from typing import Any
 
 import yaml
 
+from epum.mappings import deep_merge
+
 #: Environment variable -> the dotted key it sets.
 ENV_OVERRIDES: dict[str, str] = {
     "EPUM_AMQP_URL": "server.amqp.url",
@@ -182,17 +184,6 @@ class Config:
         if self.statsd is None:
             return None
         return {"host": self.statsd.host, "port": self.statsd.port, "prefix": self.statsd.prefix}
-
-
-def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """A new dict: ``over`` merged into ``base``; nested dicts merge, the rest replace."""
-    out = copy.deepcopy(dict(base))
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -7,7 +7,6 @@ changes nothing.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
@@ -18,17 +17,6 @@ from epum.errors import BadRequestError
 from epum.health import HealthConfig
 from epum.settings import ServiceSettings
 from epum.store.base import CONFIG_SECTIONS
-
-
-def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """A new dict: ``over`` merged into a deep copy of ``base``, mappings recursively."""
-    merged = copy.deepcopy(dict(base))
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def engine_class_name(config: Mapping[str, Any]) -> str:

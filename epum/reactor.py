@@ -21,7 +21,6 @@ from typing import Any
 
 from epum.domain_config import (
     check_sections,
-    deep_merge,
     engine_class_name,
     validate_domain_config,
 )
@@ -30,6 +29,7 @@ from epum.errors import BadRequestError, EpumError, NotFoundError
 from epum.health import HealthConfig, heartbeat_write_due
 from epum.instances import PROVISIONER_FIELDS, Instance
 from epum.logcontext import domain_logger
+from epum.mappings import deep_merge
 from epum.settings import ServiceSettings
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.base import DomainStore, EPUMStore, update_instance_with_retry
