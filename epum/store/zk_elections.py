@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 #: The elected roles, one election znode each under ``<base>/elections``.
 ROLES = ("decider", "doctor", "reaper")
 
+#: How often the board repeats ``depose()`` to a deposed leader whose
+#: ``inaugurate`` has not returned yet: a leader that resets its stop flag
+#: when its term starts could miss a ``depose()`` that raced with that
+#: start, so one call is not enough.
+REDEPOSE_INTERVAL = 0.05
+
 #: Pause before re-entering an election after a failure (a kazoo error or
 #: a leader whose ``inaugurate`` raised), so a broken leader or a flapping
 #: connection cannot spin.
@@ -48,10 +54,11 @@ class ElectionBoard:
 
     The board listens to the kazoo client's connection state.  The listener
     never blocks: on SUSPENDED or LOST it calls ``depose()`` on every leader
-    in office (``depose`` must not block either) and, on LOST, cancels the
-    elections of the contenders still queued so they re-enter with the new
-    session.  A LOST also starts a new *session generation*: a seat won in
-    an older generation is never used to lead.
+    in office (``depose`` must not block either), and repeats it every
+    ``REDEPOSE_INTERVAL`` until that leader's ``inaugurate`` has returned;
+    on LOST it also cancels the elections of the contenders still queued so
+    they re-enter with the new session.  A LOST also starts a new *session
+    generation*: a seat won in an older generation is never used to lead.
     """
 
     def __init__(self, client: KazooClient, elections_path: str, identifier: str):
@@ -200,13 +207,32 @@ class ElectionBoard:
             contender.deposed = True
         return out
 
-    @staticmethod
-    def _depose(contenders: list[Contender]) -> None:
+    def _depose(self, contenders: list[Contender]) -> None:
+        """``depose()`` each, and keep at it until its ``inaugurate`` returns."""
         for contender in contenders:
-            try:
-                contender.leader.depose()
-            except Exception:
-                log.exception("%s leader failed to depose", contender.role)
+            self._call_depose(contender)
+            threading.Thread(
+                target=self._keep_deposed,
+                args=(contender,),
+                name=f"epum-{contender.role}-depose",
+                daemon=True,
+            ).start()
+
+    def _keep_deposed(self, contender: Contender) -> None:
+        with self._cond:
+            while True:
+                self._cond.wait(REDEPOSE_INTERVAL)
+                if not (contender.in_term and contender.deposed):
+                    return
+                # Under the lock, so it can never reach the leader's next term.
+                self._call_depose(contender)
+
+    @staticmethod
+    def _call_depose(contender: Contender) -> None:
+        try:
+            contender.leader.depose()
+        except Exception:
+            log.exception("%s leader failed to depose", contender.role)
 
 
 class Contender:
@@ -240,9 +266,11 @@ class Contender:
         The thread has ended.
 
     Only one thread ever calls ``inaugurate`` for a contender, and never
-    twice at once; ``depose`` may be called from the connection listener or
-    from ``shutdown`` at any time after ``inaugurate`` was decided on, even
-    before ``inaugurate`` started running.
+    twice at once.  ``depose`` comes from the connection listener or from
+    ``shutdown``, possibly before ``inaugurate`` has started running, and is
+    repeated every ``REDEPOSE_INTERVAL`` until ``inaugurate`` returns (never
+    after): a leader that resets its stop flag when a term starts, as
+    ``epum.leader_loop.LeaderLoop`` does, cannot miss it.
     """
 
     def __init__(self, board: ElectionBoard, role: str, leader: Leader):

@@ -32,10 +32,13 @@ outcome is then unknown (it may still be applied once the connection comes
 back), so the caller re-reads before trying again, as after a conflict.
 
 Reads.  ``/domains`` is mirrored by kazoo's ``TreeCache``, kept fresh by
-watches, so ``get_all_domains``, ``list_domains_by_owner``, the config,
-subscribers, sensor data, removal mark and ``get_instances`` cost no reads
-on the server (a decider pass re-reads nothing that did not change).  The
-index, definitions and ``get_instance`` read the server: ``get_instance``
+watches, so ``get_all_domains``, ``get_domain`` (a miss is checked on the
+server), the config, subscribers, sensor data, removal mark and
+``get_instances`` cost no reads on the server (a decider pass re-reads
+nothing that did not change).  The index, definitions,
+``list_domains_by_owner`` (an RPC answer: one read, so every worker lists
+a domain as soon as any worker added it) and ``get_instance`` read the
+server: ``get_instance``
 is what a writer re-reads after a ``WriteConflictError``, so it always sees
 the version that won; ``get_domain_for_instance_id`` costs one read however
 many domains there are.
@@ -612,11 +615,13 @@ class ZooKeeperEPUMStore(EPUMStore):
         return ZooKeeperDomainStore(self, owner, domain_id)
 
     def list_domains_by_owner(self, owner: str) -> list[str]:
-        """The ids of ``owner``'s domains, sorted (from the cache)."""
-        owner_path = f"{self._domains_root()}/{quote_name(owner)}"
-        cached = self._fresh(owner_path)
-        names = self._children(owner_path, cached) or []
-        return sorted(unquote(n) for n in names if self._visible(f"{owner_path}/{n}", cached))
+        """The ids of ``owner``'s domains, sorted: one read on the server.
+
+        An RPC answer, so it reads the server rather than the cache: a
+        domain added through any worker is listed by every worker at once.
+        """
+        names = self._children(f"{self._domains_root()}/{quote_name(owner)}", False) or []
+        return sorted(unquote(n) for n in names)
 
     def get_all_domains(self) -> list[DomainStore]:
         """Every domain of every owner (from the cache)."""

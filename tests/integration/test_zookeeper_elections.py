@@ -46,7 +46,8 @@ class Timeline:
 
 
 class TermLeader:
-    """A leader that acts until deposed; a depose ends the current term only."""
+    """A leader that acts until deposed; like LeaderLoop it forgets earlier
+    deposes when a term starts (the store repeats a depose until it lands)."""
 
     def __init__(self, name: str, timeline: Timeline):
         self.name = name
@@ -56,13 +57,13 @@ class TermLeader:
         self._stop = threading.Event()
 
     def inaugurate(self) -> None:
+        self._stop.clear()
         self.terms += 1
         self.timeline.record(self.name, "in")
         self.in_office.set()
         self._stop.wait()
         self.in_office.clear()
         self.timeline.record(self.name, "out")
-        self._stop.clear()  # consumed: the next term needs a depose of its own
 
     def depose(self) -> None:
         self._stop.set()
