@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any
 
-from epum.errors import NotFoundError, WriteConflictError
+from epum.errors import WriteConflictError
 from epum.health import HealthConfig, HealthMonitor, Verdict
+from epum.instances import Instance
 from epum.leader_loop import LeaderLoop
-from epum.store.base import DomainStore, EPUMStore
+from epum.logcontext import DomainLogger, domain_logger, log_fields
+from epum.store.base import DomainStore, EPUMStore, update_instance_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +30,6 @@ log = logging.getLogger(__name__)
 #: reactor a few times per missing_timeout at most, so losing five races in
 #: a row means something is wrong; the next pass tries again anyway.
 WRITE_ATTEMPTS = 5
-
-
-class _DomainLog(logging.LoggerAdapter):
-    """Log lines naming the domain and its caller (owner), in the text and in ``extra``."""
-
-    def __init__(self, domain: DomainStore):
-        super().__init__(log, {"caller": domain.owner, "domain": domain.domain_id})
-
-    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
-        kwargs.setdefault("extra", {}).update(self.extra)
-        return f"[caller={self.extra['caller']} domain={self.extra['domain']}] {msg}", kwargs
 
 
 class Doctor(LeaderLoop):
@@ -73,7 +64,7 @@ class Doctor(LeaderLoop):
         for domain in self.store.get_all_domains():
             if self.deposed:
                 return
-            dlog = _DomainLog(domain)
+            dlog = domain_logger(log, domain.owner, domain.domain_id)
             try:
                 if domain.is_removed():
                     continue
@@ -82,14 +73,15 @@ class Doctor(LeaderLoop):
                 if not config.monitor_health:
                     keep.discard(domain.key)
                     continue
-                self._examine(domain, config, now, dlog)
+                with log_fields(caller=domain.owner, domain=domain.domain_id):
+                    self._examine(domain, config, now, dlog)
             except Exception:
                 dlog.exception("health check of the domain failed; next domain")
         for key in set(self._monitors) - keep:
             del self._monitors[key]
 
     def _examine(
-        self, domain: DomainStore, config: HealthConfig, now: float, dlog: _DomainLog
+        self, domain: DomainStore, config: HealthConfig, now: float, dlog: DomainLogger
     ) -> None:
         monitor = self._monitors.get(domain.key)
         if monitor is None:
@@ -114,47 +106,40 @@ class Doctor(LeaderLoop):
         monitor: HealthMonitor,
         instance_id: str,
         now: float,
-        dlog: _DomainLog,
+        dlog: DomainLogger,
     ) -> Verdict | None:
         """Write the verdict on a fresh read; the verdict written, or None if none was."""
-        for _ in range(WRITE_ATTEMPTS):
-            record = domain.get_instance(instance_id)
-            if record is None:
-                dlog.info("instance %s vanished before its health was written", instance_id)
-                return None
-            verdict = monitor.check(record, now)
-            if verdict is None or verdict.health is None:
-                dlog.info(
-                    "instance %s moved on (%s, health %s); nothing to write",
-                    instance_id,
-                    record.state,
-                    record.health,
-                )
-                return None
-            try:
-                domain.update_instance(record.replace(health=verdict.health))
-            except NotFoundError:
-                dlog.info("instance %s vanished before its health was written", instance_id)
-                return None
-            except WriteConflictError:
-                dlog.debug("instance %s changed while its health was written; again", instance_id)
-                continue
-            dlog.warning(
-                "instance %s health %s -> %s: %s",
-                instance_id,
-                record.health,
-                verdict.health,
-                verdict.reason,
-            )
-            return verdict
-        dlog.warning(
-            "instance %s: health not written after %d conflicting writes; next pass",
-            instance_id,
-            WRITE_ATTEMPTS,
-        )
-        return None
+        written: Verdict | None = None
 
-    def _ask_agent(self, verdict: Verdict, now: float, dlog: _DomainLog) -> None:
+        def judge_again(record: Instance) -> Instance | None:
+            nonlocal written
+            written = monitor.check(record, now)
+            if written is None or written.health is None:
+                return None
+            return record.replace(health=written.health)
+
+        try:
+            result = update_instance_with_retry(domain, instance_id, judge_again, WRITE_ATTEMPTS)
+        except WriteConflictError:
+            dlog.warning(
+                "instance %s: health not written after %d conflicting writes; next pass",
+                instance_id,
+                WRITE_ATTEMPTS,
+            )
+            return None
+        if result is None or written is None:
+            dlog.info("instance %s vanished or moved on; no health written", instance_id)
+            return None
+        dlog.warning(
+            "instance %s health %s -> %s: %s",
+            instance_id,
+            result[0].health,
+            written.health,
+            written.reason,
+        )
+        return written
+
+    def _ask_agent(self, verdict: Verdict, now: float, dlog: DomainLogger) -> None:
         if self.ouagent_client is None:
             return
         try:
