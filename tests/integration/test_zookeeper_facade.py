@@ -1,0 +1,89 @@
+"""Two workers' facades on one ZooKeeper store, with real engines and timed
+loops: whatever happens to the deciding worker's connection, no instance
+is launched twice and a failure is replaced once.
+
+Worker ``a`` reaches ZooKeeper through a ``TcpProxy`` (so it alone can be
+cut off); worker ``b`` connects directly.  Both talk to one provisioner.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from epum.management import EPUManagement
+from epum.states import InstanceState
+from tests.fakes import FakeCloud, FakeDTRS, FakeNotifier, FakeProvisioner
+from tests.zk_server import wait_for
+
+pytestmark = pytest.mark.zookeeper
+
+CONF = {
+    "decider_loop_interval": 0.2,
+    "doctor_loop_interval": 3600,
+    "reaper_loop_interval": 3600,
+}
+
+
+def launched(provisioner: FakeProvisioner) -> set[str]:
+    return set(provisioner.provisioned_ids())
+
+
+def test_no_instance_is_launched_twice_across_connection_trouble(zk_proxy, zk_store_factory):
+    provisioner = FakeProvisioner()
+    a_store = zk_store_factory(hosts=zk_proxy.hosts, timeout=2.0, worker_name="a")
+    b_store = zk_store_factory(worker_name="b")
+    a = EPUManagement(CONF, FakeNotifier(), provisioner, None, FakeDTRS(), store=a_store)
+    a.initialize()
+    wait_for(lambda: a.decider.is_leader, 10)
+    b = EPUManagement(CONF, FakeNotifier(), provisioner, None, FakeDTRS(), store=b_store)
+    b.initialize()
+    try:
+        a.msg_add_domain_definition("simple", {"general": {"engine_class": "simplest"}})
+        a.msg_add_domain("alice", "dom", "simple", {"engine_conf": {"preserve_n": 2}})
+        wait_for(lambda: len(launched(provisioner)) == 2, 10)
+        FakeCloud(b, provisioner).run_all()
+
+        def running_seen_by(store) -> int:
+            domain = store.get_domain("alice", "dom")
+            return sum(i.state == InstanceState.RUNNING for i in domain.get_instances())
+
+        wait_for(lambda: running_seen_by(a_store) == 2, 10)
+
+        # A brief loss: a is deposed, comes back with its session, leads on.
+        zk_proxy.block()
+        zk_proxy.cut()
+        wait_for(lambda: not a.decider.is_leader, 2)
+        time.sleep(1.0)
+        zk_proxy.unblock()
+        wait_for(lambda: a.decider.is_leader, 10)
+        time.sleep(1.0)  # several passes of the re-elected decider
+        assert len(launched(provisioner)) == 2
+        assert not b.decider.is_leader
+
+        # A partition past a's session timeout: b takes over and finds the
+        # domain whole.
+        zk_proxy.block()
+        wait_for(lambda: b.decider.is_leader, 10)
+        assert not a.decider.is_leader
+        time.sleep(1.0)
+        assert len(launched(provisioner)) == 2
+        zk_proxy.unblock()
+        wait_for(
+            lambda: (
+                a_store.election_contenders("decider") == [b_store.identifier, a_store.identifier]
+            ),
+            10,
+        )
+
+        # A failure is replaced once, by the decider in office.
+        victim = sorted(launched(provisioner))[0]
+        FakeCloud(b, provisioner).report(victim, InstanceState.FAILED)
+        wait_for(lambda: len(launched(provisioner)) == 3, 10)
+        time.sleep(1.0)
+        assert len(launched(provisioner)) == 3
+        assert not a.decider.is_leader
+    finally:
+        a.shutdown()
+        b.shutdown()
