@@ -119,9 +119,11 @@ class ElectionBoard:
         for election in elections:
             election.cancel()
         deadline = time.monotonic() + timeout
+        me = threading.current_thread()
         for contender in contenders:
-            contender.thread.join(max(0.0, deadline - time.monotonic()))
-        stuck = [c for c in contenders if c.thread.is_alive()]
+            if contender.thread is not me:  # a leader may shut its own store down
+                contender.thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [c for c in contenders if c.thread.is_alive() and c.thread is not me]
         for contender in stuck:
             log.warning(
                 "%s contender %s still running at shutdown (state %s)",

@@ -55,8 +55,9 @@ fail with ``WriteConflictError``, and the re-read through ``get_instance``
 sees the winner.
 
 Change listeners get ``(owner, domain_id)`` after any change to a domain's
-znodes, by any worker (they come from the cache's watches), on the cache's
-thread: they must not block.
+znodes, by any worker (they come from the cache's watches), once the cache
+shows the change, on the cache's thread: they must not block, nor read the
+store (a read waiting for the cache would wait on its own thread).
 
 ACLs.  With ``username`` and ``password``, the client authenticates with
 that digest and creates every znode (the base path, the layout, domains,
@@ -702,7 +703,11 @@ class ZooKeeperEPUMStore(EPUMStore):
 
     # change notification -----------------------------------------------------------
     def add_change_listener(self, listener: ChangeListener) -> None:
-        """Call ``listener(owner, domain_id)`` after any change to a domain, by anyone."""
+        """Call ``listener(owner, domain_id)`` after any change to a domain, by anyone.
+
+        It runs on the cache's thread once the cache shows the change; it
+        must not block nor read the store (note the domain, wake a loop).
+        """
         self._listeners.append(listener)
 
     # elections ---------------------------------------------------------------------

@@ -217,3 +217,19 @@ def test_a_leader_that_stops_on_its_own_rejoins(zk_store_factory):
     assert terms == [1, 2, 3]
     store.shutdown()
     assert stop.is_set()
+
+
+def test_a_leader_may_shut_its_own_store_down(zk_store_factory):
+    store = zk_store_factory()
+    done = threading.Event()
+
+    class SelfStopper:
+        def inaugurate(self) -> None:
+            store.shutdown()
+            done.set()
+
+        def depose(self) -> None:
+            pass
+
+    store.contend_reaper(SelfStopper())
+    assert done.wait(10)

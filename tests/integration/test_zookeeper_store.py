@@ -21,7 +21,7 @@ from epum.errors import WriteConflictError
 from epum.instances import Instance
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.zookeeper import StoreUnavailableError, ZooKeeperEPUMStore
-from tests.zk_server import wait_for
+from tests.zk_server import ZooKeeperServer, wait_for
 
 pytestmark = pytest.mark.zookeeper
 
@@ -401,3 +401,51 @@ def test_an_unreachable_zookeeper_fails_calls_in_bounded_time(zk_proxy, zk_store
     current = domain.get_instance("i1")
     domain.update_instance(current.replace(hostname="after"))
     assert domain.get_instance("i1").hostname == "after"
+
+
+@pytest.fixture
+def private_zk_server():
+    """A server of this test's own, free to restart and pause."""
+    server = ZooKeeperServer(tick_time_ms=500)
+    server.start()
+    yield server
+    server.close()
+
+
+def test_a_server_restart_keeps_the_session_the_data_and_the_leader(private_zk_server):
+    store = ZooKeeperEPUMStore(private_zk_server.hosts, "/epum", timeout=6.0, worker_name="solo")
+    store.initialize()
+    try:
+        terms: list[float] = []
+        stop = threading.Event()
+
+        class Leader:
+            def inaugurate(self):
+                stop.clear()
+                terms.append(time.monotonic())
+                stop.wait()
+
+            def depose(self):
+                stop.set()
+
+        store.contend_decider(Leader())
+        wait_for(lambda: len(terms) == 1)
+        domain = store.add_domain("alice", "dom", CONFIG)
+        domain.add_instance(record("i1"))
+        session = store.kazoo_client.client_id
+
+        private_zk_server.restart()
+        wait_for(lambda: len(terms) == 2, timeout=15)
+        assert store.kazoo_client.client_id == session
+        assert domain.get_instance("i1").instance_id == "i1"
+
+        # A stalled server holds calls up until it resumes.
+        private_zk_server.pause()
+        answers: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: answers.put(domain.get_instance("i1")), daemon=True).start()
+        with pytest.raises(queue.Empty):
+            answers.get(timeout=0.5)
+        private_zk_server.resume()
+        assert answers.get(timeout=5).instance_id == "i1"
+    finally:
+        store.shutdown()
