@@ -169,6 +169,7 @@ class Config:
             "persistence_user": zk.username,
             "persistence_pw": zk.password,
             "persistence_timeout": zk.timeout,
+            "worker_name": self.worker_name,
             "needy_default_iaas_site": e.needy_default_iaas_site,
             "needy_default_iaas_allocation": e.needy_default_iaas_allocation,
             "provisioner_vars": copy.deepcopy(e.provisioner_vars),

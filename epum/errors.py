@@ -24,6 +24,13 @@ class WriteConflictError(EpumError):
     """A compare-and-set lost a race (or the entity already exists); re-read and retry."""
 
 
+class StoreUnavailableError(EpumError):
+    """The store did not answer in time, refused access, or is not running.
+
+    A write's outcome is unknown: re-read before trying again.
+    """
+
+
 class UnknownOperationError(EpumError):
     """The RPC operation is not one the service offers."""
 

@@ -17,7 +17,8 @@ def get_epum_store(config: Mapping[str, Any]) -> EPUMStore:
 
     For ``zookeeper``: ``persistence_url`` (hosts), ``persistence_path``
     (base path, default ``/epum``), ``persistence_user`` / ``persistence_pw``
-    (digest ACL) and ``persistence_timeout`` (session timeout, seconds).
+    (digest ACL), ``persistence_timeout`` (session timeout, seconds) and
+    ``worker_name`` (this worker's name in the elections).
     The store is returned uninitialized: call ``initialize()``.
     """
     kind = config.get("persistence_type") or "memory"
@@ -35,5 +36,6 @@ def get_epum_store(config: Mapping[str, Any]) -> EPUMStore:
             username=config.get("persistence_user"),
             password=config.get("persistence_pw"),
             timeout=float(config.get("persistence_timeout") or 10.0),
+            worker_name=config.get("worker_name"),
         )
     raise BadRequestError(f"unknown persistence_type {kind!r}; expected memory or zookeeper")

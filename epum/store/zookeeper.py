@@ -102,7 +102,12 @@ from kazoo.protocol.states import ZnodeStat
 from kazoo.retry import KazooRetry, RetryFailedError
 from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
 
-from epum.errors import BadRequestError, EpumError, NotFoundError, WriteConflictError
+from epum.errors import (
+    BadRequestError,
+    NotFoundError,
+    StoreUnavailableError,
+    WriteConflictError,
+)
 from epum.store.base import CONFIG_SECTIONS, ChangeListener, DomainStore, EPUMStore, Leader
 from epum.store.zk_cache import ABSENT, LOADED, SubtreeCache
 from epum.store.zk_domain import (
@@ -115,7 +120,7 @@ from epum.store.zk_domain import (
 )
 from epum.store.zk_elections import ROLES, ElectionBoard
 
-__all__ = ["StoreUnavailableError", "ZooKeeperDomainStore", "ZooKeeperEPUMStore"]
+__all__ = ["ZooKeeperDomainStore", "ZooKeeperEPUMStore"]
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +133,6 @@ DELETE_BATCH = 100
 #: How long ``shutdown`` waits for leaders to return from ``inaugurate``
 #: after ``depose()`` before it closes the session anyway.
 SHUTDOWN_JOIN = 2.0
-
-
-class StoreUnavailableError(EpumError):
-    """ZooKeeper did not answer within the session timeout, refused access,
-    or the store is not running.  A write's outcome is unknown: re-read."""
 
 
 class ZkCalls:

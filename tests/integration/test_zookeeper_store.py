@@ -17,10 +17,10 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionLoss, NoAuthError
 
-from epum.errors import WriteConflictError
+from epum.errors import StoreUnavailableError, WriteConflictError
 from epum.instances import Instance
 from epum.states import InstanceHealthState, InstanceState
-from epum.store.zookeeper import StoreUnavailableError, ZooKeeperEPUMStore
+from epum.store.zookeeper import ZooKeeperEPUMStore
 from tests.zk_server import ZooKeeperServer, wait_for
 
 pytestmark = pytest.mark.zookeeper
