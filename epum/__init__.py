@@ -11,6 +11,7 @@ from epum.errors import (
     WriteConflictError,
     WrongModeError,
 )
+from epum.management import EPUManagement
 from epum.states import DecisionEngineState, InstanceHealthState, InstanceState
 
 __version__ = "0.1.0"
@@ -32,11 +33,3 @@ __all__ = [
     "__version__",
 ]
 
-
-def __getattr__(name: str):
-    # EPUManagement pulls in every role; import it only when asked for.
-    if name == "EPUManagement":
-        from epum.management import EPUManagement
-
-        return EPUManagement
-    raise AttributeError(name)
