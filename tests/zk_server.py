@@ -1,6 +1,6 @@
 """A real ZooKeeper for tests, and the faults to inflict on it.
 
-``ZooKeeperServer`` runs Debian's ZooKeeper (``scripts/install-zookeeper.sh``)
+``ZooKeeperServer`` runs Debian's ZooKeeper (``scripts/setup`` installs it)
 as a JVM subprocess on a free port with a temporary data dir, the admin
 server off and a configurable ``tickTime`` (500 ms by default, so sessions
 may be as short as 1 s for expiry tests; the server clamps session timeouts
@@ -60,7 +60,7 @@ log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
 log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} %-5p [%t:%C{1}@%L] - %m%n
 """
 
-INSTALL_HINT = "ZooKeeper is not installed: run scripts/install-zookeeper.sh (as root)"
+INSTALL_HINT = "ZooKeeper is not installed: run scripts/setup (as root)"
 
 
 class ZooKeeperUnavailable(RuntimeError):
