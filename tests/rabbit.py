@@ -43,7 +43,7 @@ def ensure_broker(url: str = AMQP_URL, wait: float = 60.0) -> None:
     if broker_answers(url):
         return
     if not shutil.which("rabbitmq-server"):
-        pytest.skip(f"no broker at {url} and rabbitmq-server is not installed")
+        pytest.fail(f"no broker at {url} and rabbitmq-server is not installed (run scripts/setup)")
     subprocess.run(["rabbitmq-server", "-detached"], check=False, capture_output=True)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
