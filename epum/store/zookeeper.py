@@ -82,6 +82,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -129,6 +130,10 @@ T = TypeVar("T")
 #: How many znodes one removal transaction deletes; keeps each request far
 #: below ZooKeeper's 1 MB packet limit.
 DELETE_BATCH = 100
+
+#: Instance-to-domain lookups remembered (the most recent ones): enough for
+#: every instance of a large deployment, a few MB at most.
+INSTANCE_DOMAINS_KEPT = 100_000
 
 #: How long ``shutdown`` waits for leaders to return from ``inaugurate``
 #: after ``depose()`` before it closes the session anyway.
@@ -267,6 +272,10 @@ class ZooKeeperEPUMStore(EPUMStore):
         self._cache: SubtreeCache | None = None
         self._board: ElectionBoard | None = None
         self._listeners: list[ChangeListener] = []
+        # instance id -> (owner, domain_id) as the index said once: an
+        # instance never changes domain, so a hit needs only the cache to
+        # confirm the record still exists.
+        self._instance_domains: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     # paths ------------------------------------------------------------------
     @property
@@ -694,12 +703,27 @@ class ZooKeeperEPUMStore(EPUMStore):
                     zk.delete(path)
 
     def get_domain_for_instance_id(self, instance_id: str) -> DomainStore | None:
-        """The domain holding an instance: one read of its index entry."""
+        """The domain holding an instance: at most one read of its index entry.
+
+        An instance this store has looked up before, whose record the cache
+        still holds, costs no read at all (heartbeats find their domain so).
+        """
+        known = self._instance_domains.get(instance_id)
+        if known is not None:
+            domain = ZooKeeperDomainStore(self, *known)
+            path = domain._instance_path(instance_id)
+            if self._cache is not None and self._cache.lookup(path)[0] == LOADED:
+                self._instance_domains.move_to_end(instance_id)
+                return domain
+            self._instance_domains.pop(instance_id, None)
         got = self._server_read(self._index_path(instance_id))
         if got is None:
             return None
-        entry = got[0]
-        return ZooKeeperDomainStore(self, entry["owner"], entry["domain_id"])
+        key = (got[0]["owner"], got[0]["domain_id"])
+        self._instance_domains[instance_id] = key
+        while len(self._instance_domains) > INSTANCE_DOMAINS_KEPT:
+            self._instance_domains.popitem(last=False)
+        return ZooKeeperDomainStore(self, *key)
 
     # change notification -----------------------------------------------------------
     def add_change_listener(self, listener: ChangeListener) -> None:

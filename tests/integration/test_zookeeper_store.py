@@ -101,20 +101,29 @@ def test_the_index_finds_an_instance_in_one_read_however_many_domains(zk_store_f
     store = zk_store_factory()
     store.add_domain("owner-0", "dom", CONFIG).add_instance(record("needle"))
 
-    def reads_to_find_the_needle() -> int:
-        with counting_reads(store) as counts:
-            domain = store.get_domain_for_instance_id("needle")
+    def reads_to_find_the_needle(finder) -> int:
+        with counting_reads(finder) as counts:
+            domain = finder.get_domain_for_instance_id("needle")
         assert domain is not None and domain.key == ("owner-0", "dom")
         return sum(counts.values())
 
-    with_one_domain = reads_to_find_the_needle()
+    with_one_domain = reads_to_find_the_needle(store)
     for i in range(1, 41):
         store.add_domain(f"owner-{i}", "dom", CONFIG).add_instance(record(f"hay-{i}"))
-    with_many_domains = reads_to_find_the_needle()
+    with_many_domains = reads_to_find_the_needle(zk_store_factory(worker_name="fresh"))
     assert with_one_domain == with_many_domains == 1
+    assert reads_to_find_the_needle(store) == 0, "a known instance is found in the cache"
     with counting_reads(store) as counts:
         assert store.get_domain_for_instance_id("nowhere") is None
     assert sum(counts.values()) == 1
+
+
+def test_a_remembered_instance_removed_by_another_worker_is_not_found(zk_store_factory):
+    finder, remover = zk_store_factory(worker_name="finder"), zk_store_factory()
+    remover.add_domain("alice", "dom", CONFIG).add_instance(record("i1"))
+    assert finder.get_domain_for_instance_id("i1").key == ("alice", "dom")
+    remover.get_domain("alice", "dom").remove_instance("i1")
+    assert wait_for(lambda: finder.get_domain_for_instance_id("i1") is None, 5)
 
 
 def test_a_decider_pass_reads_nothing_from_the_server(zk_store_factory):
