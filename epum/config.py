@@ -51,6 +51,7 @@ from typing import Any
 import yaml
 
 from epum.mappings import deep_merge
+from epum.settings import ServiceSettings
 
 #: Environment variable -> the dotted key it sets.
 ENV_OVERRIDES: dict[str, str] = {
@@ -106,13 +107,16 @@ class ZooKeeperSettings:
 
 @dataclass(frozen=True)
 class EPUMSettings:
-    """``epumanagement``: the service itself (PROTOCOL.md sections 1 and 6)."""
+    """``epumanagement``: the service itself (PROTOCOL.md sections 1 and 6).
 
-    service_name: str = _why("epu_management_service", "the name clients know")
+    The keys the facade reads take their defaults from ``ServiceSettings``,
+    which checks them again when the worker builds the facade."""
+
+    service_name: str = _why(ServiceSettings.service_name, "the name clients know")
     provisioner_service_name: str = _why("provisioner", "the provisioner's usual name")
     dtrs_service_name: str = _why("dtrs", "the DTRS's usual name")
     default_user: str | None = _why(None, "every domain op must say whose domain it is")
-    persistence_type: str = _why("memory", "a single worker needs no ZooKeeper")
+    persistence_type: str = _why(ServiceSettings.persistence_type, "one worker needs no ZooKeeper")
     initial_definitions: dict[str, Any] = field(
         default_factory=dict, metadata={"why": "definitions are usually added by RPC"}
     )
@@ -124,10 +128,18 @@ class EPUMSettings:
     provisioner_vars: dict[str, Any] = field(
         default_factory=dict, metadata={"why": "launches need no extra vars by default"}
     )
-    decider_loop_interval: float = _why(5.0, "the timed safety-net pass of the decider")
-    record_reaping_max_age: float = _why(7200.0, "terminal records stay two hours for audit")
-    doctor_loop_interval: float = _why(10.0, "well under the shortest health timeout")
-    reaper_loop_interval: float = _why(300.0, "reaping is housekeeping")
+    decider_loop_interval: float = _why(
+        ServiceSettings.decider_loop_interval, "the timed safety-net pass of the decider"
+    )
+    record_reaping_max_age: float = _why(
+        ServiceSettings.record_reaping_max_age, "terminal records stay two hours for audit"
+    )
+    doctor_loop_interval: float = _why(
+        ServiceSettings.doctor_loop_interval, "well under the shortest health timeout"
+    )
+    reaper_loop_interval: float = _why(
+        ServiceSettings.reaper_loop_interval, "reaping is housekeeping"
+    )
     allowed_engine_prefixes: list[str] = field(
         default_factory=list,
         metadata={"why": "only the built-in engines and their aliases unless listed"},
