@@ -96,12 +96,11 @@ class Demo:
         return check
 
     def lost_contact(self, instance_id: str) -> Callable[[], bool]:
-        """A condition: the doctor has judged ``instance_id`` OUT_OF_CONTACT or MISSING."""
-        lost = {InstanceHealthState.OUT_OF_CONTACT, InstanceHealthState.MISSING}
+        """A condition: the doctor has judged ``instance_id`` MISSING (after OUT_OF_CONTACT)."""
 
         def check() -> bool:
             seen = self.timeline.instances.get(instance_id)
-            return seen is not None and bool(lost & set(seen.healths))
+            return seen is not None and InstanceHealthState.MISSING in seen.healths
 
         return check
 

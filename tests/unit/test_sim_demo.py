@@ -28,7 +28,8 @@ def test_demo_plays_every_stage():
     assert lines == result.lines
     text = "\n".join(lines)
     assert InstanceHealthState.PROCESS_ERROR in text
-    assert InstanceHealthState.OUT_OF_CONTACT in text or InstanceHealthState.MISSING in text
+    assert "OK -> OUT_OF_CONTACT" in text
+    assert "OUT_OF_CONTACT -> MISSING" in text
     assert "domain is gone" in text
     assert len(result.table) == 1 + 8
     assert result.simulated_seconds < 300
