@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import time
 from typing import Any
 
 from epum.errors import BadRequestError, NotFoundError, WriteConflictError
@@ -256,10 +257,14 @@ class MemoryEPUMStore(EPUMStore):
         self._closed.set()
         with self._lock:
             leaders, threads = list(self._leaders), list(self._threads)
-        for leader in leaders:
-            leader.depose()
+        # A leader clears its stop flag as its term starts, so a depose that
+        # lands just before that is lost: repeat it until every term is over.
+        deadline = time.monotonic() + 5
         for thread in threads:
-            thread.join(timeout=5)
+            while thread.is_alive() and time.monotonic() < deadline:
+                for leader in leaders:
+                    leader.depose()
+                thread.join(timeout=0.05)
 
 
 def _check_section(section: str) -> None:

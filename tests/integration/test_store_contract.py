@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -247,3 +248,40 @@ def test_one_leader_per_role_and_shutdown_deposes(store):
     store.shutdown()
     assert first.deposed.is_set()
     assert doctor.deposed.is_set()
+
+
+class LateStartingLeader:
+    """A leader whose term starts (clearing its stop flag) only when the test says."""
+
+    def __init__(self):
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.depose_calls = 0
+        self.stop = threading.Event()
+        self.returned = threading.Event()
+
+    def inaugurate(self):
+        self.entered.set()
+        self.gate.wait(10)
+        self.stop.clear()  # a new term starts: an earlier depose is forgotten
+        self.stop.wait(10)
+        self.returned.set()
+
+    def depose(self):
+        self.depose_calls += 1
+        self.stop.set()
+
+
+def test_shutdown_deposes_a_leader_whose_term_starts_late(store):
+    leader = LateStartingLeader()
+    store.contend_reaper(leader)
+    assert leader.entered.wait(10)
+    stopper = threading.Thread(target=store.shutdown)
+    stopper.start()
+    deadline = time.monotonic() + 5
+    while leader.depose_calls == 0 and time.monotonic() < deadline:
+        threading.Event().wait(0.01)
+    leader.gate.set()  # the term starts after the first depose
+    stopper.join(10)
+    assert not stopper.is_alive()
+    assert leader.returned.wait(1), "the leader was left running after shutdown"
