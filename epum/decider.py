@@ -16,6 +16,7 @@ provisioner to resend the state of every live instance.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class Decider(LeaderLoop):
         self._engines: dict[tuple[str, str], _DomainEngine] = {}
         self._controls: dict[tuple[str, str], DomainControl] = {}
         self._changed: set[tuple[str, str]] = set()
+        self._changed_lock = threading.Lock()
         self._last_full_pass: float | None = None
 
     # leadership -----------------------------------------------------------
@@ -85,7 +87,8 @@ class Decider(LeaderLoop):
 
     def domain_changed(self, owner: str, domain_id: str) -> None:
         """Note a changed domain and wake the loop to decide for it now (never blocks)."""
-        self._changed.add((owner, domain_id))
+        with self._changed_lock:
+            self._changed.add((owner, domain_id))
         self.wake()
 
     # passes ---------------------------------------------------------------
@@ -100,7 +103,8 @@ class Decider(LeaderLoop):
 
     def _pass(self, now: float, full: bool) -> None:
         started = time.monotonic()
-        changed, self._changed = self._changed, set()
+        with self._changed_lock:
+            changed, self._changed = self._changed, set()
         domains = self.store.get_all_domains()
         if full:
             self._last_full_pass = now
