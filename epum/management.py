@@ -91,7 +91,9 @@ class EPUManagement:
         if self._owns_store:
             self.store.initialize()
         subscribers = Subscribers(self.notifier)
-        self.reactor = Reactor(self.store, self.settings, subscribers, self.clock)
+        self.reactor = Reactor(
+            self.store, self.settings, subscribers, self.clock, dtrs=self.dtrs_client
+        )
         self.decider = Decider(
             self.store,
             self.settings,

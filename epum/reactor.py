@@ -22,6 +22,7 @@ from typing import Any
 from epum.domain_config import (
     check_sections,
     engine_class_name,
+    engine_conf_with_defaults,
     validate_domain_config,
 )
 from epum.engines.loader import load_engine_class
@@ -31,6 +32,7 @@ from epum.instances import PROVISIONER_FIELDS, Instance
 from epum.logcontext import domain_logger
 from epum.mappings import deep_merge
 from epum.settings import ServiceSettings
+from epum.sites import check_sites
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.base import DomainStore, EPUMStore, update_instance_with_retry
 from epum.subscribers import Subscribers
@@ -47,11 +49,13 @@ class Reactor:
         settings: ServiceSettings,
         subscribers: Subscribers,
         clock: Callable[[], float] = time.time,
+        dtrs: Any = None,
     ):
         self.store = store
         self.settings = settings
         self.subscribers = subscribers
         self.clock = clock
+        self.dtrs = dtrs
 
     # definitions ----------------------------------------------------------
     def add_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
@@ -117,7 +121,7 @@ class Reactor:
         if definition is None:
             raise NotFoundError(f"domain definition {definition_id} not found")
         merged = deep_merge(definition, config)
-        validate_domain_config(merged, self.settings)
+        self._validate(caller, merged)
         domain = self.store.add_domain(caller, domain_id, merged)
         if subscriber_name is not None:
             domain.add_subscriber(subscriber_name, subscriber_op)
@@ -161,7 +165,7 @@ class Reactor:
         if new_engine is not None and new_engine != engine_class_name(current):
             raise BadRequestError("a domain's engine_class cannot be changed; add a new domain")
         merged = {s: {**current.get(s, {}), **config.get(s, {})} for s in current}
-        validate_domain_config(merged, self.settings)
+        self._validate(caller, merged)
         if config:
             domain.update_config({s: dict(v) for s, v in config.items()})
         domain_logger(log, caller, domain_id).info(
@@ -180,6 +184,13 @@ class Reactor:
         """Stop telling ``subscriber_name``; no error if it was not subscribed."""
         _check_name(subscriber_name, "subscriber_name")
         self._live_domain(caller, domain_id).remove_subscriber(subscriber_name)
+
+    def _validate(self, caller: str, config: dict[str, Any]) -> None:
+        """Check a whole domain config, and its sites with the DTRS when there is one."""
+        engine_cls = validate_domain_config(config, self.settings)
+        if self.dtrs is not None:
+            engine_conf = engine_conf_with_defaults(config.get("engine_conf") or {}, self.settings)
+            check_sites(self.dtrs, caller, engine_cls.sites(engine_conf))
 
     def _live_domain(self, caller: str, domain_id: str) -> DomainStore:
         _check_name(caller, "caller")

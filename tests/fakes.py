@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from epum.errors import NotFoundError
 from epum.states import InstanceState
 
 
@@ -77,12 +78,24 @@ class FakeNotifier:
 
 
 class FakeDTRS:
-    """Answers describe_site / describe_credentials for any site."""
+    """Knows ``sites`` (every site when None) and ``credentials`` as {(caller, site)}
+    (every caller's when None); raises ``fail`` when set."""
+
+    def __init__(self, sites=None, credentials=None, fail=None):
+        self.sites = sites
+        self.credentials = credentials
+        self.fail = fail
 
     def describe_site(self, site_name):
+        if self.fail is not None:
+            raise self.fail
+        if self.sites is not None and site_name not in self.sites:
+            raise NotFoundError(f"no site {site_name}")
         return {"name": site_name}
 
     def describe_credentials(self, caller, site_name):
+        if self.credentials is not None and (caller, site_name) not in self.credentials:
+            raise NotFoundError(f"no credentials of {caller} for {site_name}")
         return {"access_key": "k", "secret_key": "s"}
 
 

@@ -67,6 +67,11 @@ class Engine(abc.ABC):
         """Raise ``BadRequestError`` naming what is wrong with ``conf``."""
 
     @classmethod
+    def sites(cls, conf: dict[str, Any]) -> list[str]:
+        """The sites a (valid) config launches on, so they can be checked up front."""
+        return []
+
+    @classmethod
     def get_config_doc(cls) -> str:
         """Human-readable documentation of the engine config keys."""
         return (cls.__doc__ or "").strip()

@@ -115,6 +115,11 @@ class MultiSiteOverflowEngine(Engine):
         MultiSiteConf.parse(conf)
 
     @classmethod
+    def sites(cls, conf: dict[str, Any]) -> list[str]:
+        """Every cloud's ``site_name``."""
+        return [cloud.site_name for cloud in MultiSiteConf.parse(conf).clouds]
+
+    @classmethod
     def get_config_doc(cls) -> str:
         """Every config key of this engine and what it does."""
         return CONFIG_DOC

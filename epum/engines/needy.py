@@ -75,6 +75,12 @@ class NeedyEngine(Engine):
         NeedyConf.parse(conf)
 
     @classmethod
+    def sites(cls, conf: dict[str, Any]) -> list[str]:
+        """``iaas_site``, when the config (or the service default) names one."""
+        site = get_str(conf, "iaas_site")
+        return [site] if site else []
+
+    @classmethod
     def get_config_doc(cls) -> str:
         """Every config key of this engine and what it does."""
         return CONFIG_DOC

@@ -126,6 +126,12 @@ class SensorEngine(Engine):
         SensorConf.parse(conf)
 
     @classmethod
+    def sites(cls, conf: dict[str, Any]) -> list[str]:
+        """``iaas_site``, when the config (or the service default) names one."""
+        site = get_str(conf, "iaas_site")
+        return [site] if site else []
+
+    @classmethod
     def get_config_doc(cls) -> str:
         """Every config key of this engine and of its sensor sources."""
         return CONFIG_DOC

@@ -37,6 +37,12 @@ class SimplestEngine(Engine):
         cls._parse(conf)
 
     @classmethod
+    def sites(cls, conf: dict[str, Any]) -> list[str]:
+        """``force_site``, when the config names one."""
+        site = get_str(conf, "force_site")
+        return [site] if site else []
+
+    @classmethod
     def get_config_doc(cls) -> str:
         """Every config key of this engine and what it does."""
         return CONFIG_DOC

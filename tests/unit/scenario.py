@@ -23,7 +23,7 @@ class FakeClock:
 class Scenario:
     """Everything a scenario test touches, wired together."""
 
-    def __init__(self, conf: dict | None = None, store=None):
+    def __init__(self, conf: dict | None = None, store=None, dtrs=None):
         self.clock = FakeClock()
         self.provisioner = FakeProvisioner()
         self.notifier = FakeNotifier()
@@ -35,7 +35,7 @@ class Scenario:
             self.notifier,
             self.provisioner,
             self.agents,
-            FakeDTRS(),
+            dtrs or FakeDTRS(),
             store=store,
             clock=self.clock,
         )

@@ -1,0 +1,91 @@
+"""A domain's sites are checked with the DTRS before anything is stored."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from epum.errors import BadRequestError
+from tests.fakes import FakeDTRS
+from tests.unit.scenario import Scenario
+
+MULTISITE = {
+    "general": {"engine_class": "multisite"},
+    "engine_conf": {
+        "domain_desired_size": 2,
+        "dtname": "dt",
+        "clouds": [
+            {"site_name": "site1", "size": 1, "rank": 1},
+            {"site_name": "elsewhere", "size": 1, "rank": 2},
+        ],
+    },
+}
+
+
+@pytest.fixture
+def checked():
+    dtrs = FakeDTRS(sites={"site1", "site2"}, credentials={("alice", "site1"), ("alice", "site2")})
+    scenario = Scenario(dtrs=dtrs)
+    yield scenario
+    scenario.epum.shutdown()
+
+
+def test_a_known_site_with_credentials_is_accepted(checked):
+    checked.add_domain("alice", "dom", 1, engine_conf={"force_site": "site1"})
+    checked.decide()
+    assert checked.provisioner.provisioned[0]["site"] == "site1"
+
+
+def test_an_unknown_site_is_refused_and_nothing_stored(checked):
+    with pytest.raises(BadRequestError, match="'nowhere' is not known to the DTRS"):
+        checked.add_domain("alice", "dom", 1, engine_conf={"force_site": "nowhere"})
+    assert checked.epum.msg_list_domains("alice") == []
+
+
+def test_a_site_without_the_callers_credentials_is_refused(checked):
+    with pytest.raises(BadRequestError, match="bob has no credentials for site 'site1'"):
+        checked.add_domain("bob", "dom", 1, engine_conf={"force_site": "site1"})
+    assert checked.epum.msg_list_domains("bob") == []
+
+
+def test_every_cloud_of_a_multisite_domain_is_checked(checked):
+    checked.epum.msg_add_domain_definition("multi", MULTISITE)
+    with pytest.raises(BadRequestError, match="'elsewhere'"):
+        checked.epum.msg_add_domain("alice", "dom", "multi", {})
+    assert checked.epum.store.get_domain("alice", "dom") is None
+
+
+def test_reconfiguring_to_an_unknown_site_changes_nothing(checked):
+    checked.add_domain("alice", "dom", 1, engine_conf={"force_site": "site1"})
+    with pytest.raises(BadRequestError, match="'nowhere'"):
+        checked.epum.msg_reconfigure_domain(
+            "alice", "dom", {"engine_conf": {"force_site": "nowhere"}}
+        )
+    config = checked.epum.msg_describe_domain("alice", "dom")["config"]
+    assert config["engine_conf"]["force_site"] == "site1"
+
+
+def test_an_unreachable_dtrs_does_not_block_domains(caplog):
+    sc = Scenario(dtrs=FakeDTRS(fail=ConnectionError("dtrs is down")))
+    try:
+        with caplog.at_level(logging.WARNING, logger="epum.sites"):
+            sc.add_domain("alice", "dom", 1, engine_conf={"force_site": "site9"})
+        assert sc.epum.msg_list_domains("alice") == ["dom"]
+        assert "could not check site site9" in caplog.text
+    finally:
+        sc.epum.shutdown()
+
+
+def test_the_service_default_site_of_a_needy_domain_is_checked():
+    sc = Scenario({"needy_default_iaas_site": "gone"}, dtrs=FakeDTRS(sites={"site1"}))
+    try:
+        sc.epum.msg_add_domain_definition("needy", {"general": {"engine_class": "needy"}})
+        with pytest.raises(BadRequestError, match="'gone'"):
+            sc.epum.msg_add_domain("alice", "dom", "needy", {"engine_conf": {"preserve_n": 1}})
+        sc.epum.msg_add_domain(
+            "alice", "dom", "needy", {"engine_conf": {"preserve_n": 1, "iaas_site": "site1"}}
+        )
+        assert sc.epum.msg_list_domains("alice") == ["dom"]
+    finally:
+        sc.epum.shutdown()
