@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import decider_pass, heartbeats
+from bench import decider_pass, heartbeats, reaction
 
 pytestmark = pytest.mark.zookeeper
 
@@ -24,3 +24,11 @@ def test_heartbeats_bench_on_zookeeper(zk_server):
     assert figures.heartbeats.record_writes == 3
     assert figures.zk_writes == 3, "a heartbeat writes only its record, and only when due"
     assert figures.bare_sets_per_second > 0 and figures.bare_gets_per_second > 0
+
+
+def test_reaction_bench_replaces_through_the_wake_path(zk_server):
+    # With an hour between timed passes, only a wake-up through the store's
+    # watches can request the replacements within the 10 s the bench waits.
+    times = reaction.reaction_times(zk_server.hosts, rounds=2, interval=3600, wait=10)
+    assert len(times) == 2
+    assert len(reaction.watch_round_trips(zk_server.hosts, rounds=2)) == 2
