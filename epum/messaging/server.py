@@ -149,7 +149,7 @@ class RpcServer(ConsumerMixin):
         payload = self._handle(message, headers, route)
         try:
             if route is not None:
-                self._reply(route, payload)
+                self._send_reply(route, payload)
             if refused:
                 message.reject(requeue=False)
             else:
@@ -157,6 +157,18 @@ class RpcServer(ConsumerMixin):
         except self.connection.channel_errors as exc:
             # the channel is gone with the consumer on it: make the mixin reconnect
             raise ConnectionError(f"channel failed while replying: {exc}") from exc
+
+    def _send_reply(self, route: ReplyRoute, payload: str) -> None:
+        """Publish the reply; a route that cannot be published to is logged, not raised
+        (raising would stop the consumer and leave the request to be redelivered forever)."""
+        try:
+            self._reply(route, payload)
+        except (*self.connection.connection_errors, *self.connection.channel_errors):
+            raise
+        except Exception as exc:  # e.g. a reply-to longer than a routing key may be
+            log.error(
+                "could not reply to %.100r: %s: %s", route.routing_key, type(exc).__name__, exc
+            )
 
     def _handle(self, message, headers: dict[str, Any], route: ReplyRoute | None) -> str:
         """The encoded reply to ``message`` (success or error); never raises."""

@@ -378,6 +378,22 @@ def test_a_pickle_message_is_refused_without_being_deserialized(
     assert service.handled == []
 
 
+def test_a_reply_to_header_too_long_to_route_does_not_stop_the_server(
+    amqp_url, names, make_server, service, raw, client
+):
+    server = make_server(service)
+    with running(server) as thread:
+        # a routing key is at most 255 bytes: this reply cannot even be encoded
+        raw.publish(
+            json.dumps({"op": "echo", "args": {"value": 1}}), headers={"reply-to": "x" * 300}
+        )
+        assert wait_until(lambda: service.handled)
+        assert client.call(SERVICE, "echo", value="next") == "next"
+        assert thread.is_alive()
+        assert queue_depth(amqp_url, names.qualify(SERVICE)) == 0
+    assert service.handled == [("echo", 1), ("echo", "next")]
+
+
 # --- delivery -----------------------------------------------------------------------
 
 
