@@ -147,6 +147,18 @@ class RpcServer(ConsumerMixin):
         route = reply_route(headers, message.properties or {})
         refused = message.content_type != envelope.CONTENT_TYPE
         payload = self._handle(message, headers, route)
+        self._settle(message, route, payload, refused)
+
+    def on_decode_error(self, message, exc: Exception) -> None:
+        """A message kombu could not unpack (a bad ``compression`` header): answered with
+        a ``BadRequestError`` when a reply was asked for, and rejected, never requeued."""
+        route = reply_route(message.headers or {}, message.properties or {})
+        log.warning("refused a message that could not be decoded: %r", exc)
+        error = BadRequestError(f"refused: the message could not be decoded: {exc!r}")
+        self._settle(message, route, envelope.reply_error(error), refused=True)
+
+    def _settle(self, message, route: ReplyRoute | None, payload: str, refused: bool) -> None:
+        """Reply (if asked), then ack, or reject without requeue if ``refused``."""
         try:
             if route is not None:
                 self._send_reply(route, payload)

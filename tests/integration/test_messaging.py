@@ -394,6 +394,20 @@ def test_a_reply_to_header_too_long_to_route_does_not_stop_the_server(
     assert service.handled == [("echo", 1), ("echo", "next")]
 
 
+def test_a_message_that_cannot_be_decompressed_gets_an_error_reply(
+    amqp_url, names, make_server, service, raw
+):
+    with running(make_server(service)):
+        raw.publish(
+            json.dumps({"op": "echo", "args": {"value": 1}}),
+            headers={"reply-to": raw.reply_key, "compression": "no-such-codec"},
+        )
+        reply = raw.reply()
+        assert queue_depth(amqp_url, names.qualify(SERVICE)) == 0
+    assert reply["error"]["exc_type"] == "dashi.exceptions.BadRequestError"
+    assert service.handled == []
+
+
 # --- delivery -----------------------------------------------------------------------
 
 
