@@ -408,6 +408,23 @@ def test_a_message_that_cannot_be_decompressed_gets_an_error_reply(
     assert service.handled == []
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"__type__": "decimal", "__value__": "1.5"},
+        {"__type__": "no-such-type", "__value__": 1},
+    ],
+)
+def test_any_json_object_arrives_as_plain_json(make_server, service, raw, value):
+    with running(make_server(service)):
+        raw.publish(
+            json.dumps({"op": "echo", "args": {"value": value}}),
+            headers={"reply-to": raw.reply_key},
+        )
+        reply = raw.reply()
+    assert reply == {"result": value, "error": None}
+
+
 # --- delivery -----------------------------------------------------------------------
 
 
