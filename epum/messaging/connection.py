@@ -6,7 +6,8 @@ and how the exchange and a service queue are declared.
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit, urlunsplit
+import re
+from urllib.parse import quote
 
 from kombu import Connection, Exchange, Queue
 
@@ -25,18 +26,24 @@ def broker_url(amqp: AmqpSettings) -> str:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``****`` (safe to log)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable broker url>"
-    if parts.password is None:
+    """``url`` with any password replaced by ``****`` (safe to log).
+
+    Each of kombu's ``;``-separated failover URLs is masked, and a password
+    is taken to run to the last ``@`` of its URL, so one holding characters
+    it should have had escaped (``#``, ``/``, ``?``, ``@``, ``;``) is masked whole.
+    """
+    return ";".join(_mask_one(part) for part in re.split(r";(?=[\w+.-]+://)", url))
+
+
+def _mask_one(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "<unparsable broker url>" if "@" in url else url
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username or ''}:****@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:****@{hostpart}"
 
 
 def make_connection(

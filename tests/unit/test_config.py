@@ -227,3 +227,19 @@ def test_the_example_configs_load(name):
     cfg = load_config([REPO / "config" / name], env={})
     assert cfg.warnings == ()
     assert cfg.logging is None or cfg.logging["version"] == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "amqp://u:s3cret@h1:5672//;amqp://u:s3cret@h2:5672//",  # kombu failover hosts
+        "amqp://u:s3#cret@h//",  # characters a password should have escaped
+        "amqp://u:s3/cret@h//",
+        "amqp://u:s3?cret@h//",
+        "amqp://u:s3@cret@h//",
+    ],
+)
+def test_no_part_of_a_password_survives_masking(url):
+    masked = mask_url(url)
+    assert "s3" not in masked and "cret" not in masked
+    assert "u:****@" in masked
