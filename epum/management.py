@@ -70,7 +70,6 @@ class EPUManagement:
         self.dtrs_client = dtrs_client
         self.epum_client = epum_client if epum_client is not None else self
         self.store = store if store is not None else MemoryEPUMStore()
-        self._owns_store = store is None
         self.statsd = _statsd_client(statsd_cfg)
         self.clock = clock
         self.initialized = False
@@ -88,8 +87,7 @@ class EPUManagement:
         """Build the roles; outside external-decide mode, join the elections."""
         if self.initialized:
             return
-        if self._owns_store:
-            self.store.initialize()
+        self.store.initialize()
         subscribers = Subscribers(self.notifier)
         self.reactor = Reactor(
             self.store, self.settings, subscribers, self.clock, dtrs=self.dtrs_client

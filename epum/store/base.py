@@ -131,7 +131,7 @@ class EPUMStore(abc.ABC):
     """Definitions, domains, the instance index and the elections."""
 
     def initialize(self) -> None:
-        """Make the store ready (connect, create the layout)."""
+        """Make the store ready (connect, create the layout); a second call does nothing."""
 
     def shutdown(self) -> None:
         """Leave every election at once and release resources."""
