@@ -330,7 +330,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
         return list(value)
     expected = getattr(origin or hint, "__name__", str(hint))
-    raise ConfigError(f"{key}: expected {expected}, got {value!r} ({type(value).__name__})")
+    shown = "a value" if key.endswith("password") else repr(value)  # never echo a secret
+    raise ConfigError(f"{key}: expected {expected}, got {shown} ({type(value).__name__})")
 
 
 def _check_values(

@@ -243,3 +243,10 @@ def test_no_part_of_a_password_survives_masking(url):
     masked = mask_url(url)
     assert "s3" not in masked and "cret" not in masked
     assert "u:****@" in masked
+
+
+@pytest.mark.parametrize("section", ["amqp", "zookeeper"])
+def test_a_password_of_the_wrong_type_is_not_echoed_in_the_error(section):
+    with pytest.raises(ConfigError, match=rf"server\.{section}\.password") as info:
+        config_from_dict({"server": {section: {"password": 918273645}}}, env={})
+    assert "918273645" not in str(info.value)
