@@ -151,7 +151,7 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
             timeout=args.timeout,
             connect_retries=1,
         )
-    except ConfigError as exc:
+    except ValueError as exc:  # ConfigError, or a broker URL kombu cannot use
         print(f"epumctl: {exc}", file=sys.stderr)
         return 1
     try:

@@ -54,17 +54,23 @@ def make_connection(
     name: str | None = None,
     connect_timeout: float = 5.0,
 ) -> Connection:
-    """A (lazy) kombu Connection; ``name`` shows in the broker's connection list."""
+    """A (lazy) kombu Connection; ``name`` shows in the broker's connection list.
+
+    Raises ValueError naming the scheme when the URL names no known transport.
+    """
     transport_options = {}
     if name:
         transport_options["client_properties"] = {"connection_name": name}
-    return Connection(
-        url,
-        heartbeat=heartbeat or None,
-        ssl=ssl,
-        connect_timeout=connect_timeout,
-        transport_options=transport_options,
-    )
+    try:
+        return Connection(
+            url,
+            heartbeat=heartbeat or None,
+            ssl=ssl,
+            connect_timeout=connect_timeout,
+            transport_options=transport_options,
+        )
+    except KeyError as exc:
+        raise ValueError(f"broker URL {mask_url(url)}: {exc.args[0]}") from None
 
 
 def connection_from_settings(

@@ -208,6 +208,14 @@ def test_epumctl_reports_a_service_that_is_not_running(amqp_url, names):
     assert "NoSuchServiceError" in result.stderr
 
 
+def test_epumctl_names_a_broker_url_it_cannot_use(names):
+    result = epumctl("foo://operator:hunter2@broker//", names, "list-domains")
+    assert result.returncode == 1
+    assert "No such transport: foo" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "hunter2" not in result.stderr
+
+
 def test_sigterm_while_the_broker_is_unreachable_still_exits_promptly(names, tmp_path):
     config = write_config(tmp_path / "epum.yaml", names, f"{names.sysname}-lonely")
     env = {**os.environ, "EPUM_AMQP_URL": "amqp://guest:secret@127.0.0.1:1//"}

@@ -49,8 +49,11 @@ def test_a_failed_op_is_also_counted_as_an_error(statsd_socket):
     assert {"p.rpc.add_domain.errors:1|c", "p.rpc.add_domain.calls:1|c"} <= set(lines)
 
 
-def test_without_statsd_nothing_is_sent():
+def test_without_statsd_the_block_runs_and_its_errors_pass_through():
     metrics = OpMetrics.from_config(None)
+    ran = []
     with metrics.measure("op"):
-        value = 1
-    assert value == 1
+        ran.append("op")
+    assert ran == ["op"]
+    with pytest.raises(KeyError, match="boom"), metrics.measure("op"):
+        raise KeyError("boom")
