@@ -8,14 +8,21 @@ answered yet (records still REQUESTING or TERMINATING) are re-sent by
 ``resend_unanswered`` no more often than every ``RESEND_INTERVAL`` seconds
 per instance; the provisioner treats a repeated request for the same node as
 the same request.
+
+A control acts only while its decider may: once ``may_act()`` says no (the
+decider was deposed, and another may be in office), ``launch`` and
+``destroy_instances`` raise ``NotLeaderError`` before their next write or
+request, so a decision under way when leadership is lost stops there.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+from epum.errors import EpumError
 from epum.instances import Instance
 from epum.logcontext import domain_logger
 from epum.states import InstanceHealthState, InstanceState
@@ -28,6 +35,10 @@ log = logging.getLogger(__name__)
 #: long enough for a loaded provisioner to answer, short enough that a lost
 #: message costs little.
 RESEND_INTERVAL = 5.0
+
+
+class NotLeaderError(EpumError):
+    """The decider lost its office mid-decision; nothing more may be launched or destroyed."""
 
 
 class DomainControl:
@@ -45,8 +56,10 @@ class DomainControl:
         launch_vars: dict[str, Any] | None = None,
         now: float = 0.0,
         subscribers: Subscribers | None = None,
+        may_act: Callable[[], bool] | None = None,
     ):
         self.domain = domain
+        self.may_act = may_act
         self.subscribers = subscribers
         self.provisioner = provisioner
         self.heartbeat_dest = heartbeat_dest
@@ -71,6 +84,7 @@ class DomainControl:
         launch_id = str(uuid.uuid4())
         instances = []
         for _ in range(count):
+            self._check_office()
             record = Instance(
                 instance_id=str(uuid.uuid4()),
                 launch_id=launch_id,
@@ -85,6 +99,9 @@ class DomainControl:
         self.log.info(
             "launching %d x %s at %s (launch %s)", count, deployable_type, site, launch_id
         )
+        # A record written after leadership was lost stays REQUESTING: the
+        # decider in office sees it and re-sends it (or destroys it).
+        self._check_office()
         for record in instances:
             self._send_provision(record)
         return launch_id, [r.instance_id for r in instances]
@@ -96,13 +113,19 @@ class DomainControl:
         """
         ids = list(instance_ids)
         for instance_id in ids:
+            self._check_office()
             changed = update_instance_with_retry(self.domain, instance_id, self._to_terminating)
             self._last_sent[instance_id] = self.now
             if changed is not None and self.subscribers is not None:
                 self.subscribers.instance_changed(self.domain, *changed)
         if ids:
+            self._check_office()
             self.log.info("terminating %s", ", ".join(ids))
             self._send_terminate(ids)
+
+    def _check_office(self) -> None:
+        if self.may_act is not None and not self.may_act():
+            raise NotLeaderError(f"no longer the decider of {self.domain.domain_id}")
 
     def _to_terminating(self, record: Instance) -> Instance | None:
         if record.state >= InstanceState.TERMINATING:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from epum.control import DomainControl
+from epum.control import DomainControl, NotLeaderError
 from epum.domain_config import engine_class_name, engine_conf_with_defaults
 from epum.engines.base import Engine
 from epum.engines.loader import load_engine_class
@@ -120,6 +120,11 @@ class Decider(LeaderLoop):
                         self._finish_removal(domain, now)
                     else:
                         self._decide(domain, now)
+            except NotLeaderError:
+                domain_logger(log, domain.owner, domain.domain_id).info(
+                    "deposed mid-decision; stopping"
+                )
+                return
             except Exception:
                 domain_logger(log, domain.owner, domain.domain_id).exception("decision failed")
         if self.statsd is not None and full:
@@ -179,6 +184,7 @@ class Decider(LeaderLoop):
                 self.provisioner,
                 self.settings.service_name,
                 subscribers=self.subscribers,
+                may_act=lambda: not self.deposed,
             )
             self._controls[domain.key] = control
         control.domain = domain  # a store may hand out a new handle each pass

@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from epum.control import RESEND_INTERVAL
+from epum.engines.base import Engine
 from epum.errors import (
     BadRequestError,
     NotFoundError,
@@ -570,3 +571,46 @@ def test_subscribers_told_when_epum_terminates_a_running_instance(sc):
         InstanceState.RUNNING,
         InstanceState.FAILED,
     ]
+
+
+class DeposedMidDecision(Engine):
+    """Keeps one instance; from the second decision on, the decider is deposed
+    while the engine decides (as on a ZooKeeper SUSPENDED), and the engine
+    then tries to replace everything it has."""
+
+    mid_decision = None  # set by the test
+
+    def initialize(self, control, state, conf):
+        self.decisions = 0
+
+    def decide(self, control, state):
+        self.decisions += 1
+        live = [i.instance_id for i in state.get_live_instances()]
+        if self.decisions == 1:
+            control.launch("dt", None, None, count=1)
+            return
+        type(self).mid_decision()
+        control.destroy_instances(live)
+        control.launch("dt", None, None, count=2)
+
+
+def test_a_decider_deposed_mid_decision_neither_launches_nor_destroys():
+    sc = Scenario({"allowed_engine_prefixes": ["tests.unit.test_scenarios"]})
+    DeposedMidDecision.mid_decision = sc.epum.decider.depose
+    try:
+        sc.epum.msg_add_domain_definition(
+            "deposed",
+            {"general": {"engine_class": "tests.unit.test_scenarios.DeposedMidDecision"}},
+        )
+        sc.epum.msg_add_domain("alice", "dom", "deposed", {})
+        sc.decide()
+        sc.cloud.run_all()
+        (running,) = sc.live("alice", "dom")
+        sc.decide()  # deposed while deciding: another decider may be in office now
+        assert [i["instance_id"] for i in sc.live("alice", "dom")] == [running["instance_id"]]
+        assert sc.live("alice", "dom")[0]["state"] == InstanceState.RUNNING
+        assert len(sc.provisioner.provisioned) == 1
+        assert sc.provisioner.terminated == []
+    finally:
+        DeposedMidDecision.mid_decision = None
+        sc.epum.shutdown()
