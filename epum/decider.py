@@ -70,7 +70,15 @@ class Decider(LeaderLoop):
 
     # leadership -----------------------------------------------------------
     def on_elected(self) -> None:
-        """Ask the provisioner to resend every live instance's state before deciding."""
+        """Start the term afresh, and ask the provisioner to resend every live instance's state.
+
+        Engines and controls from an earlier term are dropped: while another
+        worker decided, their domains may have been reconfigured, or removed
+        and added again, so each engine is initialized anew from the store.
+        """
+        self._engines.clear()
+        self._controls.clear()
+        self._last_full_pass = None
         live = [
             i.instance_id
             for d in self.store.get_all_domains()

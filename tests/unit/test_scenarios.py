@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from epum.control import RESEND_INTERVAL
+from epum.decider import Decider
 from epum.engines.base import Engine
 from epum.errors import (
     BadRequestError,
@@ -614,3 +615,28 @@ def test_a_decider_deposed_mid_decision_neither_launches_nor_destroys():
     finally:
         DeposedMidDecision.mid_decision = None
         sc.epum.shutdown()
+
+
+def test_a_re_elected_decider_starts_afresh_from_the_store(sc):
+    a = sc.epum.decider
+    sc.add_domain("alice", "dom", 2)
+    sc.decide()
+    sc.cloud.run_all()
+    assert len(sc.live("alice", "dom")) == 2
+
+    # a loses office; another worker's decider removes the domain, and the
+    # owner adds it again, smaller.
+    b = Decider(sc.epum.store, sc.epum.settings, sc.provisioner, clock=sc.clock)
+    sc.epum.msg_remove_domain("alice", "dom")
+    b.decide_all(sc.clock())
+    sc.cloud.terminate_all()
+    b.decide_all(sc.clock())
+    assert sc.epum.msg_list_domains("alice") == []
+    sc.add_domain("alice", "dom", 1)
+    b.decide_all(sc.clock())
+    sc.cloud.run_all()
+
+    # a is elected again: it decides for the domain as it is now.
+    a.on_elected()
+    a.decide_all(sc.clock())
+    assert len(sc.live("alice", "dom")) == 1
