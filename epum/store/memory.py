@@ -19,6 +19,10 @@ from epum.store.base import CONFIG_SECTIONS, ChangeListener, DomainStore, EPUMSt
 
 log = logging.getLogger(__name__)
 
+#: Pause before a leader whose term ended re-enters its election (as on the
+#: ZooKeeper store), so a leader that fails or quits at once cannot spin.
+REJOIN_PAUSE = 0.5
+
 
 class MemoryDomainStore(DomainStore):
     """A domain held in memory by a ``MemoryEPUMStore``."""
@@ -237,6 +241,9 @@ class MemoryEPUMStore(EPUMStore):
                         leader.inaugurate()
                     except Exception:
                         log.exception("%s leader failed; rejoining the election", role)
+                # Outside the lock, so another contender may take the role
+                # meanwhile; a leader that fails (or quits) at once must not spin.
+                self._closed.wait(REJOIN_PAUSE)
 
         thread = threading.Thread(target=run, name=f"epum-{role}-election", daemon=True)
         with self._lock:

@@ -285,3 +285,23 @@ def test_shutdown_deposes_a_leader_whose_term_starts_late(store):
     stopper.join(10)
     assert not stopper.is_alive()
     assert leader.returned.wait(1), "the leader was left running after shutdown"
+
+
+def test_a_leader_that_keeps_failing_rejoins_at_a_bounded_pace(store):
+    calls: list[float] = []
+
+    class Broken:
+        def inaugurate(self):
+            calls.append(time.monotonic())
+            raise RuntimeError("broken at once")
+
+        def depose(self):
+            pass
+
+    store.contend_reaper(Broken())
+    deadline = time.monotonic() + 10
+    while not calls and time.monotonic() < deadline:
+        threading.Event().wait(0.01)
+    threading.Event().wait(1.0)
+    store.shutdown()
+    assert 1 <= len(calls) <= 5, f"{len(calls)} terms in about a second"
