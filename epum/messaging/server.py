@@ -15,7 +15,10 @@ stops the consumer.  Two reply styles:
   ``correlation_id``, answered through the default exchange.
 
 Delivery is at least once: if the connection breaks after the handler ran
-but before the ack, the broker gives the request to a worker again.
+but before the ack, the broker gives the request to a worker again.  A fire
+(a report: ``instance_info``, a heartbeat) whose handler finds the store
+unavailable is put back on the queue after ``STORE_RETRY_DELAY`` instead of
+being acked, so no report is lost to a store outage; a call gets the error.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 from kombu import Connection, Producer
 from kombu.mixins import ConsumerMixin
 
-from epum.errors import WIRE_NAMES, BadRequestError
+from epum.errors import WIRE_NAMES, BadRequestError, StoreUnavailableError
 from epum.messaging import envelope
 from epum.messaging.connection import exchange, mask_url, service_queue
 from epum.messaging.context import call_context
@@ -39,6 +42,15 @@ from epum.messaging.metrics import OpMetrics
 from epum.messaging.names import Names
 
 log = logging.getLogger(__name__)
+
+
+class _RetryLater(Exception):
+    """A fire whose handler could not reach the store: hand it back for another try."""
+
+
+#: Seconds a worker waits before handing back a fire the store could not take:
+#: long enough not to spin through an outage, short enough to catch up soon.
+STORE_RETRY_DELAY = 1.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,7 @@ class RpcServer(ConsumerMixin):
         self.metrics = metrics or OpMetrics()
         self.poll_interval = poll_interval
         self.ready = threading.Event()
+        self._stopping = threading.Event()
         self.sessions = 0
         self._exchange = exchange(names)
         self._queue = service_queue(names, service)
@@ -140,13 +153,22 @@ class RpcServer(ConsumerMixin):
     def stop(self) -> None:
         """Stop taking messages; ``run()`` returns after the one in hand."""
         self.should_stop = True
+        self._stopping.set()
 
     # one message -----------------------------------------------------------
     def _on_message(self, message) -> None:
         headers = message.headers or {}
         route = reply_route(headers, message.properties or {})
         refused = message.content_type != envelope.CONTENT_TYPE
-        payload = self._handle(message, headers, route)
+        try:
+            payload = self._handle(message, headers, route)
+        except _RetryLater as exc:
+            # Nothing acknowledged is lost: a report (a fire) that found the
+            # store down goes back to the queue for whichever worker is next.
+            log.warning("store unavailable (%s); the message goes back to the queue", exc)
+            self._stopping.wait(STORE_RETRY_DELAY)
+            message.requeue()
+            return
         self._settle(message, route, payload, refused)
 
     def on_decode_error(self, message, exc: Exception) -> None:
@@ -197,6 +219,11 @@ class RpcServer(ConsumerMixin):
             try:
                 with self.metrics.measure(metric_name):
                     result = self.dispatcher.dispatch(op, args)
+            except StoreUnavailableError as exc:
+                if route is None:
+                    raise _RetryLater(str(exc)) from exc
+                log.warning("%s failed: the store is unavailable: %s", op, exc)
+                return envelope.reply_error(exc)
             except Exception as exc:
                 if isinstance(exc, tuple(WIRE_NAMES)):
                     log.info("%s failed: %s: %s", op, type(exc).__name__, exc)

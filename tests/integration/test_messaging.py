@@ -18,6 +18,7 @@ from epum.errors import (
     BadRequestError,
     NotFoundError,
     RemoteError,
+    StoreUnavailableError,
     UnknownOperationError,
     WriteConflictError,
 )
@@ -64,6 +65,7 @@ class Service:
             "unlisted": self.unlisted,
             "unserializable": self.unserializable,
             "context": self.context,
+            "flaky_store": self.flaky_store,
         }
 
     def echo(self, value=None):
@@ -100,6 +102,12 @@ class Service:
 
     def unserializable(self):
         return {"when": object()}
+
+    def flaky_store(self, value):
+        self.handled.append(("flaky_store", value))
+        if len(self.handled) < 3:
+            raise StoreUnavailableError("zookeeper is down")
+        self.event.set()
 
 
 @pytest.fixture
@@ -526,3 +534,18 @@ def test_a_busy_pool_is_a_timeout_not_a_hang(amqp_url, names, make_server, servi
             slow.join(5)
     finally:
         rpc.close()
+
+
+def test_a_report_the_store_cannot_take_goes_back_to_the_queue(make_server, service, client):
+    with running(make_server(service)):
+        client.fire(SERVICE, "flaky_store", value="FAILED report")
+        assert service.event.wait(15), "the report was lost"
+    assert service.handled == [("flaky_store", "FAILED report")] * 3
+
+
+def test_a_call_the_store_cannot_take_gets_the_error(make_server, service, client):
+    with (
+        running(make_server(service)),
+        pytest.raises(RemoteError, match="StoreUnavailableError"),
+    ):
+        client.call(SERVICE, "flaky_store", value="x")
