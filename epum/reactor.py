@@ -257,13 +257,18 @@ class Reactor:
             errors, error_time = None, None
         else:
             errors = list(failed or []) or ([content["error"]] if content.get("error") else None)
-            error_time = content.get("error_time", now)
+            error_time = content.get("error_time")
 
         def apply(record: Instance) -> Instance | None:
             changes: dict[str, Any] = {"agent_address": caller or record.agent_address}
             if record.state < InstanceState.TERMINATING:
                 # A terminating instance's health stays UNKNOWN; only its time matters (zombies).
-                changes.update(health=health, errors=errors, error_time=error_time)
+                when = error_time
+                if when is None and errors is not None:
+                    # the same error again keeps the time it was first heard
+                    same = record.health == health and record.errors == errors
+                    when = record.error_time if same else now
+                changes.update(health=health, errors=errors, error_time=when)
             if all(getattr(record, k) == v for k, v in changes.items()) and not heartbeat_write_due(
                 record.last_heard, now, health_conf.missing_timeout
             ):

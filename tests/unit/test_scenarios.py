@@ -640,3 +640,21 @@ def test_a_re_elected_decider_starts_afresh_from_the_store(sc):
     a.on_elected()
     a.decide_all(sc.clock())
     assert len(sc.live("alice", "dom")) == 1
+
+
+def test_a_repeated_error_heartbeat_is_written_at_the_bounded_rate(sc):
+    sc.add_domain("alice", "dom", 1, health={"monitor_health": True, "missing_timeout": 100})
+    sc.decide()
+    sc.cloud.run_all()
+    (node,) = sc.provisioner.provisioned_ids()
+    domain = sc.epum.store.get_domain("alice", "dom")
+    start = sc.clock.now
+    beat = {"node_id": node, "state": "MONITOR_ERROR", "error": "disk full"}
+    for second in range(20):
+        sc.epum.msg_heartbeat("agent", beat, timestamp=start + second)
+    record = domain.get_instance(node)
+    assert record.version == 2, "RUNNING, then the first error heartbeat; no more"
+    assert (record.error_time, record.last_heard) == (start, start)
+    sc.epum.msg_heartbeat("agent", {**beat, "error": "disk fuller"}, timestamp=start + 20)
+    record = domain.get_instance(node)
+    assert (record.errors, record.error_time) == (["disk fuller"], start + 20)
