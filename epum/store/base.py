@@ -17,6 +17,7 @@ again offer leadership.
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -27,6 +28,17 @@ from epum.instances import Instance
 CONFIG_SECTIONS = ("general", "engine_conf", "health")
 
 ChangeListener = Callable[[str, str], None]
+
+log = logging.getLogger(__name__)
+
+
+def notify_listeners(listeners: list[ChangeListener], owner: str, domain_id: str) -> None:
+    """Tell each listener of a change to a domain; a failing one is logged, the rest still run."""
+    for listener in list(listeners):
+        try:
+            listener(owner, domain_id)
+        except Exception:
+            log.exception("change listener failed for %s/%s", owner, domain_id)
 
 
 class Leader(Protocol):

@@ -15,7 +15,14 @@ from typing import Any
 
 from epum.errors import BadRequestError, NotFoundError, WriteConflictError
 from epum.instances import Instance
-from epum.store.base import CONFIG_SECTIONS, ChangeListener, DomainStore, EPUMStore, Leader
+from epum.store.base import (
+    CONFIG_SECTIONS,
+    ChangeListener,
+    DomainStore,
+    EPUMStore,
+    Leader,
+    notify_listeners,
+)
 
 log = logging.getLogger(__name__)
 
@@ -154,11 +161,7 @@ class MemoryEPUMStore(EPUMStore):
         self._threads: list[threading.Thread] = []
 
     def _notify(self, owner: str, domain_id: str) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(owner, domain_id)
-            except Exception:
-                log.exception("change listener failed for %s/%s", owner, domain_id)
+        notify_listeners(self._listeners, owner, domain_id)
 
     # definitions
     def add_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:

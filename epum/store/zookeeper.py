@@ -109,7 +109,14 @@ from epum.errors import (
     StoreUnavailableError,
     WriteConflictError,
 )
-from epum.store.base import CONFIG_SECTIONS, ChangeListener, DomainStore, EPUMStore, Leader
+from epum.store.base import (
+    CONFIG_SECTIONS,
+    ChangeListener,
+    DomainStore,
+    EPUMStore,
+    Leader,
+    notify_listeners,
+)
 from epum.store.zk_cache import ABSENT, LOADED, SubtreeCache
 from epum.store.zk_domain import (
     DOMAIN_LEAVES,
@@ -507,12 +514,7 @@ class ZooKeeperEPUMStore(EPUMStore):
         parts = path[len(self._domains_root()) + 1 :].split("/")
         if len(parts) < 2:
             return  # an owner's node
-        owner, domain_id = unquote(parts[0]), unquote(parts[1])
-        for listener in list(self._listeners):
-            try:
-                listener(owner, domain_id)
-            except Exception:
-                log.exception("change listener failed for %s/%s", owner, domain_id)
+        notify_listeners(self._listeners, unquote(parts[0]), unquote(parts[1]))
 
     # definitions ----------------------------------------------------------------
     def add_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
