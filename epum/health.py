@@ -82,7 +82,8 @@ class HealthConfig:
         values["monitor_health"] = monitor
         for key in ("boot_timeout", "missing_timeout", "really_missing_timeout", "zombie_seconds"):
             value = section.get(key, getattr(cls, key))
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            # ``not value >= 0`` also refuses NaN, which no rule's comparison would ever pass
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise BadRequestError(f"health.{key} must be a number of seconds, not {value!r}")
             values[key] = float(value)
         return cls(**values)

@@ -116,6 +116,7 @@ def test_config_reads_the_section():
         {"boot_timeout": "5"},
         {"zombie_seconds": -1},
         {"boot_timeout": True},
+        {"missing_timeout": float("nan")},
     ],
 )
 def test_config_rejects_bad_values(section):
