@@ -34,7 +34,7 @@ metric (string, required): the metric to read.  Its value is the domain's
     samples.  Instances without readings are skipped; with no reading at all
     the domain does not scale (the bounds still hold).
 sample_function (Average | Sum | Max | Min, default Average).
-scale_up_threshold, scale_down_threshold (numbers, required, down < up):
+scale_up_threshold, scale_down_threshold (numbers, required, down <= up):
     the value must be strictly above / below them.
 scale_up_n_vms, scale_down_n_vms (integers >= 1, default 1).
 cooldown_period (seconds >= 0, default {DEFAULT_COOLDOWN:g}): after a scaling
@@ -76,9 +76,9 @@ class SensorConf:
             raise BadRequestError(f"maximum_vms ({maximum}) must be >= minimum_vms ({minimum})")
         up = get_number(conf, "scale_up_threshold", required=True)
         down = get_number(conf, "scale_down_threshold", required=True)
-        if not down < up:
+        if down > up:
             raise BadRequestError(
-                f"scale_down_threshold ({down:g}) must be below scale_up_threshold ({up:g})"
+                f"scale_down_threshold ({down:g}) must not be above scale_up_threshold ({up:g})"
             )
         return cls(
             minimum_vms=minimum,

@@ -182,7 +182,7 @@ def test_reconfigure_brings_wanted_within_new_bounds():
         ({"cooldown_period": "1m"}, "cooldown_period"),
         ({"scale_up_threshold": None}, "scale_up_threshold is required"),
         ({"scale_down_threshold": "x"}, "scale_down_threshold must be a number"),
-        ({"scale_down_threshold": 0.8}, "scale_down_threshold .* below scale_up_threshold"),
+        ({"scale_down_threshold": 0.9}, "scale_down_threshold .* above scale_up_threshold"),
         ({"scale_up_n_vms": 0}, "scale_up_n_vms must be >= 1"),
         ({"scale_down_n_vms": 0}, "scale_down_n_vms must be >= 1"),
         ({"deployable_type": ""}, "deployable_type"),
@@ -196,6 +196,21 @@ def test_reconfigure_brings_wanted_within_new_bounds():
 def test_validate_config_rejects(conf, message):
     with pytest.raises(BadRequestError, match=message):
         SensorEngine.validate_config({**BASE, **conf})
+
+
+def test_equal_thresholds_are_valid_and_scale_both_ways():
+    # The original engine took them (no dead band): strictly above scales up,
+    # strictly below scales down.
+    control = FakeControl()
+    control.add("a")
+    control.add("b")
+    engine, _ = start({"scale_up_threshold": 0.5, "scale_down_threshold": 0.5}, control)
+    readings(control, 0.5)
+    engine.decide(control, control.state(now=1000))
+    assert control.launches == [] and control.destroy_calls == []
+    readings(control, 0.4)
+    engine.decide(control, control.state(now=2000))
+    assert engine.wanted == 1
 
 
 def test_doc_names_every_key():
