@@ -191,7 +191,7 @@ class HealthMonitor:
         reason = self._silence(instance, now)
         if reason is None:
             return None
-        return self._lost_contact(instance, reason)
+        return self._ask(instance, reason, InstanceHealthState.OUT_OF_CONTACT)
 
     def _remember(self, instance: Instance) -> None:
         instance_id = instance.instance_id
@@ -226,7 +226,8 @@ class HealthMonitor:
             )
         return None
 
-    def _lost_contact(self, instance: Instance, reason: str) -> Verdict:
+    def _ask(self, instance: Instance, reason: str, health: str | None) -> Verdict:
+        """Ask the agent for a heartbeat (setting ``health``), or MISSING if it can't be asked."""
         address = self._agent_address(instance)
         if address is None:
             return Verdict(
@@ -236,7 +237,7 @@ class HealthMonitor:
             )
         return Verdict(
             instance.instance_id,
-            InstanceHealthState.OUT_OF_CONTACT,
+            health,
             f"{reason}; asking agent {address} for a heartbeat",
             ask_agent=address,
         )
@@ -245,10 +246,10 @@ class HealthMonitor:
         asked = self._asked_at.get(instance.instance_id)
         heard = instance.last_heard
         if asked is None:
-            return self._ask_again(instance, "out of contact and no request of ours pending")
+            return self._ask(instance, "out of contact and no request of ours pending", None)
         if heard is not None and heard >= asked:
             if now - heard > self.config.missing_window:
-                return self._ask_again(instance, f"silent again for {now - heard:.1f}s")
+                return self._ask(instance, f"silent again for {now - heard:.1f}s", None)
             return None
         if now - asked > self.config.really_missing_timeout:
             return Verdict(
@@ -258,18 +259,6 @@ class HealthMonitor:
                 f" (really_missing_timeout {self.config.really_missing_timeout:g}s)",
             )
         return None
-
-    def _ask_again(self, instance: Instance, reason: str) -> Verdict:
-        address = self._agent_address(instance)
-        if address is None:
-            return Verdict(
-                instance.instance_id,
-                InstanceHealthState.MISSING,
-                f"{reason}; {self._why_not_asked(instance)}",
-            )
-        return Verdict(
-            instance.instance_id, None, f"{reason}; asking agent {address}", ask_agent=address
-        )
 
     def _check_zombie(self, instance: Instance) -> Verdict | None:
         if instance.health == InstanceHealthState.ZOMBIE or instance.last_heard is None:
