@@ -117,3 +117,9 @@ def get_str_list(conf: Mapping[str, Any], key: str) -> list[str]:
             f"{key} must be a list of strings or a comma-separated string, not {value!r}"
         )
     return list(dict.fromkeys(items))
+
+
+def named_site(conf: Mapping[str, Any], key: str) -> list[str]:
+    """``[conf[key]]`` when the config names a site there, else ``[]`` (for ``Engine.sites``)."""
+    site = get_str(conf, key)
+    return [site] if site else []

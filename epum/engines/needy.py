@@ -13,7 +13,7 @@ from typing import Any
 from epum.engines import uniques
 from epum.engines.base import Engine, EngineControl
 from epum.engines.common import DestroyTracker
-from epum.engines.confcheck import get_int, get_str, get_str_list, require_mapping
+from epum.engines.confcheck import get_int, get_str, get_str_list, named_site, require_mapping
 from epum.engines.keeper import LaunchSpec, keep_size
 from epum.engines.uniques import UniqueValues
 from epum.instances import DomainState
@@ -77,8 +77,7 @@ class NeedyEngine(Engine):
     @classmethod
     def sites(cls, conf: dict[str, Any]) -> list[str]:
         """``iaas_site``, when the config (or the service default) names one."""
-        site = get_str(conf, "iaas_site")
-        return [site] if site else []
+        return named_site(conf, "iaas_site")
 
     @classmethod
     def get_config_doc(cls) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from epum.engines.base import Engine, EngineControl
 from epum.engines.common import DestroyTracker
-from epum.engines.confcheck import get_int, get_str, require_mapping
+from epum.engines.confcheck import get_int, get_str, named_site, require_mapping
 from epum.engines.keeper import LaunchSpec, keep_size
 from epum.instances import DomainState
 
@@ -39,8 +39,7 @@ class SimplestEngine(Engine):
     @classmethod
     def sites(cls, conf: dict[str, Any]) -> list[str]:
         """``force_site``, when the config names one."""
-        site = get_str(conf, "force_site")
-        return [site] if site else []
+        return named_site(conf, "force_site")
 
     @classmethod
     def get_config_doc(cls) -> str:
