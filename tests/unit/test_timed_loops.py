@@ -8,16 +8,7 @@ import time
 
 from epum.management import EPUManagement
 from tests.fakes import FakeDTRS, FakeNotifier, FakeProvisioner
-
-
-def wait_for(condition, timeout: float = 10.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` passes (for work done by other threads)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        threading.Event().wait(0.01)
-    return condition()
+from tests.zk_server import wait_for
 
 
 def make_epum(**conf) -> tuple[EPUManagement, FakeProvisioner]:
