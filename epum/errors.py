@@ -31,6 +31,21 @@ class StoreUnavailableError(EpumError):
     """
 
 
+class ConfigError(EpumError, ValueError):
+    """The service's own configuration is unusable; the message names the key.
+
+    A server-side problem, not a caller's: it never travels as BadRequestError.
+    """
+
+
+class CorruptDataError(EpumError):
+    """Stored data cannot be decoded or does not have the shape epum wrote.
+
+    A server-side problem: the caller's request was fine; the message names
+    what is corrupt.
+    """
+
+
 class UnknownOperationError(EpumError):
     """The RPC operation is not one the service offers."""
 

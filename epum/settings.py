@@ -97,3 +97,87 @@ def _positive(conf: Mapping[str, Any], name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise BadRequestError(f"{name} must be a positive number of seconds, not {value!r}")
     return float(value)
+
+
+def _why(default: Any, reason: str) -> Any:
+    """A dataclass field with an immutable default and the reason for it."""
+    return field(default=default, metadata={"why": reason})
+
+
+@dataclass(frozen=True)
+class AmqpSettings:
+    """``server.amqp``: how to reach the broker and name things on it."""
+
+    url: str | None = _why(None, "the parts below describe a local broker well enough")
+    host: str = _why("localhost", "a single worker next to its broker")
+    port: int = _why(5672, "the AMQP port")
+    username: str = _why("guest", "RabbitMQ's default user (local connections only)")
+    password: str = _why("guest", "RabbitMQ's default password")
+    vhost: str = _why("/", "RabbitMQ's default vhost")
+    heartbeat: int = _why(30, "dead connections are found within a minute")
+    ssl: bool = _why(False, "a local broker")
+    sysname: str | None = _why(None, "one system per broker needs no namespace")
+    exchange: str = _why("default_dashi_exchange", "what every dashi service uses")
+    prefetch: int = _why(1, "one message in hand per worker: fair sharing across workers")
+    rpc_timeout: float = _why(30.0, "long enough for a slow store write, short enough to notice")
+
+
+@dataclass(frozen=True)
+class ZooKeeperSettings:
+    """``server.zookeeper``: the ZooKeeper store's ensemble."""
+
+    hosts: str = _why("localhost:2181", "a local ensemble")
+    path: str = _why("/epum", "one base path per system")
+    timeout: float = _why(10.0, "session timeout: failover in about 10 s")
+    username: str | None = _why(None, "no digest ACL by default")
+    password: str | None = _why(None, "no digest ACL by default")
+
+
+@dataclass(frozen=True)
+class EPUMSettings:
+    """``epumanagement``: the service itself (PROTOCOL.md sections 1 and 6).
+
+    The keys the facade reads take their defaults from ``ServiceSettings``,
+    which checks them again when the worker builds the facade."""
+
+    service_name: str = _why(ServiceSettings.service_name, "the name clients know")
+    provisioner_service_name: str = _why("provisioner", "the provisioner's usual name")
+    dtrs_service_name: str = _why("dtrs", "the DTRS's usual name")
+    default_user: str | None = _why(None, "every domain op must say whose domain it is")
+    persistence_type: str = _why(ServiceSettings.persistence_type, "one worker needs no ZooKeeper")
+    initial_definitions: dict[str, Any] = field(
+        default_factory=dict, metadata={"why": "definitions are usually added by RPC"}
+    )
+    initial_domains: dict[str, Any] = field(
+        default_factory=dict, metadata={"why": "domains are usually added by RPC"}
+    )
+    needy_default_iaas_site: str | None = _why(None, "engines name their site")
+    needy_default_iaas_allocation: str | None = _why(None, "engines name their allocation")
+    provisioner_vars: dict[str, Any] = field(
+        default_factory=dict, metadata={"why": "launches need no extra vars by default"}
+    )
+    decider_loop_interval: float = _why(
+        ServiceSettings.decider_loop_interval, "the timed safety-net pass of the decider"
+    )
+    record_reaping_max_age: float = _why(
+        ServiceSettings.record_reaping_max_age, "terminal records stay two hours for audit"
+    )
+    doctor_loop_interval: float = _why(
+        ServiceSettings.doctor_loop_interval, "well under the shortest health timeout"
+    )
+    reaper_loop_interval: float = _why(
+        ServiceSettings.reaper_loop_interval, "reaping is housekeeping"
+    )
+    allowed_engine_prefixes: list[str] = field(
+        default_factory=list,
+        metadata={"why": "only the built-in engines and their aliases unless listed"},
+    )
+
+
+@dataclass(frozen=True)
+class StatsdSettings:
+    """``statsd``: where to send per-operation counters and timings."""
+
+    host: str = _why("localhost", "a local statsd agent")
+    port: int = _why(8125, "statsd's port")
+    prefix: str = _why("epum", "metric names start with the service")
