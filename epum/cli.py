@@ -17,11 +17,12 @@ from typing import Any
 
 import yaml
 
-from epum.config import Config, ConfigError, load_config
+from epum.config import ConfigError, load_config
 from epum.errors import EpumError
+from epum.settings import Settings
 
 
-def _load(paths: Sequence[str] | None) -> Config:
+def _load(paths: Sequence[str] | None) -> Settings:
     return load_config(paths or [])
 
 

@@ -29,7 +29,7 @@ from epum.engines.loader import load_engine_class
 from epum.instances import DomainState
 from epum.leader_loop import LeaderLoop
 from epum.logcontext import domain_logger, log_fields
-from epum.settings import ServiceSettings
+from epum.settings import EPUMSettings
 from epum.states import InstanceState
 from epum.store.base import DomainStore, EPUMStore
 from epum.subscribers import Subscribers
@@ -50,7 +50,7 @@ class Decider(LeaderLoop):
     def __init__(
         self,
         store: EPUMStore,
-        settings: ServiceSettings,
+        settings: EPUMSettings,
         provisioner: Any,
         subscribers: Subscribers | None = None,
         statsd: Any = None,

@@ -15,7 +15,7 @@ from epum.engines.base import Engine
 from epum.engines.loader import DEFAULT_ENGINE, load_engine_class
 from epum.errors import BadRequestError
 from epum.health import HealthConfig
-from epum.settings import ServiceSettings
+from epum.settings import EPUMSettings
 from epum.store.base import CONFIG_SECTIONS
 
 
@@ -25,7 +25,7 @@ def engine_class_name(config: Mapping[str, Any]) -> str:
 
 
 def engine_conf_with_defaults(
-    engine_conf: Mapping[str, Any], settings: ServiceSettings
+    engine_conf: Mapping[str, Any], settings: EPUMSettings
 ) -> dict[str, Any]:
     """The engine conf as engines see it: service-wide defaults under the domain's keys."""
     conf = dict(engine_conf)
@@ -60,7 +60,7 @@ def validate_health(health: Mapping[str, Any]) -> None:
     HealthConfig.from_section(health)
 
 
-def validate_domain_config(config: Mapping[str, Any], settings: ServiceSettings) -> type[Engine]:
+def validate_domain_config(config: Mapping[str, Any], settings: EPUMSettings) -> type[Engine]:
     """Check a whole domain config; returns its engine class.
 
     Raises BadRequestError naming what is wrong: an unknown section, an

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from epum.decider import Decider
@@ -22,7 +22,7 @@ from epum.doctor import Doctor
 from epum.errors import NotInitializedError, WrongModeError
 from epum.reactor import Reactor
 from epum.reaper import Reaper
-from epum.settings import ServiceSettings
+from epum.settings import Settings, StatsdSettings, build_section, settings_from_initial_conf
 from epum.store.base import EPUMStore
 from epum.store.memory import MemoryEPUMStore
 from epum.subscribers import Subscribers
@@ -40,20 +40,26 @@ class EPUManagement:
     means the facade is its own client (test and development mode); the
     roles of this implementation act on the store directly, so the client
     is kept only for callers that want to reach the service.
-    ``statsd_cfg`` (``{host, port, prefix}``) turns on decider metrics:
-    ``<prefix>.domains.active`` (gauge) and ``<prefix>.decider.pass`` (ms).
+    ``statsd_cfg`` (``{host, port, prefix}`` or ``StatsdSettings``) turns on
+    decider metrics: ``<prefix>.domains.active`` (gauge) and
+    ``<prefix>.decider.pass`` (ms).
+
+    ``initial_conf`` is a dict of the keys in ``epum.settings.INITIAL_CONF_KEYS``
+    (a bad value raises ``ConfigError``; an unknown key is logged as a warning
+    naming the nearest known one), or an already built ``Settings`` tree, whose
+    ``statsd`` section is used when ``statsd_cfg`` is None.
     """
 
     def __init__(
         self,
-        initial_conf: dict[str, Any] | None,
+        initial_conf: Mapping[str, Any] | Settings | None,
         notifier: Any,
         provisioner_client: Any,
         ouagent_client: Any,
         dtrs_client: Any,
         epum_client: Any = None,
         store: EPUMStore | None = None,
-        statsd_cfg: dict[str, Any] | None = None,
+        statsd_cfg: Mapping[str, Any] | StatsdSettings | None = None,
         clock: Callable[[], float] = time.time,
     ):
         for name, value in (
@@ -63,14 +69,20 @@ class EPUManagement:
         ):
             if not value:
                 raise ValueError(f"{name} is required")
-        self.settings = ServiceSettings.from_conf(initial_conf)
+        if isinstance(initial_conf, Settings):
+            tree = initial_conf  # built, and its warnings logged, by whoever loaded it
+        else:
+            tree = settings_from_initial_conf(initial_conf)
+            for warning in tree.warnings:
+                log.warning("initial_conf: %s", warning)
+        self.settings = tree.epum
         self.notifier = notifier
         self.provisioner_client = provisioner_client
         self.ouagent_client = ouagent_client
         self.dtrs_client = dtrs_client
         self.epum_client = epum_client if epum_client is not None else self
         self.store = store if store is not None else MemoryEPUMStore()
-        self.statsd = _statsd_client(statsd_cfg)
+        self.statsd = _statsd_client(tree.statsd if statsd_cfg is None else statsd_cfg)
         self.clock = clock
         self.initialized = False
         self.reactor: Reactor | None = None
@@ -228,11 +240,14 @@ class EPUManagement:
             raise WrongModeError("test hooks run only with _external_decide_invocations: True")
 
 
-def _statsd_client(cfg: dict[str, Any] | None) -> Any:
+def _statsd_client(cfg: Mapping[str, Any] | StatsdSettings | None) -> Any:
     if not cfg:
         return None
+    if not isinstance(cfg, StatsdSettings):
+        warnings: list[str] = []
+        cfg = build_section(StatsdSettings, cfg, "statsd_cfg", warnings)
+        for warning in warnings:
+            log.warning("%s", warning)
     import statsd
 
-    return statsd.StatsClient(
-        cfg.get("host", "localhost"), int(cfg.get("port", 8125)), prefix=cfg.get("prefix", "epum")
-    )
+    return statsd.StatsClient(cfg.host, cfg.port, prefix=cfg.prefix)

@@ -31,7 +31,7 @@ from epum.health import HealthConfig, heartbeat_write_due
 from epum.instances import PROVISIONER_FIELDS, Instance
 from epum.logcontext import domain_logger
 from epum.mappings import deep_merge
-from epum.settings import ServiceSettings
+from epum.settings import EPUMSettings
 from epum.sites import check_sites
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.base import DomainStore, EPUMStore, update_instance_with_retry
@@ -46,7 +46,7 @@ class Reactor:
     def __init__(
         self,
         store: EPUMStore,
-        settings: ServiceSettings,
+        settings: EPUMSettings,
         subscribers: Subscribers,
         clock: Callable[[], float] = time.time,
         dtrs: Any = None,

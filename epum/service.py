@@ -1,6 +1,6 @@
-"""The epum worker: config -> logging -> store -> clients -> facade -> RPC server.
+"""The epum worker: settings -> logging -> store -> clients -> facade -> RPC server.
 
-``Worker(config).start()`` builds everything, initializes the facade and
+``Worker(settings).start()`` builds everything, initializes the facade and
 loads the configured initial definitions and domains; ``serve()`` answers
 RPC requests until ``stop()``; ``close()`` shuts the facade down (leaving
 the elections) and closes the broker connections.  ``run_worker`` does all
@@ -15,7 +15,6 @@ import signal
 import threading
 from typing import Any
 
-from epum.config import Config
 from epum.errors import WriteConflictError
 from epum.messaging import (
     Dispatcher,
@@ -33,6 +32,7 @@ from epum.messaging import (
     mask_url,
 )
 from epum.messaging.connection import broker_url
+from epum.settings import Settings, to_initial_conf
 from epum.store import get_epum_store
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,9 @@ DEFAULT_LOGGING: dict[str, Any] = {
 }
 
 
-def configure_logging(config: Config) -> None:
-    """Apply the config's ``logging`` section (or the default), then ``log_level``."""
+def configure_logging(config: Settings) -> None:
+    """Apply the settings' ``logging`` section (or the default), then ``log_level``; then
+    log the config's warnings (its unknown keys), once."""
     logging.config.dictConfig(config.logging or DEFAULT_LOGGING)
     if config.log_level:
         logging.getLogger().setLevel(config.log_level)
@@ -71,9 +72,13 @@ def configure_logging(config: Config) -> None:
 
 
 class Worker:
-    """One epum worker process's parts, built from a ``Config``."""
+    """One epum worker process's parts, built from the settings tree.
 
-    def __init__(self, config: Config, facade_factory: Any = None):
+    The tree is passed down whole: the facade takes it as its ``initial_conf``
+    (so its unknown-key warnings, already logged, are not logged again).
+    """
+
+    def __init__(self, config: Settings, facade_factory: Any = None):
         self.config = config
         self._facade_factory = facade_factory
         self._stop = threading.Event()
@@ -100,19 +105,20 @@ class Worker:
             sender=service,
             timeout=cfg.amqp.rpc_timeout,
         )
-        facade_conf = cfg.facade_conf()
-        store = get_epum_store(facade_conf)
+        # get_epum_store still takes the flat initial_conf keys; it is the one
+        # place the tree is flattened, until the store takes ZooKeeperSettings.
+        store = get_epum_store(to_initial_conf(cfg))
         store.initialize()
         factory = self._facade_factory or _epum_management()
         self.facade = factory(
-            facade_conf,
+            cfg,
             SubscriberNotifier(self.rpc),
             ProvisionerClient(self.rpc, cfg.epum.provisioner_service_name),
             OUAgentClient(self.rpc),
             DTRSClient(self.rpc, cfg.epum.dtrs_service_name),
             epum_client=EPUManagementClient(self.rpc, service),
             store=store,
-            statsd_cfg=cfg.statsd_conf(),
+            statsd_cfg=cfg.statsd,
         )
         self.facade.initialize()
         self.load_initial_state()
@@ -123,7 +129,7 @@ class Worker:
             service,
             Dispatcher(ops.table()),
             prefetch=cfg.amqp.prefetch,
-            metrics=OpMetrics.from_config(cfg.statsd_conf()),
+            metrics=OpMetrics.from_config(cfg.statsd),
         )
 
     def load_initial_state(self) -> None:
@@ -190,7 +196,7 @@ class _Interrupted(Exception):
     """A stop signal arrived while the worker was not consuming (starting, reconnecting)."""
 
 
-def run_worker(config: Config) -> int:
+def run_worker(config: Settings) -> int:
     """Run a worker until SIGTERM/SIGINT; 0 on a clean stop.
 
     While consuming, a signal stops the intake and lets the message in hand

@@ -11,8 +11,8 @@ from urllib.parse import quote
 
 from kombu import Connection, Exchange, Queue
 
-from epum.config import AmqpSettings
 from epum.messaging.names import Names
+from epum.settings import AmqpSettings
 
 
 def broker_url(amqp: AmqpSettings) -> str:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
+
+from epum.settings import StatsdSettings
 
 log = logging.getLogger(__name__)
 
@@ -23,20 +25,16 @@ class OpMetrics:
         self._client = client
 
     @classmethod
-    def from_config(cls, statsd_cfg: Mapping[str, Any] | None) -> OpMetrics:
-        """Metrics to the statsd at ``{host, port, prefix}``; none when ``statsd_cfg`` is None."""
-        if not statsd_cfg:
+    def from_config(cls, statsd: StatsdSettings | None) -> OpMetrics:
+        """Metrics to the statsd ``statsd`` names; none when it is None."""
+        if statsd is None:
             return cls(None)
         try:
             from statsd import StatsClient
         except ImportError:
             log.warning("statsd is configured but the statsd package is not installed")
             return cls(None)
-        client = StatsClient(
-            host=statsd_cfg.get("host", "localhost"),
-            port=int(statsd_cfg.get("port", 8125)),
-            prefix=statsd_cfg.get("prefix", "epum"),
-        )
+        client = StatsClient(host=statsd.host, port=statsd.port, prefix=statsd.prefix)
         return cls(client)
 
     @contextlib.contextmanager

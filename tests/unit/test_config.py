@@ -1,4 +1,4 @@
-"""Config loading: merge order, defaults, environment overrides, validation."""
+"""Config loading: merge order, defaults, environment overrides, validation, unknown keys."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from epum.config import ENV_OVERRIDES, ConfigError, config_from_dict, deep_merge, load_config
 from epum.messaging.connection import broker_url, mask_url
+from epum.settings import StatsdSettings, ZooKeeperSettings, settings_from_initial_conf
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,8 +44,8 @@ def test_defaults_cover_every_protocol_key():
     assert e.initial_definitions == {} and e.initial_domains == {}
     assert e.provisioner_vars == {}
     assert (e.decider_loop_interval, e.record_reaping_max_age) == (5.0, 7200.0)
-    assert e.allowed_engine_prefixes == []
-    assert cfg.statsd is None and cfg.statsd_conf() is None
+    assert e.allowed_engine_prefixes == ()
+    assert cfg.statsd is None
     assert cfg.logging is None and cfg.log_level is None
     assert cfg.worker_name
     assert cfg.warnings == ()
@@ -77,8 +78,8 @@ statsd: {}
     cfg = load_config([base, site], env={})
     assert (cfg.amqp.host, cfg.amqp.port, cfg.amqp.password) == ("rabbit", 5674, "secret")
     assert cfg.epum.provisioner_vars == {"a": 1, "b": 2, "nested": {"x": 1, "y": 3}}
-    assert cfg.epum.allowed_engine_prefixes == ["three"]  # lists are replaced whole
-    assert cfg.statsd_conf() == {"host": "localhost", "port": 8125, "prefix": "epum"}
+    assert cfg.epum.allowed_engine_prefixes == ("three",)  # lists are replaced whole
+    assert cfg.statsd == StatsdSettings(host="localhost", port=8125, prefix="epum")
 
 
 def test_deep_merge_does_not_touch_its_inputs():
@@ -113,9 +114,6 @@ def test_environment_overrides_win_over_files(tmp_path):
     assert cfg.epum.default_user == "ops"
     assert cfg.worker_name == "w1"
     assert cfg.log_level == "DEBUG"
-    conf = cfg.facade_conf()
-    assert conf["persistence_url"] == "zk1:2181,zk2:2181"
-    assert conf["persistence_path"] == "/other"
 
 
 def test_an_empty_env_value_does_not_override():
@@ -156,15 +154,31 @@ def test_ints_are_accepted_where_floats_are_expected():
     assert isinstance(cfg.epum.decider_loop_interval, float)
 
 
-def test_unknown_keys_are_reported_not_fatal():
+def test_unknown_keys_are_reported_with_the_nearest_known_one_not_fatal():
     cfg = config_from_dict(
-        {"server": {"amqp": {"hots": "x"}, "other": {}}, "epumanagement": {"typo": 1}}, env={}
+        {
+            "server": {"amqp": {"hots": "x"}, "other": {}},
+            "epumanagement": {"typo": 1},
+            "statsdd": {},
+        },
+        env={},
     )
     assert set(cfg.warnings) == {
-        "unknown key server.amqp.hots ignored",
+        "unknown key server.amqp.hots ignored; did you mean host?",
         "unknown key server.other ignored",
         "unknown key epumanagement.typo ignored",
+        "unknown key statsdd ignored; did you mean statsd?",
     }
+    assert cfg == config_from_dict({}, env={})  # nothing of them was kept
+
+
+def test_a_typo_in_a_config_file_warns_naming_the_key_it_meant(tmp_path):
+    path = write(tmp_path, "typo.yaml", "epumanagement:\n  decider_loop_intreval: 1\n")
+    cfg = load_config([path], env={})
+    assert cfg.epum.decider_loop_interval == 5.0
+    (warning,) = cfg.warnings
+    assert "epumanagement.decider_loop_intreval" in warning
+    assert "did you mean decider_loop_interval?" in warning
 
 
 def test_file_errors_name_the_file(tmp_path):
@@ -186,26 +200,53 @@ def test_yaml_is_loaded_safely(tmp_path):
         load_config([evil], env={})
 
 
-def test_the_facade_conf_carries_the_service_settings():
-    cfg = config_from_dict(
-        {
-            "server": {"zookeeper": {"username": "u", "password": "p", "timeout": 4}},
-            "epumanagement": {
-                "needy_default_iaas_site": "site1",
-                "provisioner_vars": {"k": "v"},
-                "record_reaping_max_age": 60,
-            },
-        },
-        env={},
+def test_the_same_values_from_yaml_and_from_initial_conf_give_the_same_tree(tmp_path):
+    path = write(
+        tmp_path,
+        "c.yaml",
+        """
+server:
+  zookeeper: {hosts: "zk1:2181", path: /sys1, username: u, password: p, timeout: 4}
+epumanagement:
+  service_name: epum1
+  default_user: ops
+  persistence_type: zookeeper
+  needy_default_iaas_site: site1
+  needy_default_iaas_allocation: small
+  provisioner_vars: {k: v}
+  decider_loop_interval: 2
+  doctor_loop_interval: 3
+  reaper_loop_interval: 4
+  record_reaping_max_age: 60
+  allowed_engine_prefixes: [mine.engines]
+worker_name: w1
+""",
     )
-    conf = cfg.facade_conf()
-    assert conf["service_name"] == "epu_management_service"
-    assert conf["persistence_type"] == "memory"
-    assert (conf["persistence_user"], conf["persistence_pw"]) == ("u", "p")
-    assert conf["persistence_timeout"] == 4.0
-    assert conf["needy_default_iaas_site"] == "site1"
-    assert conf["provisioner_vars"] == {"k": "v"}
-    assert conf["record_reaping_max_age"] == 60.0
+    from_yaml = load_config([path], env={})
+    from_conf = settings_from_initial_conf(
+        {
+            "service_name": "epum1",
+            "default_user": "ops",
+            "persistence_type": "zookeeper",
+            "persistence_url": "zk1:2181",
+            "persistence_path": "/sys1",
+            "persistence_user": "u",
+            "persistence_pw": "p",
+            "persistence_timeout": 4,
+            "needy_default_iaas_site": "site1",
+            "needy_default_iaas_allocation": "small",
+            "provisioner_vars": {"k": "v"},
+            "decider_loop_interval": 2,
+            "doctor_loop_interval": 3,
+            "reaper_loop_interval": 4,
+            "record_reaping_max_age": 60,
+            "allowed_engine_prefixes": ["mine.engines"],
+            "worker_name": "w1",
+        }
+    )
+    assert from_yaml == from_conf
+    assert from_yaml.warnings == from_conf.warnings == ()
+    assert from_yaml.zookeeper == ZooKeeperSettings("zk1:2181", "/sys1", 4.0, "u", "p")
 
 
 def test_broker_url_from_parts_and_masked_for_logs():

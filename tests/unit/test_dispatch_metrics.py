@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from epum.messaging.metrics import OpMetrics
+from epum.settings import StatsdSettings
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def received(sock: socket.socket, count: int) -> list[str]:
 
 def test_an_op_is_counted_and_timed(statsd_socket):
     port = statsd_socket.getsockname()[1]
-    metrics = OpMetrics.from_config({"host": "127.0.0.1", "port": port, "prefix": "epum"})
+    metrics = OpMetrics.from_config(StatsdSettings(host="127.0.0.1", port=port, prefix="epum"))
     with metrics.measure("list_domains"):
         pass
     metrics.close()
@@ -41,7 +42,7 @@ def test_an_op_is_counted_and_timed(statsd_socket):
 
 def test_a_failed_op_is_also_counted_as_an_error(statsd_socket):
     port = statsd_socket.getsockname()[1]
-    metrics = OpMetrics.from_config({"host": "127.0.0.1", "port": port, "prefix": "p"})
+    metrics = OpMetrics.from_config(StatsdSettings(host="127.0.0.1", port=port, prefix="p"))
     with pytest.raises(ValueError), metrics.measure("add_domain"):
         raise ValueError("x")
     metrics.close()

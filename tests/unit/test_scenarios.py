@@ -11,6 +11,7 @@ from epum.decider import Decider
 from epum.engines.base import Engine
 from epum.errors import (
     BadRequestError,
+    ConfigError,
     NotFoundError,
     NotInitializedError,
     WriteConflictError,
@@ -539,7 +540,8 @@ def test_hooks_refused_outside_external_decide_mode():
     ],
 )
 def test_bad_service_conf_named(conf, fragment):
-    with pytest.raises(BadRequestError, match=fragment):
+    # a bad service config is the service's problem, not a caller's: ConfigError
+    with pytest.raises(ConfigError, match=fragment):
         EPUManagement(conf, FakeNotifier(), FakeProvisioner(), None, FakeDTRS())
 
 

@@ -1,0 +1,206 @@
+"""The settings tree: each setting declared once, with its default and the reason for it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from epum.settings.checks import (
+    Checked,
+    absolute_path,
+    definitions,
+    domains,
+    level_name,
+    non_empty,
+    non_empty_items,
+    non_negative,
+    one_of,
+    positive,
+    setting,
+    tcp_port,
+)
+
+#: Keys of the original EPU services' configs that epum accepts and does not
+#: use, as dotted paths (``epumanagement.<key>`` for a file, ``initial_conf.<key>``
+#: for the facade's argument).  A key listed here is skipped without a warning;
+#: every other unknown key is reported.  This is the one place such keys go.
+IGNORED_ORIGINAL_KEYS: frozenset[str] = frozenset()
+
+
+# the sections ----------------------------------------------------------------
+@dataclass(frozen=True)
+class AmqpSettings(Checked):
+    """``server.amqp``: how to reach the broker and name things on it."""
+
+    url: str | None = setting(
+        None, why="the parts below describe a local broker well enough", check=non_empty
+    )
+    host: str = setting("localhost", why="a single worker next to its broker", check=non_empty)
+    port: int = setting(5672, why="the AMQP port", check=tcp_port)
+    username: str = setting("guest", why="RabbitMQ's default user (local connections only)")
+    password: str = setting("guest", why="RabbitMQ's default password", secret=True)
+    vhost: str = setting("/", why="RabbitMQ's default vhost")
+    heartbeat: int = setting(
+        30, why="dead connections are found within a minute", check=non_negative
+    )
+    ssl: bool = setting(False, why="a local broker")
+    sysname: str | None = setting(
+        None, why="one system per broker needs no namespace", check=non_empty
+    )
+    exchange: str = setting(
+        "default_dashi_exchange", why="what every dashi service uses", check=non_empty
+    )
+    prefetch: int = setting(
+        1, why="one message in hand per worker: fair sharing across workers", check=positive
+    )
+    rpc_timeout: float = setting(
+        30.0, why="long enough for a slow store write, short enough to notice", check=positive
+    )
+
+
+@dataclass(frozen=True)
+class ZooKeeperSettings(Checked):
+    """``server.zookeeper``: the ZooKeeper store's ensemble (the only home of its defaults)."""
+
+    hosts: str = setting("localhost:2181", why="a local ensemble", check=non_empty)
+    path: str = setting("/epum", why="one base path per system", check=absolute_path)
+    timeout: float = setting(10.0, why="session timeout: failover in about 10 s", check=positive)
+    username: str | None = setting(None, why="no digest ACL by default", check=non_empty)
+    password: str | None = setting(None, why="no digest ACL by default", secret=True)
+
+
+@dataclass(frozen=True)
+class EPUMSettings(Checked):
+    """``epumanagement``: the service itself, what the facade and its roles read."""
+
+    service_name: str = setting(
+        "epu_management_service",
+        why="the queue clients know; also the heartbeat_dest agents are given",
+        check=non_empty,
+    )
+    provisioner_service_name: str = setting(
+        "provisioner", why="the provisioner's usual name", check=non_empty
+    )
+    dtrs_service_name: str = setting("dtrs", why="the DTRS's usual name", check=non_empty)
+    default_user: str | None = setting(
+        None, why="every domain op must say whose domain it is", check=non_empty
+    )
+    persistence_type: str = setting(
+        "memory",
+        why="a lone worker needs nothing else to run",
+        check=one_of("memory", "zookeeper"),
+    )
+    external_decide: bool = setting(
+        False, why="production runs the timed loops; only tests drive the roles by hand"
+    )
+    initial_definitions: dict[str, Any] = setting(
+        why="definitions are usually added by RPC", factory=dict, check=definitions
+    )
+    initial_domains: dict[str, Any] = setting(
+        why="domains are usually added by RPC", factory=dict, check=domains
+    )
+    needy_default_iaas_site: str | None = setting(None, why="engines name their site")
+    needy_default_iaas_allocation: str | None = setting(None, why="engines name their allocation")
+    provisioner_vars: dict[str, Any] = setting(
+        why="launches need no extra vars; an engine's own provisioner_vars win", factory=dict
+    )
+    decider_loop_interval: float = setting(
+        5.0,
+        why="the timed safety-net pass: faster than a cloud autoscaler, slow enough to batch",
+        check=positive,
+    )
+    doctor_loop_interval: float = setting(
+        10.0, why="well under the shortest health timeout worth having", check=positive
+    )
+    reaper_loop_interval: float = setting(
+        300.0, why="reaping is housekeeping; every five minutes is plenty", check=positive
+    )
+    record_reaping_max_age: float = setting(
+        7200.0, why="terminal records stay two hours for operators to look", check=positive
+    )
+    allowed_engine_prefixes: tuple[str, ...] = setting(
+        (),
+        why="only the built-in engines and their aliases unless listed",
+        check=non_empty_items,
+    )
+
+
+@dataclass(frozen=True)
+class StatsdSettings(Checked):
+    """``statsd``: where to send per-operation counters and timings."""
+
+    host: str = setting("localhost", why="a local statsd agent", check=non_empty)
+    port: int = setting(8125, why="statsd's port", check=tcp_port)
+    prefix: str = setting("epum", why="metric names start with the service")
+
+
+def default_worker_name() -> str:
+    """``<hostname>-<pid>``: unique among the workers of one host."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Settings(Checked):
+    """The whole tree; each field's ``path`` is where it lives in a config file.
+
+    ``warnings`` are not settings: they are the unknown keys met while
+    building the tree, for its builder to log once (they do not count in
+    comparisons).
+    """
+
+    amqp: AmqpSettings = setting(why="a local broker", factory=AmqpSettings, path="server.amqp")
+    zookeeper: ZooKeeperSettings = setting(
+        why="a local ensemble", factory=ZooKeeperSettings, path="server.zookeeper"
+    )
+    epum: EPUMSettings = setting(
+        why="the service's defaults", factory=EPUMSettings, path="epumanagement"
+    )
+    statsd: StatsdSettings | None = setting(None, why="metrics are opt-in", path="statsd")
+    logging: dict[str, Any] | None = setting(
+        None, why="the worker's console log (service.DEFAULT_LOGGING)", path="logging"
+    )
+    log_level: str | None = setting(
+        None,
+        why="the logging config decides",
+        check=level_name,
+        convert=str.upper,
+        path="log_level",
+    )
+    worker_name: str = setting(
+        why="unique per process on one host",
+        factory=default_worker_name,
+        check=non_empty,
+        path="worker_name",
+    )
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+
+#: Each ``initial_conf`` key of the facade (PROTOCOL.md section 1, and the ones
+#: epum adds) -> its place in the tree, as its dotted path in a config file.
+INITIAL_CONF_KEYS: dict[str, str] = {
+    "service_name": "epumanagement.service_name",
+    "default_user": "epumanagement.default_user",
+    "persistence_type": "epumanagement.persistence_type",
+    "persistence_url": "server.zookeeper.hosts",
+    "persistence_path": "server.zookeeper.path",
+    "persistence_user": "server.zookeeper.username",
+    "persistence_pw": "server.zookeeper.password",
+    "persistence_timeout": "server.zookeeper.timeout",
+    "worker_name": "worker_name",
+    "_external_decide_invocations": "epumanagement.external_decide",
+    "needy_default_iaas_site": "epumanagement.needy_default_iaas_site",
+    "needy_default_iaas_allocation": "epumanagement.needy_default_iaas_allocation",
+    "provisioner_vars": "epumanagement.provisioner_vars",
+    "decider_loop_interval": "epumanagement.decider_loop_interval",
+    "doctor_loop_interval": "epumanagement.doctor_loop_interval",
+    "reaper_loop_interval": "epumanagement.reaper_loop_interval",
+    "record_reaping_max_age": "epumanagement.record_reaping_max_age",
+    "allowed_engine_prefixes": "epumanagement.allowed_engine_prefixes",
+}
