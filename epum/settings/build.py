@@ -15,7 +15,6 @@ from epum.settings.checks import Checked
 from epum.settings.tree import IGNORED_ORIGINAL_KEYS, INITIAL_CONF_KEYS, Settings
 
 
-# building ----------------------------------------------------------------------
 def settings_from_dict(
     data: Mapping[str, Any], labels: Mapping[str, str] | None = None
 ) -> Settings:
@@ -86,8 +85,11 @@ def to_initial_conf(settings: Settings) -> dict[str, Any]:
     out = {}
     for key, path in INITIAL_CONF_KEYS.items():
         parent, _, leaf = path.rpartition(".")
-        holder = getattr(settings, by_path[parent]) if parent else settings
-        out[key] = copy.deepcopy(getattr(holder, leaf if parent else by_path[path]))
+        if parent:  # a field of a section
+            value = getattr(getattr(settings, by_path[parent]), leaf)
+        else:  # a field of the root
+            value = getattr(settings, by_path[path])
+        out[key] = copy.deepcopy(value)
     return out
 
 
@@ -150,7 +152,7 @@ def _section_class(hint: Any) -> type | None:
     return None
 
 
-def _value(f: dataclasses.Field, hint: Any, value: Any, key: str) -> Any:
+def _value(f: dataclasses.Field[Any], hint: Any, value: Any, key: str) -> Any:
     """``value`` coerced to ``hint`` and checked by the field's check."""
     value = _coerce(value, hint, key, f.metadata.get("secret", False))
     convert = f.metadata.get("convert")

@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from epum.errors import ConfigError
 from epum.settings.checks import (
     Checked,
     absolute_path,
@@ -70,6 +71,14 @@ class ZooKeeperSettings(Checked):
     timeout: float = setting(10.0, why="session timeout: failover in about 10 s", check=positive)
     username: str | None = setting(None, why="no digest ACL by default", check=non_empty)
     password: str | None = setting(None, why="no digest ACL by default", secret=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.username and self.password is None:
+            raise ConfigError(
+                "server.zookeeper.username needs a password "
+                "(initial_conf: persistence_user needs persistence_pw)"
+            )
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,14 @@ def test_a_bad_initial_conf_value_is_a_config_error_naming_its_key(conf, fragmen
     assert isinstance(info.value, EpumError) and isinstance(info.value, ValueError)
 
 
+def test_a_zookeeper_username_needs_a_password():
+    with pytest.raises(ConfigError, match="persistence_user needs persistence_pw"):
+        settings_from_initial_conf({"persistence_user": "u"})
+    with pytest.raises(ConfigError, match=r"server\.zookeeper\.username needs a password"):
+        settings_from_dict({"server": {"zookeeper": {"username": "u"}}})
+    assert ZooKeeperSettings(username="u", password="p").username == "u"
+
+
 def test_initial_conf_must_be_a_mapping():
     with pytest.raises(ConfigError, match="initial_conf must be a mapping"):
         settings_from_initial_conf(["service_name"])  # type: ignore[arg-type]
