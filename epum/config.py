@@ -56,7 +56,6 @@ from epum.settings import Settings, settings_from_dict
 
 __all__ = [
     "ENV_OVERRIDES",
-    "Config",
     "ConfigError",
     "apply_env",
     "config_from_dict",
@@ -77,9 +76,6 @@ ENV_OVERRIDES: dict[str, str] = {
     "EPUM_WORKER_NAME": "worker_name",
     "EPUM_LOG_LEVEL": "log_level",
 }
-
-#: What ``load_config`` returns: the one settings tree (the old name of the loaded config).
-Config = Settings
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
