@@ -20,6 +20,7 @@ from typing import Any
 from epum.decider import Decider
 from epum.doctor import Doctor
 from epum.errors import NotInitializedError, WrongModeError
+from epum.logcontext import log_context
 from epum.reactor import Reactor
 from epum.reaper import Reaper
 from epum.settings import ServiceSettings
@@ -162,35 +163,42 @@ class EPUManagement:
         subscriber_op: str | None = None,
     ) -> None:
         """Create ``caller``'s domain from a definition and a config."""
-        self._ready().add_domain(
-            caller, domain_id, definition_id, config, subscriber_name, subscriber_op
-        )
+        with log_context(caller=caller, domain=domain_id):
+            self._ready().add_domain(
+                caller, domain_id, definition_id, config, subscriber_name, subscriber_op
+            )
 
     def msg_remove_domain(self, caller: str, domain_id: str) -> None:
         """Remove a domain; its instances are terminated in the background."""
-        self._ready().remove_domain(caller, domain_id)
+        with log_context(caller=caller, domain=domain_id):
+            self._ready().remove_domain(caller, domain_id)
 
     def msg_list_domains(self, caller: str) -> list[str]:
         """``caller``'s domain ids."""
-        return self._ready().list_domains(caller)
+        with log_context(caller=caller):
+            return self._ready().list_domains(caller)
 
     def msg_describe_domain(self, caller: str, domain_id: str) -> dict | None:
         """``{name, config, sensor_data, instances}``, or None."""
-        return self._ready().describe_domain(caller, domain_id)
+        with log_context(caller=caller, domain=domain_id):
+            return self._ready().describe_domain(caller, domain_id)
 
     def msg_reconfigure_domain(self, caller: str, domain_id: str, config: dict) -> None:
         """Change a domain's general, engine_conf or health settings."""
-        self._ready().reconfigure_domain(caller, domain_id, config)
+        with log_context(caller=caller, domain=domain_id):
+            self._ready().reconfigure_domain(caller, domain_id, config)
 
     def msg_subscribe_domain(
         self, caller: str, domain_id: str, subscriber_name: str, subscriber_op: str
     ) -> None:
         """Tell ``subscriber_name.subscriber_op`` when this domain's instances change."""
-        self._ready().subscribe_domain(caller, domain_id, subscriber_name, subscriber_op)
+        with log_context(caller=caller, domain=domain_id):
+            self._ready().subscribe_domain(caller, domain_id, subscriber_name, subscriber_op)
 
     def msg_unsubscribe_domain(self, caller: str, domain_id: str, subscriber_name: str) -> None:
         """Stop telling ``subscriber_name``."""
-        self._ready().unsubscribe_domain(caller, domain_id, subscriber_name)
+        with log_context(caller=caller, domain=domain_id):
+            self._ready().unsubscribe_domain(caller, domain_id, subscriber_name)
 
     # reports --------------------------------------------------------------
     def msg_heartbeat(self, caller: str, content: dict, timestamp: float | None = None) -> None:

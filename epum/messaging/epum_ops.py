@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from epum import logcontext
 from epum.errors import BadRequestError
-from epum.messaging import context
 from epum.messaging.dispatch import Handler
 
 
@@ -59,8 +59,7 @@ class EPUMOperations:
 
     @staticmethod
     def _sender() -> str | None:
-        ctx = context.current()
-        return ctx.sender if ctx else None
+        return logcontext.current().sender
 
     # domains -----------------------------------------------------------------
     def add_domain(
@@ -74,7 +73,7 @@ class EPUMOperations:
     ) -> None:
         """Create a domain for the caller."""
         owner = self._owner(caller)
-        with context.with_caller(owner):
+        with logcontext.log_context(caller=owner):
             return self.facade.msg_add_domain(
                 owner, domain_id, definition_id, config, subscriber_name, subscriber_op
             )
@@ -82,19 +81,19 @@ class EPUMOperations:
     def remove_domain(self, domain_id: str, caller: str | None = None) -> None:
         """Remove one of the caller's domains."""
         owner = self._owner(caller)
-        with context.with_caller(owner):
+        with logcontext.log_context(caller=owner):
             return self.facade.msg_remove_domain(owner, domain_id)
 
     def list_domains(self, caller: str | None = None) -> list[str]:
         """The caller's domain ids."""
         owner = self._owner(caller)
-        with context.with_caller(owner):
+        with logcontext.log_context(caller=owner):
             return self.facade.msg_list_domains(owner)
 
     def describe_domain(self, domain_id: str, caller: str | None = None) -> Any:
         """One of the caller's domains, or None."""
         owner = self._owner(caller)
-        with context.with_caller(owner):
+        with logcontext.log_context(caller=owner):
             return self.facade.msg_describe_domain(owner, domain_id)
 
     def reconfigure_domain(
@@ -102,7 +101,7 @@ class EPUMOperations:
     ) -> None:
         """Merge new config into one of the caller's domains."""
         owner = self._owner(caller)
-        with context.with_caller(owner):
+        with logcontext.log_context(caller=owner):
             return self.facade.msg_reconfigure_domain(owner, domain_id, config)
 
     def subscribe_domain(
@@ -114,7 +113,7 @@ class EPUMOperations:
     ) -> None:
         """Add a subscriber to one of the caller's domains."""
         owner = self._owner(caller)
-        with context.with_caller(owner):
+        with logcontext.log_context(caller=owner):
             return self.facade.msg_subscribe_domain(
                 owner, domain_id, subscriber_name, subscriber_op
             )
@@ -124,7 +123,7 @@ class EPUMOperations:
     ) -> None:
         """Remove a subscriber from one of the caller's domains."""
         owner = self._owner(caller)
-        with context.with_caller(owner):
+        with logcontext.log_context(caller=owner):
             return self.facade.msg_unsubscribe_domain(owner, domain_id, subscriber_name)
 
     # definitions ---------------------------------------------------------------

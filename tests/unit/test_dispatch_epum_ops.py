@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from epum.errors import BadRequestError
-from epum.messaging.context import call_context
+from epum.logcontext import request_context
 from epum.messaging.dispatch import Dispatcher
 from epum.messaging.epum_ops import EPUMOperations
 
@@ -151,9 +151,9 @@ def test_definition_ops_need_no_caller(facade, op, args, expected):
 
 def test_heartbeat_and_instance_info_take_the_sender_as_caller(facade):
     ops = dispatcher(facade)
-    with call_context(op="ou_heartbeat", sender="agent-7"):
+    with request_context("ou_heartbeat", sender="agent-7"):
         ops.dispatch("ou_heartbeat", {"heartbeat": {"node_id": "n1", "state": "OK"}})
-    with call_context(op="instance_info", sender="provisioner"):
+    with request_context("instance_info", sender="provisioner"):
         ops.dispatch("instance_info", {"record": {"node_id": "n1", "state": "600-RUNNING"}})
     assert facade.calls == [
         (
