@@ -37,10 +37,10 @@ class EPUManagement:
     ``notifier``, ``provisioner_client`` and ``dtrs_client`` are required;
     ``ouagent_client`` may be None (the doctor then cannot ask agents for a
     heartbeat, so out-of-contact instances become MISSING at once).
-    ``store=None`` means a private in-memory store.  ``epum_client=None``
-    means the facade is its own client (test and development mode); the
-    roles of this implementation act on the store directly, so the client
-    is kept only for callers that want to reach the service.
+    ``store=None`` means a private in-memory store.  ``epum_client`` is
+    accepted for the contract's sake (None meant "the facade is its own
+    client") and not used: the roles of this implementation act on the
+    store directly, never through the service's client.
     ``statsd_cfg`` (``{host, port, prefix}``) turns on decider metrics:
     ``<prefix>.domains.active`` (gauge) and ``<prefix>.decider.pass`` (ms).
     """
@@ -69,7 +69,6 @@ class EPUManagement:
         self.provisioner_client = provisioner_client
         self.ouagent_client = ouagent_client
         self.dtrs_client = dtrs_client
-        self.epum_client = epum_client if epum_client is not None else self
         self.store = store if store is not None else MemoryEPUMStore()
         self.statsd = _statsd_client(statsd_cfg)
         self.clock = clock
