@@ -156,16 +156,8 @@ def test_heartbeat_and_instance_info_take_the_sender_as_caller(facade):
     with request_context("instance_info", sender="provisioner"):
         ops.dispatch("instance_info", {"record": {"node_id": "n1", "state": "600-RUNNING"}})
     assert facade.calls == [
-        (
-            "msg_heartbeat",
-            (),
-            {"caller": "agent-7", "content": {"node_id": "n1", "state": "OK"}, "timestamp": None},
-        ),
-        (
-            "msg_instance_info",
-            (),
-            {"caller": "provisioner", "content": {"node_id": "n1", "state": "600-RUNNING"}},
-        ),
+        ("msg_heartbeat", ("agent-7", {"node_id": "n1", "state": "OK"}), {}),
+        ("msg_instance_info", ("provisioner", {"node_id": "n1", "state": "600-RUNNING"}), {}),
     ]
 
 
