@@ -8,23 +8,7 @@ from epum.errors import BadRequestError
 from epum.logcontext import request_context
 from epum.messaging.dispatch import Dispatcher
 from epum.messaging.epum_ops import EPUMOperations
-
-
-class RecordingFacade:
-    """Records every msg_* call and returns a marker."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __getattr__(self, name):
-        if not name.startswith("msg_"):
-            raise AttributeError(name)
-
-        def record(*args, **kwargs):
-            self.calls.append((name, args, kwargs))
-            return name
-
-        return record
+from tests.fakes import RecordingFacade
 
 
 @pytest.fixture
