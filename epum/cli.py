@@ -4,6 +4,13 @@
 SIGTERM/SIGINT.  ``epumctl [--config FILE | --amqp-url URL] [--sysname S]
 [--caller C] <command> ...`` runs one EPUM operation and prints its result
 as JSON; errors go to stderr with exit code 1.
+
+epumctl's sub-commands are derived from ``epum.operations.OPERATIONS``: one
+per operation on the command line, named ``Operation.command_name`` (the
+flat names ``list-domains``, ``add-definition`` ...), its arguments built from
+each ``Arg`` and its ``CliSpec``, run through the ``EPUManagementClient``
+method of the same name.  Other layouts (command groups such as ``domain
+list``) can reuse ``add_operation_command`` and ``run_operation``.
 """
 
 from __future__ import annotations

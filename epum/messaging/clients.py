@@ -4,6 +4,8 @@ Each wraps an ``Rpc`` (``RpcClient`` or a test double): calls wait for the
 reply within the client's ``timeout`` and raise the remote error mapped by
 the envelope's allow-list; fires return once the broker has the request.
 Service names are bare (the sysname is added on the wire).
+``EPUManagementClient``'s methods are not written out: ``with_operations``
+generates one per operation of ``epum.operations`` (see the class).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def _operation_method(op: Operation) -> Callable[..., Any]:
         given = {k: v for k, v in bound.arguments.items() if v is not None or k not in optional}
         return getattr(self, send)(op.name, **given)
 
-    method.__name__ = method.__qualname__ = op.name
+    method.__name__ = op.name
     method.__doc__ = f"{op.kind.value.capitalize()}: {op.help}"
     self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
     method.__signature__ = signature.replace(  # type: ignore[attr-defined]
@@ -72,7 +74,9 @@ def with_operations(operations: Iterable[Operation]) -> Callable[[type], type]:
 
     def install(cls: type) -> type:
         for op in ops:
-            setattr(cls, op.name, _operation_method(op))
+            method = _operation_method(op)
+            method.__qualname__ = f"{cls.__qualname__}.{op.name}"
+            setattr(cls, op.name, method)
         cls.operations = ops  # type: ignore[attr-defined]
         return cls
 
