@@ -4,21 +4,30 @@
 SIGTERM/SIGINT.  ``epumctl [--config FILE | --amqp-url URL] [--sysname S]
 [--caller C] <command> ...`` runs one EPUM operation and prints its result
 as JSON; errors go to stderr with exit code 1.
+
+epumctl's sub-commands are derived from ``epum.operations.OPERATIONS``: one
+per operation on the command line, named ``Operation.command_name`` (the
+flat names ``list-domains``, ``add-definition`` ...), its arguments built from
+each ``Arg`` and its ``CliSpec``, run through the ``EPUManagementClient``
+method of the same name.  Other layouts (command groups such as ``domain
+list``) can reuse ``add_operation_command`` and ``run_operation``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import yaml
 
 from epum.config import ConfigError, load_config
 from epum.errors import EpumError
+from epum.operations import CALLER_ARG, OPERATIONS, Arg, Operation
 from epum.settings import Settings
 
 
@@ -62,60 +71,74 @@ def _read_mapping(path: str) -> dict[str, Any]:
     return data
 
 
-#: command -> (arguments, how to run it on an EPUManagementClient)
-Command = tuple[list[tuple[str, dict[str, Any]]], Callable[[Any, argparse.Namespace], Any]]
-
-COMMANDS: dict[str, Command] = {
-    "list-definitions": ([], lambda c, a: c.list_domain_definitions()),
-    "describe-definition": (
-        [("id", {})],
-        lambda c, a: c.describe_domain_definition(a.id),
-    ),
-    "add-definition": (
-        [("id", {}), ("file", {"help": "YAML file with the definition"})],
-        lambda c, a: c.add_domain_definition(a.id, _read_mapping(a.file)),
-    ),
-    "update-definition": (
-        [("id", {}), ("file", {"help": "YAML file with the definition"})],
-        lambda c, a: c.update_domain_definition(a.id, _read_mapping(a.file)),
-    ),
-    "remove-definition": ([("id", {})], lambda c, a: c.remove_domain_definition(a.id)),
-    "list-domains": ([], lambda c, a: c.list_domains(caller=a.caller)),
-    "describe-domain": ([("id", {})], lambda c, a: c.describe_domain(a.id, caller=a.caller)),
-    "add-domain": (
-        [
-            ("id", {}),
-            ("--definition", {"required": True, "help": "definition id"}),
-            ("--config", {"dest": "domain_config", "help": "YAML file with the domain config"}),
-            ("--subscriber", {"help": "service told of instance changes"}),
-            ("--subscriber-op", {"help": "its operation"}),
-        ],
-        lambda c, a: c.add_domain(
-            a.id,
-            a.definition,
-            _read_mapping(a.domain_config) if a.domain_config else {},
-            subscriber_name=a.subscriber,
-            subscriber_op=a.subscriber_op,
-            caller=a.caller,
-        ),
-    ),
-    "remove-domain": ([("id", {})], lambda c, a: c.remove_domain(a.id, caller=a.caller)),
-    "reconfigure-domain": (
-        [("id", {}), ("file", {"help": "YAML file with the config changes"})],
-        lambda c, a: c.reconfigure_domain(a.id, _read_mapping(a.file), caller=a.caller),
-    ),
-    "subscribe-domain": (
-        [("id", {}), ("subscriber", {}), ("subscriber_op", {})],
-        lambda c, a: c.subscribe_domain(a.id, a.subscriber, a.subscriber_op, caller=a.caller),
-    ),
-    "unsubscribe-domain": (
-        [("id", {}), ("subscriber", {})],
-        lambda c, a: c.unsubscribe_domain(a.id, a.subscriber, caller=a.caller),
-    ),
-}
+#: Where epumctl keeps an operation's argument on the parsed namespace (apart from
+#: the global options, so ``add-domain --config`` is not the worker ``--config``).
+_DEST_PREFIX = "op_"
 
 
-def _ctl_parser() -> argparse.ArgumentParser:
+def command_line_operations(operations: Iterable[Operation] = OPERATIONS) -> dict[str, Operation]:
+    """epumctl's flat sub-commands: command name -> operation, for every declared
+    operation that is on the command line."""
+    return {op.command_name: op for op in operations if op.on_command_line}
+
+
+def add_operation_command(
+    subparsers: argparse._SubParsersAction, name: str, op: Operation
+) -> argparse.ArgumentParser:
+    """Add sub-command ``name`` running ``op``: its arguments come from the declaration
+    (``Arg.cli``), and ``run_operation`` runs it.  Command groups can call this too."""
+    cmd = subparsers.add_parser(name, help=op.help, description=op.help)
+    for arg in op.args:
+        flags, options = _argument_options(arg)
+        cmd.add_argument(*flags, **options)
+    cmd.set_defaults(operation=op)
+    return cmd
+
+
+def _argument_options(arg: Arg) -> tuple[list[str], dict[str, Any]]:
+    """The ``add_argument`` flags and options of one declared argument."""
+    cli = arg.cli
+    metavar = cli.metavar or arg.name.upper()
+    options: dict[str, Any] = {"metavar": metavar, "help": arg.help}
+    if arg.type in (int, float) and not _from_file(arg):
+        options["type"] = arg.type
+    flag = cli.flag or (None if arg.required else "--" + arg.name.replace("_", "-"))
+    if flag is None:
+        return [_DEST_PREFIX + arg.name], options
+    options["dest"] = _DEST_PREFIX + arg.name
+    options["required"] = arg.required and cli.absent is None
+    return [flag], options
+
+
+def _from_file(arg: Arg) -> bool:
+    return arg.cli.from_file if arg.cli.from_file is not None else arg.type is dict
+
+
+def _argument_value(arg: Arg, given: Any) -> Any:
+    """The value sent for ``arg``: the given text (a file's mapping, or YAML for a
+    list or bool), or the declared ``absent`` value when the flag was not given."""
+    if given is None:
+        return copy.deepcopy(arg.cli.absent)
+    if _from_file(arg):
+        return _read_mapping(given)
+    if arg.type in (list, bool, dict):
+        return yaml.safe_load(given)
+    return given
+
+
+def run_operation(client: Any, op: Operation, args: argparse.Namespace) -> Any:
+    """Run ``op`` on an ``EPUManagementClient`` with the parsed command line;
+    domain operations act for ``--caller``."""
+    values = {a.name: _argument_value(a, getattr(args, _DEST_PREFIX + a.name)) for a in op.args}
+    if op.is_domain_op:
+        values[CALLER_ARG] = args.caller
+    return getattr(client, op.name)(**values)
+
+
+def ctl_parser(operations: Iterable[Operation] = OPERATIONS) -> argparse.ArgumentParser:
+    """epumctl's parser: the global options, then one sub-command per operation on
+    the command line (``command_line_operations``); the parsed namespace's
+    ``operation`` is the one to run."""
     parser = argparse.ArgumentParser(
         prog="epumctl", description="Operate an epum service over AMQP; prints JSON."
     )
@@ -126,10 +149,8 @@ def _ctl_parser() -> argparse.ArgumentParser:
     parser.add_argument("--caller", help="domain owner (default: the service's default_user)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (arguments, _) in COMMANDS.items():
-        cmd = sub.add_parser(name)
-        for flag, options in arguments:
-            cmd.add_argument(flag, **options)
+    for name, op in command_line_operations(operations).items():
+        add_operation_command(sub, name, op)
     return parser
 
 
@@ -137,7 +158,7 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     """``epumctl``: run one EPUM operation, print its result as JSON."""
     from epum.messaging import EPUManagementClient, Names, RpcClient, connection_from_settings
 
-    args = _ctl_parser().parse_args(argv)
+    args = ctl_parser().parse_args(argv)
     try:
         config = _load(args.config)
         amqp = config.amqp
@@ -157,7 +178,7 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         client = EPUManagementClient(rpc, args.service or config.epum.service_name)
-        result = COMMANDS[args.command][1](client, args)
+        result = run_operation(client, args.operation, args)
     except (EpumError, ConfigError) as exc:
         print(f"epumctl: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -24,7 +24,6 @@ from typing import Any
 
 from epum.errors import EpumError
 from epum.instances import Instance
-from epum.logcontext import domain_logger
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.base import DomainStore, update_instance_with_retry
 from epum.subscribers import Subscribers
@@ -66,7 +65,6 @@ class DomainControl:
         self.launch_vars: dict[str, Any] = dict(launch_vars or {})
         self.now = now
         self._last_sent: dict[str, float] = {}
-        self.log = domain_logger(log, domain.owner, domain.domain_id)
 
     def launch(
         self,
@@ -96,9 +94,7 @@ class DomainControl:
                 extravars=dict(extravars) if extravars else None,
             )
             instances.append(self.domain.add_instance(record))
-        self.log.info(
-            "launching %d x %s at %s (launch %s)", count, deployable_type, site, launch_id
-        )
+        log.info("launching %d x %s at %s (launch %s)", count, deployable_type, site, launch_id)
         # A record written after leadership was lost stays REQUESTING: the
         # decider in office sees it and re-sends it (or destroys it).
         self._check_office()
@@ -120,7 +116,7 @@ class DomainControl:
                 self.subscribers.instance_changed(self.domain, *changed)
         if ids:
             self._check_office()
-            self.log.info("terminating %s", ", ".join(ids))
+            log.info("terminating %s", ", ".join(ids))
             self._send_terminate(ids)
 
     def _check_office(self) -> None:
@@ -158,13 +154,13 @@ class DomainControl:
             if self.now - last < RESEND_INTERVAL:
                 continue
             if record.state == InstanceState.REQUESTING:
-                self.log.info("re-sending unanswered launch of %s", record.instance_id)
+                log.info("re-sending unanswered launch of %s", record.instance_id)
                 self._send_provision(record)
             else:
                 to_terminate.append(record.instance_id)
                 self._last_sent[record.instance_id] = self.now
         if to_terminate:
-            self.log.info("re-sending unanswered termination of %s", ", ".join(to_terminate))
+            log.info("re-sending unanswered termination of %s", ", ".join(to_terminate))
             self._send_terminate(to_terminate)
         known = {r.instance_id for r in instances}
         for gone in set(self._last_sent) - known:
@@ -187,10 +183,10 @@ class DomainControl:
                 caller=self.domain.owner,
             )
         except Exception:
-            self.log.exception("provision request for %s failed; will re-send", record.instance_id)
+            log.exception("provision request for %s failed; will re-send", record.instance_id)
 
     def _send_terminate(self, ids: list[str]) -> None:
         try:
             self.provisioner.terminate_nodes(ids, caller=self.domain.owner)
         except Exception:
-            self.log.exception("terminate request failed; will re-send")
+            log.exception("terminate request failed; will re-send")

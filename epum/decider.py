@@ -28,7 +28,7 @@ from epum.engines.base import Engine
 from epum.engines.loader import load_engine_class
 from epum.instances import DomainState
 from epum.leader_loop import LeaderLoop
-from epum.logcontext import domain_logger, log_fields
+from epum.logcontext import log_context
 from epum.settings import EPUMSettings
 from epum.states import InstanceState
 from epum.store.base import DomainStore, EPUMStore
@@ -122,25 +122,22 @@ class Decider(LeaderLoop):
         for domain in domains:
             if self.deposed:
                 return
-            try:
-                with log_fields(caller=domain.owner, domain=domain.domain_id):
+            with log_context(caller=domain.owner, domain=domain.domain_id):
+                try:
                     if domain.is_removed():
                         self._finish_removal(domain, now)
                     else:
                         self._decide(domain, now)
-            except NotLeaderError:
-                domain_logger(log, domain.owner, domain.domain_id).info(
-                    "deposed mid-decision; stopping"
-                )
-                return
-            except Exception:
-                domain_logger(log, domain.owner, domain.domain_id).exception("decision failed")
+                except NotLeaderError:
+                    log.info("deposed mid-decision; stopping")
+                    return
+                except Exception:
+                    log.exception("decision failed")
         if self.statsd is not None and full:
             self.statsd.gauge("domains.active", len(self._engines))
             self.statsd.timing("decider.pass", (time.monotonic() - started) * 1000.0)
 
     def _decide(self, domain: DomainStore, now: float) -> None:
-        dlog = domain_logger(log, domain.owner, domain.domain_id)
         config = domain.get_all_config()
         engine_conf, version = domain.get_versioned_config("engine_conf")
         engine_conf = engine_conf_with_defaults(engine_conf, self.settings)
@@ -153,18 +150,17 @@ class Decider(LeaderLoop):
                 engine_class_name(config), self.settings.allowed_engine_prefixes
             )
             engine = engine_cls()
-            engine.log = domain_logger(logging.getLogger(engine_cls.__module__), *domain.key)
+            engine.log = logging.getLogger(engine_cls.__module__)
             engine.initialize(control, state, engine_conf)
             entry = self._engines[domain.key] = _DomainEngine(engine, control, version)
-            dlog.info("engine %s started", engine_cls.__name__)
+            log.info("engine %s started", engine_cls.__name__)
         elif version > entry.conf_version:
             entry.engine.reconfigure(control, engine_conf)
             entry.conf_version = version
-            dlog.info("engine reconfigured (version %s)", version)
+            log.info("engine reconfigured (version %s)", version)
         entry.engine.decide(control, state)
 
     def _finish_removal(self, domain: DomainStore, now: float) -> None:
-        dlog = domain_logger(log, domain.owner, domain.domain_id)
         control = self._control(domain, domain.get_all_config(), now)
         instances = domain.get_instances()
         live = [i.instance_id for i in instances if i.state < InstanceState.TERMINATING]
@@ -179,10 +175,10 @@ class Decider(LeaderLoop):
             try:
                 entry.engine.dying()
             except Exception:
-                dlog.exception("engine failed while dying")
+                log.exception("engine failed while dying")
         self._controls.pop(domain.key, None)
         self.store.remove_domain(domain.owner, domain.domain_id)
-        dlog.info("domain removed")
+        log.info("domain removed")
 
     def _control(self, domain: DomainStore, config: dict[str, Any], now: float) -> DomainControl:
         control = self._controls.get(domain.key)
@@ -211,9 +207,10 @@ class Decider(LeaderLoop):
     def _forget_gone(self, present: set[tuple[str, str]]) -> None:
         for key in set(self._engines) - present:
             entry = self._engines.pop(key)
-            try:
-                entry.engine.dying()
-            except Exception:
-                domain_logger(log, *key).exception("engine failed while dying")
+            with log_context(caller=key[0], domain=key[1]):
+                try:
+                    entry.engine.dying()
+                except Exception:
+                    log.exception("engine failed while dying")
         for key in set(self._controls) - present:
             del self._controls[key]

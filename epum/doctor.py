@@ -21,7 +21,7 @@ from epum.errors import WriteConflictError
 from epum.health import HealthConfig, HealthMonitor, Verdict
 from epum.instances import Instance
 from epum.leader_loop import LeaderLoop
-from epum.logcontext import DomainLogger, domain_logger, log_fields
+from epum.logcontext import log_context
 from epum.store.base import DomainStore, EPUMStore, update_instance_with_retry
 
 log = logging.getLogger(__name__)
@@ -64,41 +64,38 @@ class Doctor(LeaderLoop):
         for domain in self.store.get_all_domains():
             if self.deposed:
                 return
-            dlog = domain_logger(log, domain.owner, domain.domain_id)
-            try:
-                if domain.is_removed():
-                    continue
-                keep.add(domain.key)
-                config = HealthConfig.from_section(domain.get_all_config().get("health"))
-                if not config.monitor_health:
-                    keep.discard(domain.key)
-                    continue
-                with log_fields(caller=domain.owner, domain=domain.domain_id):
-                    self._examine(domain, config, now, dlog)
-            except Exception:
-                dlog.exception("health check of the domain failed; next domain")
+            with log_context(caller=domain.owner, domain=domain.domain_id):
+                try:
+                    if domain.is_removed():
+                        continue
+                    keep.add(domain.key)
+                    config = HealthConfig.from_section(domain.get_all_config().get("health"))
+                    if not config.monitor_health:
+                        keep.discard(domain.key)
+                        continue
+                    self._examine(domain, config, now)
+                except Exception:
+                    log.exception("health check of the domain failed; next domain")
         for key in set(self._monitors) - keep:
             del self._monitors[key]
 
-    def _examine(
-        self, domain: DomainStore, config: HealthConfig, now: float, dlog: DomainLogger
-    ) -> None:
+    def _examine(self, domain: DomainStore, config: HealthConfig, now: float) -> None:
         monitor = self._monitors.get(domain.key)
         if monitor is None:
             monitor = HealthMonitor(
                 config, started_at=now, can_ask_agents=self.ouagent_client is not None
             )
             self._monitors[domain.key] = monitor
-            dlog.info("health monitoring starts")
+            log.info("health monitoring starts")
         monitor.config = config
         for verdict in monitor.update(now, domain.get_instances()):
             if self.deposed:
                 return
             final: Verdict | None = verdict
             if verdict.health is not None:
-                final = self._write_health(domain, monitor, verdict.instance_id, now, dlog)
+                final = self._write_health(domain, monitor, verdict.instance_id, now)
             if final is not None and final.ask_agent is not None:
-                self._ask_agent(final, now, dlog)
+                self._ask_agent(final, now)
 
     def _write_health(
         self,
@@ -106,7 +103,6 @@ class Doctor(LeaderLoop):
         monitor: HealthMonitor,
         instance_id: str,
         now: float,
-        dlog: DomainLogger,
     ) -> Verdict | None:
         """Write the verdict on a fresh read; the verdict written, or None if none was."""
         written: Verdict | None = None
@@ -121,16 +117,16 @@ class Doctor(LeaderLoop):
         try:
             result = update_instance_with_retry(domain, instance_id, judge_again, WRITE_ATTEMPTS)
         except WriteConflictError:
-            dlog.warning(
+            log.warning(
                 "instance %s: health not written after %d conflicting writes; next pass",
                 instance_id,
                 WRITE_ATTEMPTS,
             )
             return None
         if result is None or written is None:
-            dlog.info("instance %s vanished or moved on; no health written", instance_id)
+            log.info("instance %s vanished or moved on; no health written", instance_id)
             return None
-        dlog.warning(
+        log.warning(
             "instance %s health %s -> %s: %s",
             instance_id,
             result[0].health,
@@ -139,19 +135,19 @@ class Doctor(LeaderLoop):
         )
         return written
 
-    def _ask_agent(self, verdict: Verdict, now: float, dlog: DomainLogger) -> None:
+    def _ask_agent(self, verdict: Verdict, now: float) -> None:
         if self.ouagent_client is None:
             return
         try:
             self.ouagent_client.dump_state(verdict.ask_agent, mock_timestamp=now)
         except Exception:
-            dlog.exception(
+            log.exception(
                 "dump_state to agent %s of instance %s failed",
                 verdict.ask_agent,
                 verdict.instance_id,
             )
         else:
-            dlog.info(
+            log.info(
                 "asked agent %s of instance %s for a heartbeat",
                 verdict.ask_agent,
                 verdict.instance_id,

@@ -1,69 +1,95 @@
-"""Log lines that carry the domain and the caller they concern.
+"""The one way log lines learn what they concern: request id, op, caller and domain.
 
-Two ways in, one result (``caller`` and ``domain`` attributes on each
-record): ``DomainLogger`` for epum's own role code, which also names them in
-the message text; and ``log_fields``, a context the decider enters around an
-engine's calls, so lines logged by engines (plug-ins that know nothing of
-this) carry them too once ``LogContextFilter`` is on the handlers (as
-``config/logging.yaml`` sets it up).
+A ``LogContext`` lives in a ``ContextVar``, so each thread (the RPC consumer,
+each leader loop) has its own and nothing else is global.  Code that starts
+a piece of work enters a context: the RPC server around each request
+(``request_context``: a request id, the op, the sender), the facade around
+each domain op and the roles around each domain they work on
+(``log_context(caller=..., domain=...)``).  Everything logged inside, by
+epum's code or by plug-in engines that know nothing of this, carries the
+fields once ``LogContextFilter`` is on the handlers (``config/logging.yaml``
+and the worker's default logging set it up).  Messages themselves carry no
+prefix: a format names the fields (``%(caller)s``, ``%(domain)s``).
+
+The request's ``sender`` is kept in the context too: reports take it as
+their caller.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Iterator, Mapping, MutableMapping
+import uuid
+from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Any
+from dataclasses import dataclass
 
 #: The fields every epum log record carries ("-" where none applies).
 LOG_FIELDS = ("request_id", "op", "caller", "domain")
 
-_fields: ContextVar[Mapping[str, str]] = ContextVar("epum_log_fields", default={})  # noqa: B039
+
+@dataclass(frozen=True)
+class LogContext:
+    """The work in hand: its request id and op (for a request), sender, caller, domain."""
+
+    request_id: str | None = None
+    op: str | None = None
+    caller: str | None = None
+    domain: str | None = None
+    sender: str | None = None
+
+
+_EMPTY = LogContext()
+_current: ContextVar[LogContext] = ContextVar("epum_log_context", default=_EMPTY)
+_NAMES = frozenset(f.name for f in dataclasses.fields(LogContext))
+
+
+def current() -> LogContext:
+    """The context in force in this thread (all fields None outside any)."""
+    return _current.get()
 
 
 @contextlib.contextmanager
-def log_fields(**fields: str | None) -> Iterator[None]:
-    """Add ``fields`` to every record logged in this thread during the block."""
-    merged = {**_fields.get(), **{k: v for k, v in fields.items() if v is not None}}
-    token = _fields.set(merged)
+def log_context(**fields: str | None) -> Iterator[LogContext]:
+    """Set ``fields`` (any of ``LogContext``'s) for the ``with`` block, keeping the rest.
+
+    A field given as None keeps its current value.  An unknown field name
+    is a ``TypeError`` naming it.
+    """
+    unknown = sorted(set(fields) - _NAMES)
+    if unknown:
+        raise TypeError(f"unknown log context field(s): {', '.join(unknown)}")
+    given = {k: v for k, v in fields.items() if v is not None}
+    ctx = dataclasses.replace(_current.get(), **given)
+    token = _current.set(ctx)
     try:
-        yield
+        yield ctx
     finally:
-        _fields.reset(token)
+        _current.reset(token)
 
 
-def current_fields() -> Mapping[str, str]:
-    """The log fields in force in this thread."""
-    return _fields.get()
+@contextlib.contextmanager
+def request_context(
+    op: str | None = None, sender: str | None = None, request_id: str | None = None
+) -> Iterator[LogContext]:
+    """A fresh context for one request (a new request id unless one is given)."""
+    ctx = LogContext(request_id=request_id or uuid.uuid4().hex, op=op, sender=sender)
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)
 
 
 class LogContextFilter(logging.Filter):
-    """Gives each record the current ``LOG_FIELDS``; never overrides, never drops."""
+    """Gives each record the current ``LOG_FIELDS`` ("-" when unset) and ``sender``;
+    never overrides an attribute the record already has, never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        fields = _fields.get()
-        for name in LOG_FIELDS:
+        ctx = _current.get()
+        for name in (*LOG_FIELDS, "sender"):
             if not hasattr(record, name):
-                setattr(record, name, fields.get(name, "-"))
+                value = getattr(ctx, name)
+                setattr(record, name, "-" if value is None else value)
         return True
-
-
-class DomainLogger(logging.LoggerAdapter):
-    """A logger whose every line names its domain and caller.
-
-    The names are put in front of the message and in the record's ``extra``
-    (``domain``, ``caller``), so both plain and structured handlers see them.
-    """
-
-    def __init__(self, logger: logging.Logger, caller: str, domain_id: str):
-        super().__init__(logger, {"caller": caller, "domain": domain_id})
-
-    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
-        kwargs.setdefault("extra", {}).update(self.extra)
-        return f"[caller={self.extra['caller']} domain={self.extra['domain']}] {msg}", kwargs
-
-
-def domain_logger(logger: logging.Logger, caller: str, domain_id: str) -> DomainLogger:
-    """A ``DomainLogger`` for ``caller``'s domain ``domain_id``."""
-    return DomainLogger(logger, caller, domain_id)

@@ -20,6 +20,7 @@ from typing import Any
 from epum.decider import Decider
 from epum.doctor import Doctor
 from epum.errors import NotInitializedError, WrongModeError
+from epum.logcontext import log_context
 from epum.reactor import Reactor
 from epum.reaper import Reaper
 from epum.settings import Settings, StatsdSettings, build_section, settings_from_initial_conf
@@ -36,10 +37,10 @@ class EPUManagement:
     ``notifier``, ``provisioner_client`` and ``dtrs_client`` are required;
     ``ouagent_client`` may be None (the doctor then cannot ask agents for a
     heartbeat, so out-of-contact instances become MISSING at once).
-    ``store=None`` means a private in-memory store.  ``epum_client=None``
-    means the facade is its own client (test and development mode); the
-    roles of this implementation act on the store directly, so the client
-    is kept only for callers that want to reach the service.
+    ``store=None`` means a private in-memory store.  ``epum_client`` is
+    accepted for the contract's sake (None meant "the facade is its own
+    client") and not used: the roles of this implementation act on the
+    store directly, never through the service's client.
     ``statsd_cfg`` (``{host, port, prefix}`` or ``StatsdSettings``) turns on
     decider metrics: ``<prefix>.domains.active`` (gauge) and
     ``<prefix>.decider.pass`` (ms).
@@ -80,7 +81,6 @@ class EPUManagement:
         self.provisioner_client = provisioner_client
         self.ouagent_client = ouagent_client
         self.dtrs_client = dtrs_client
-        self.epum_client = epum_client if epum_client is not None else self
         self.store = store if store is not None else MemoryEPUMStore()
         self.statsd = _statsd_client(tree.statsd if statsd_cfg is None else statsd_cfg)
         self.clock = clock
@@ -174,35 +174,42 @@ class EPUManagement:
         subscriber_op: str | None = None,
     ) -> None:
         """Create ``caller``'s domain from a definition and a config."""
-        self._ready().add_domain(
-            caller, domain_id, definition_id, config, subscriber_name, subscriber_op
-        )
+        with log_context(caller=caller, domain=domain_id):
+            self._ready().add_domain(
+                caller, domain_id, definition_id, config, subscriber_name, subscriber_op
+            )
 
     def msg_remove_domain(self, caller: str, domain_id: str) -> None:
         """Remove a domain; its instances are terminated in the background."""
-        self._ready().remove_domain(caller, domain_id)
+        with log_context(caller=caller, domain=domain_id):
+            self._ready().remove_domain(caller, domain_id)
 
     def msg_list_domains(self, caller: str) -> list[str]:
         """``caller``'s domain ids."""
-        return self._ready().list_domains(caller)
+        with log_context(caller=caller):
+            return self._ready().list_domains(caller)
 
     def msg_describe_domain(self, caller: str, domain_id: str) -> dict | None:
         """``{name, config, sensor_data, instances}``, or None."""
-        return self._ready().describe_domain(caller, domain_id)
+        with log_context(caller=caller, domain=domain_id):
+            return self._ready().describe_domain(caller, domain_id)
 
     def msg_reconfigure_domain(self, caller: str, domain_id: str, config: dict) -> None:
         """Change a domain's general, engine_conf or health settings."""
-        self._ready().reconfigure_domain(caller, domain_id, config)
+        with log_context(caller=caller, domain=domain_id):
+            self._ready().reconfigure_domain(caller, domain_id, config)
 
     def msg_subscribe_domain(
         self, caller: str, domain_id: str, subscriber_name: str, subscriber_op: str
     ) -> None:
         """Tell ``subscriber_name.subscriber_op`` when this domain's instances change."""
-        self._ready().subscribe_domain(caller, domain_id, subscriber_name, subscriber_op)
+        with log_context(caller=caller, domain=domain_id):
+            self._ready().subscribe_domain(caller, domain_id, subscriber_name, subscriber_op)
 
     def msg_unsubscribe_domain(self, caller: str, domain_id: str, subscriber_name: str) -> None:
         """Stop telling ``subscriber_name``."""
-        self._ready().unsubscribe_domain(caller, domain_id, subscriber_name)
+        with log_context(caller=caller, domain=domain_id):
+            self._ready().unsubscribe_domain(caller, domain_id, subscriber_name)
 
     # reports --------------------------------------------------------------
     def msg_heartbeat(self, caller: str, content: dict, timestamp: float | None = None) -> None:

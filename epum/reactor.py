@@ -29,7 +29,7 @@ from epum.engines.loader import load_engine_class
 from epum.errors import BadRequestError, EpumError, NotFoundError
 from epum.health import HealthConfig, heartbeat_write_due
 from epum.instances import PROVISIONER_FIELDS, Instance
-from epum.logcontext import domain_logger
+from epum.logcontext import log_context
 from epum.mappings import deep_merge
 from epum.settings import EPUMSettings
 from epum.sites import check_sites
@@ -125,13 +125,13 @@ class Reactor:
         domain = self.store.add_domain(caller, domain_id, merged)
         if subscriber_name is not None:
             domain.add_subscriber(subscriber_name, subscriber_op)
-        domain_logger(log, caller, domain_id).info("domain added from %s", definition_id)
+        log.info("domain added from %s", definition_id)
 
     def remove_domain(self, caller: str, domain_id: str) -> None:
         """Mark a domain for removal; the decider terminates its instances, then drops it."""
         domain = self._live_domain(caller, domain_id)
         domain.mark_removed()
-        domain_logger(log, caller, domain_id).info("domain marked for removal")
+        log.info("domain marked for removal")
 
     def list_domains(self, caller: str) -> list[str]:
         """``caller``'s domains, without those being removed."""
@@ -168,9 +168,7 @@ class Reactor:
         self._validate(caller, merged)
         if config:
             domain.update_config({s: dict(v) for s, v in config.items()})
-        domain_logger(log, caller, domain_id).info(
-            "reconfigured %s", ", ".join(config) or "nothing"
-        )
+        log.info("reconfigured %s", ", ".join(config) or "nothing")
 
     def subscribe_domain(
         self, caller: str, domain_id: str, subscriber_name: str, subscriber_op: str
@@ -228,14 +226,14 @@ class Reactor:
                 updated = updated.replace(health=InstanceHealthState.UNKNOWN)
             return updated
 
-        result = update_instance_with_retry(domain, instance_id, apply)
-        dlog = domain_logger(log, domain.owner, domain.domain_id)
-        if result is None:
-            dlog.info("stale or duplicate update of %s to %s dropped", instance_id, state)
-            return
-        before, after = result
-        dlog.info("instance %s: %s -> %s", instance_id, before.state, after.state)
-        self.subscribers.instance_changed(domain, before, after)
+        with log_context(caller=domain.owner, domain=domain.domain_id):
+            result = update_instance_with_retry(domain, instance_id, apply)
+            if result is None:
+                log.info("stale or duplicate update of %s to %s dropped", instance_id, state)
+                return
+            before, after = result
+            log.info("instance %s: %s -> %s", instance_id, before.state, after.state)
+            self.subscribers.instance_changed(domain, before, after)
 
     def new_heartbeat(
         self, caller: str, content: Mapping[str, Any], timestamp: float | None = None

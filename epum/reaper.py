@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from epum.leader_loop import LeaderLoop
+from epum.logcontext import log_context
 from epum.states import InstanceState
 from epum.store.base import EPUMStore
 
@@ -39,28 +40,17 @@ class Reaper(LeaderLoop):
         for domain in self.store.get_all_domains():
             if self.deposed:
                 return
-            try:
-                old = [
-                    i.instance_id
-                    for i in domain.get_instances()
-                    if i.state in InstanceState.TERMINAL and i.state_time < cutoff
-                ]
-                for instance_id in old:
-                    domain.remove_instance(instance_id)
-            except Exception:
-                log.exception(
-                    "[caller=%s domain=%s] reaping failed; next domain",
-                    domain.owner,
-                    domain.domain_id,
-                    extra={"caller": domain.owner, "domain": domain.domain_id},
-                )
-                continue
-            if old:
-                log.info(
-                    "[caller=%s domain=%s] reaped %d terminal records: %s",
-                    domain.owner,
-                    domain.domain_id,
-                    len(old),
-                    ", ".join(old),
-                    extra={"caller": domain.owner, "domain": domain.domain_id},
-                )
+            with log_context(caller=domain.owner, domain=domain.domain_id):
+                try:
+                    old = [
+                        i.instance_id
+                        for i in domain.get_instances()
+                        if i.state in InstanceState.TERMINAL and i.state_time < cutoff
+                    ]
+                    for instance_id in old:
+                        domain.remove_instance(instance_id)
+                except Exception:
+                    log.exception("reaping failed; next domain")
+                    continue
+                if old:
+                    log.info("reaped %d terminal records: %s", len(old), ", ".join(old))

@@ -19,7 +19,6 @@ from epum.errors import WriteConflictError
 from epum.messaging import (
     Dispatcher,
     DTRSClient,
-    EPUManagementClient,
     EPUMOperations,
     Names,
     OpMetrics,
@@ -116,7 +115,6 @@ class Worker:
             ProvisionerClient(self.rpc, cfg.epum.provisioner_service_name),
             OUAgentClient(self.rpc),
             DTRSClient(self.rpc, cfg.epum.dtrs_service_name),
-            epum_client=EPUManagementClient(self.rpc, service),
             store=store,
             statsd_cfg=cfg.statsd,
         )

@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 from epum.instances import Instance
-from epum.logcontext import domain_logger
 from epum.states import InstanceState
 from epum.store.base import DomainStore
 
@@ -44,9 +43,8 @@ class Subscribers:
             "domain_id": domain.domain_id,
             "properties": {"hostname": after.public_ip},
         }
-        dlog = domain_logger(log, domain.owner, domain.domain_id)
         for name, op in domain.get_subscribers():
             try:
                 self.notifier.notify_by_name(name, op, message)
             except Exception:
-                dlog.exception("notifying %s.%s of %s failed", name, op, after.instance_id)
+                log.exception("notifying %s.%s of %s failed", name, op, after.instance_id)

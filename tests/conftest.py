@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import pytest
+
+from epum.logcontext import LogContextFilter
 
 
 @pytest.fixture(autouse=True)
@@ -18,3 +21,13 @@ def no_leaked_threads():
         t.join(timeout=5)
     leaked = [t for t in leaked if t.is_alive()]
     assert not leaked, f"test leaked threads: {leaked}"
+
+
+@pytest.fixture
+def caplog(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """pytest's caplog with epum's ``LogContextFilter`` on its handler, as the worker's
+    logging config has it: captured records carry request_id, op, caller and domain."""
+    context_filter = LogContextFilter()
+    caplog.handler.addFilter(context_filter)
+    yield caplog
+    caplog.handler.removeFilter(context_filter)

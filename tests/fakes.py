@@ -1,4 +1,5 @@
-"""Test doubles for the services epum calls: provisioner, notifier, DTRS, agents.
+"""Test doubles for the services epum calls (provisioner, notifier, DTRS, agents),
+and recorders of what reaches the facade and what a client sends.
 
 They record every call and speak the Python client signatures of
 PROTOCOL.md section 4.  ``FakeCloud`` plays the provisioner's side of the
@@ -11,6 +12,7 @@ import threading
 from typing import Any
 
 from epum.errors import NotFoundError
+from epum.operations import OPERATIONS, Arg, CallerFrom, Kind, Operation, declare
 from epum.states import InstanceState
 
 
@@ -149,3 +151,51 @@ class FakeCloud:
             return None
         record = domain.get_instance(instance_id)
         return record.to_dict() if record else None
+
+
+class RecordingFacade:
+    """Records every ``msg_*`` call as ``(method, args, kwargs)`` and returns its name."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple, dict]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if not name.startswith("msg_"):
+            raise AttributeError(name)
+
+        def record(*args, **kwargs):
+            self.calls.append((name, args, kwargs))
+            return name
+
+        return record
+
+
+class RecordingRpc:
+    """A transport for clients: records ``(kind, service, op, args)``; a call returns the op."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str, dict]] = []
+
+    def call(self, service: str, op: str, /, timeout: float | None = None, **args: Any) -> Any:
+        self.sent.append(("call", service, op, args))
+        return op
+
+    def fire(self, service: str, op: str, /, **args: Any) -> None:
+        self.sent.append(("fire", service, op, args))
+
+
+#: An operation declared only in the tests, as a later issue will add it, and
+#: the declaration with it.
+HISTORY = Operation(
+    "describe_domain_history",
+    "msg_describe_domain_history",
+    Kind.CALL,
+    "A domain's decision log, oldest first.",
+    (
+        Arg("domain_id", str, "the domain's id"),
+        Arg("since", float, "only entries after this time", required=False),
+        Arg("limit", int, "at most this many entries", required=False),
+    ),
+    caller=CallerFrom.OWNER,
+)
+EXTENDED = declare(*OPERATIONS, HISTORY)

@@ -40,8 +40,9 @@ class Engine(abc.ABC):
 
     ``de_state`` says how the engine judges its domain after its last
     decision (a ``DecisionEngineState``).  ``log`` is where the engine logs
-    its decisions; the decider may set it, before ``initialize``, to a
-    logger (or adapter) that names the domain.
+    its decisions; the decider sets it, before ``initialize``, to the
+    engine module's logger.  Lines logged while the decider works on a
+    domain carry its caller and domain (``epum.logcontext``).
     """
 
     de_state: str = DecisionEngineState.PENDING

@@ -15,7 +15,6 @@ from epum.messaging.clients import (
     SubscriberNotifier,
 )
 from epum.messaging.connection import broker_url, connection_from_settings, mask_url
-from epum.messaging.context import call_context
 from epum.messaging.dispatch import Dispatcher
 from epum.messaging.epum_ops import EPUMOperations
 from epum.messaging.exceptions import (
@@ -45,7 +44,6 @@ __all__ = [
     "RpcTimeoutError",
     "SubscriberNotifier",
     "broker_url",
-    "call_context",
     "connection_from_settings",
     "mask_url",
 ]

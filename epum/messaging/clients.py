@@ -4,11 +4,17 @@ Each wraps an ``Rpc`` (``RpcClient`` or a test double): calls wait for the
 reply within the client's ``timeout`` and raise the remote error mapped by
 the envelope's allow-list; fires return once the broker has the request.
 Service names are bare (the sysname is added on the wire).
+``EPUManagementClient``'s methods are not written out: ``with_operations``
+generates one per operation of ``epum.operations`` (see the class).
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
+
+from epum.operations import OPERATIONS, Kind, Operation
 
 
 class Rpc(Protocol):
@@ -39,115 +45,66 @@ class _Client:
         self.rpc.fire(self.service_name, op, **args)
 
 
+def _operation_method(op: Operation) -> Callable[..., Any]:
+    """The client method of ``op``: its signature, a call or a fire, optional args
+    left at None not sent (so the service's default applies)."""
+    signature = op.signature()
+    optional = {p.name for p in signature.parameters.values() if p.default is None}
+    send = "_call" if op.kind is Kind.CALL else "_fire"
+
+    def method(self: _Client, /, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        given = {k: v for k, v in bound.arguments.items() if v is not None or k not in optional}
+        return getattr(self, send)(op.name, **given)
+
+    method.__name__ = op.name
+    method.__doc__ = f"{op.kind.value.capitalize()}: {op.help}"
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[self_param, *signature.parameters.values()],
+        return_annotation=None if op.kind is Kind.FIRE else Any,
+    )
+    return method
+
+
+def with_operations(operations: Iterable[Operation]) -> Callable[[type], type]:
+    """A class decorator: one method per operation (see ``_operation_method``), and
+    ``operations`` on the class."""
+    ops = tuple(operations)
+
+    def install(cls: type) -> type:
+        for op in ops:
+            method = _operation_method(op)
+            method.__qualname__ = f"{cls.__qualname__}.{op.name}"
+            setattr(cls, op.name, method)
+        cls.operations = ops  # type: ignore[attr-defined]
+        return cls
+
+    return install
+
+
+@with_operations(OPERATIONS)
 class EPUManagementClient(_Client):
     """Every operation of the EPUM service (PROTOCOL.md section 5).
 
-    Domain operations take an optional ``caller`` (the domain owner); when
-    omitted the service uses its configured ``default_user``.
-    ``ou_heartbeat`` and ``instance_info`` are fires, as agents and the
-    provisioner send them.
+    The methods are generated from ``epum.operations.OPERATIONS``, one per
+    operation, named after it and with its signature: the declared
+    arguments in order (optional ones default to None and are then not
+    sent), then, for domain operations, ``caller=None`` (the domain owner;
+    when omitted the service uses its configured ``default_user``).  Calls
+    return the reply's result; ``ou_heartbeat`` and ``instance_info`` are
+    fires, as agents and the provisioner send them.  For example
+    ``add_domain(domain_id, definition_id, config, subscriber_name=None,
+    subscriber_op=None, caller=None)``; ``help(EPUManagementClient)`` lists
+    them all.
     """
+
+    operations: tuple[Operation, ...]
 
     def __init__(
         self, rpc: Rpc, service_name: str = "epu_management_service", timeout: float | None = None
     ):
         super().__init__(rpc, service_name, timeout)
-
-    # definitions
-    def add_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
-        """Store a new definition; ``WriteConflictError`` if the id exists."""
-        return self._call(
-            "add_domain_definition", definition_id=definition_id, definition=definition
-        )
-
-    def update_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
-        """Replace a definition (existing domains keep their copy)."""
-        return self._call(
-            "update_domain_definition", definition_id=definition_id, definition=definition
-        )
-
-    def remove_domain_definition(self, definition_id: str) -> None:
-        """Delete a definition."""
-        return self._call("remove_domain_definition", definition_id=definition_id)
-
-    def describe_domain_definition(self, definition_id: str) -> dict[str, Any] | None:
-        """``{name, definition, documentation?}`` of a definition."""
-        return self._call("describe_domain_definition", definition_id=definition_id)
-
-    def list_domain_definitions(self) -> list[str]:
-        """Every definition id."""
-        return self._call("list_domain_definitions")
-
-    # domains
-    def add_domain(
-        self,
-        domain_id: str,
-        definition_id: str,
-        config: dict[str, Any],
-        subscriber_name: str | None = None,
-        subscriber_op: str | None = None,
-        caller: str | None = None,
-    ) -> None:
-        """Create a domain from a definition with ``config`` merged over it."""
-        return self._call(
-            "add_domain",
-            domain_id=domain_id,
-            definition_id=definition_id,
-            config=config,
-            **_given(subscriber_name=subscriber_name, subscriber_op=subscriber_op, caller=caller),
-        )
-
-    def remove_domain(self, domain_id: str, caller: str | None = None) -> None:
-        """Terminate a domain's instances and remove it."""
-        return self._call("remove_domain", domain_id=domain_id, **_given(caller=caller))
-
-    def list_domains(self, caller: str | None = None) -> list[str]:
-        """The caller's domain ids."""
-        return self._call("list_domains", **_given(caller=caller))
-
-    def describe_domain(self, domain_id: str, caller: str | None = None) -> dict[str, Any] | None:
-        """``{name, config, sensor_data, instances}`` of a domain."""
-        return self._call("describe_domain", domain_id=domain_id, **_given(caller=caller))
-
-    def reconfigure_domain(
-        self, domain_id: str, config: dict[str, Any], caller: str | None = None
-    ) -> None:
-        """Merge ``config`` over the domain's config."""
-        return self._call(
-            "reconfigure_domain", domain_id=domain_id, config=config, **_given(caller=caller)
-        )
-
-    def subscribe_domain(
-        self, domain_id: str, subscriber_name: str, subscriber_op: str, caller: str | None = None
-    ) -> None:
-        """Have ``subscriber_name.subscriber_op`` told of instance state changes."""
-        return self._call(
-            "subscribe_domain",
-            domain_id=domain_id,
-            subscriber_name=subscriber_name,
-            subscriber_op=subscriber_op,
-            **_given(caller=caller),
-        )
-
-    def unsubscribe_domain(
-        self, domain_id: str, subscriber_name: str, caller: str | None = None
-    ) -> None:
-        """Stop notifying ``subscriber_name``."""
-        return self._call(
-            "unsubscribe_domain",
-            domain_id=domain_id,
-            subscriber_name=subscriber_name,
-            **_given(caller=caller),
-        )
-
-    # messages from agents and the provisioner
-    def ou_heartbeat(self, heartbeat: dict[str, Any]) -> None:
-        """Fire an instance agent's heartbeat."""
-        self._fire("ou_heartbeat", heartbeat=heartbeat)
-
-    def instance_info(self, record: dict[str, Any]) -> None:
-        """Fire a provisioner's instance record update."""
-        self._fire("instance_info", record=record)
 
 
 class ProvisionerClient(_Client):

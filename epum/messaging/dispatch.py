@@ -2,8 +2,10 @@
 
 ``Dispatcher.prepare`` checks a request before anything runs: the op must
 be in the table (else ``UnknownOperationError``) and the args must bind to
-the handler's signature (else ``BadRequestError``).  A request that fails
-these checks touched nothing.
+the handler's signature (else ``BadRequestError``); a handler that is a
+``PreparingHandler`` then checks the bound arguments further (types, the
+caller) and returns the call to run.  A request that fails these checks
+touched nothing.
 """
 
 from __future__ import annotations
@@ -11,17 +13,31 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from epum.errors import BadRequestError, UnknownOperationError
 
 Handler = Callable[..., Any]
 
 
+@runtime_checkable
+class PreparingHandler(Protocol):
+    """A handler that checks its bound arguments itself before anything runs."""
+
+    def __call__(self, **arguments: Any) -> Any:
+        """Check, then run."""
+
+    def prepare(self, arguments: dict[str, Any]) -> Callable[[], Any]:
+        """The call to run with ``arguments`` (already bound to the signature);
+        raises ``BadRequestError`` naming what is wrong with them."""
+
+
 class Dispatcher:
     """Routes ``(op, args)`` to the handler registered for ``op``.
 
-    Handlers take keyword arguments only (what a request's ``args`` holds).
+    Handlers take keyword arguments only (what a request's ``args`` holds);
+    their signature (``inspect.signature``, so a ``__signature__`` too) is
+    what a request's args must bind to.
     """
 
     def __init__(self, table: Mapping[str, Handler]):
@@ -52,6 +68,8 @@ class Dispatcher:
             bound = self._signatures[op].bind(**args)
         except TypeError as exc:
             raise BadRequestError(f"{op}: {exc}") from None
+        if isinstance(handler, PreparingHandler):
+            return handler.prepare(dict(bound.arguments))
         return functools.partial(handler, *bound.args, **bound.kwargs)
 
     def dispatch(self, op: str, args: Mapping[str, Any]) -> Any:

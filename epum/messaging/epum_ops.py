@@ -1,158 +1,75 @@
-"""The EPUM service's wire operations, adapted onto the ``EPUManagement`` facade.
+"""The EPUM service's wire operations, derived from ``epum.operations`` onto the facade.
 
-Each method is one op of PROTOCOL.md section 5 with the argument names the
-original clients send.  Domain ops take an optional ``caller``; without it
-the configured ``default_user`` is used, with neither the request fails as
-a ``BadRequestError`` before the facade is touched.  ``ou_heartbeat`` and
-``instance_info`` pass the request's ``sender`` header (from the call
-context) as the caller: for a heartbeat it is the agent's address.
+``EPUMOperations(facade, default_user).table()`` holds one handler per
+declared operation.  Before the facade runs, ``Dispatcher`` binds the
+request's args to the operation's signature (unknown or missing names are
+refused) and the handler checks each argument's declared type and resolves
+the caller (``Operation.resolve_caller``: for domain ops the request's
+``caller``, else ``default_user``, else ``BadRequestError``; for reports the
+request's ``sender`` header).  Then it calls the op's ``msg_*`` method with
+the caller first and the arguments in declared order.  The facade method is
+looked up at call time.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from epum.errors import BadRequestError
-from epum.messaging import context
+from epum import logcontext
 from epum.messaging.dispatch import Handler
+from epum.operations import CALLER_ARG, OPERATIONS, Operation
+
+
+class OperationHandler:
+    """Serves one declared ``Operation`` on a facade (a ``PreparingHandler``)."""
+
+    def __init__(self, operation: Operation, facade: Any, default_user: str | None):
+        self.operation = operation
+        self.facade = facade
+        self.default_user = default_user
+        self.__signature__: inspect.Signature = operation.signature()
+        self.__doc__ = operation.help
+
+    def prepare(self, arguments: dict[str, Any]) -> Callable[[], Any]:
+        """Check ``arguments`` (bound to the signature) and resolve the caller; the call
+        of the facade method that is left to run."""
+        op = self.operation
+        op.check_args(arguments)
+        caller = op.resolve_caller(
+            arguments.get(CALLER_ARG), self.default_user, logcontext.current().sender
+        )
+        positional = op.facade_args(arguments, caller)
+
+        def run() -> Any:
+            return getattr(self.facade, op.method)(*positional)
+
+        return run
+
+    def __call__(self, **arguments: Any) -> Any:
+        """Check, then run (what ``Dispatcher.dispatch`` does, without the binding)."""
+        return self.prepare(arguments)()
+
+    def __repr__(self) -> str:
+        return f"<OperationHandler {self.operation.name} -> {self.operation.method}>"
 
 
 class EPUMOperations:
     """Wire ops -> ``facade.msg_*``; ``table()`` is the dispatch table."""
 
-    #: The op names served, in PROTOCOL.md order.
-    OPS = (
-        "subscribe_domain",
-        "unsubscribe_domain",
-        "add_domain",
-        "remove_domain",
-        "list_domains",
-        "describe_domain",
-        "reconfigure_domain",
-        "add_domain_definition",
-        "remove_domain_definition",
-        "list_domain_definitions",
-        "describe_domain_definition",
-        "update_domain_definition",
-        "ou_heartbeat",
-        "instance_info",
-    )
-
-    def __init__(self, facade: Any, default_user: str | None = None):
+    def __init__(
+        self,
+        facade: Any,
+        default_user: str | None = None,
+        operations: Iterable[Operation] = OPERATIONS,
+    ):
         self.facade = facade
         self.default_user = default_user
+        self.operations = tuple(operations)
 
     def table(self) -> dict[str, Handler]:
-        """Op name -> bound handler, for ``Dispatcher``."""
-        return {op: getattr(self, op) for op in self.OPS}
-
-    def _owner(self, caller: str | None) -> str:
-        owner = caller or self.default_user
-        if not owner:
-            raise BadRequestError(
-                "this operation needs a caller (the domain owner) and the service "
-                "has no default_user configured"
-            )
-        if not isinstance(owner, str):
-            raise BadRequestError(f"caller must be a string, got {type(owner).__name__}")
-        return owner
-
-    @staticmethod
-    def _sender() -> str | None:
-        ctx = context.current()
-        return ctx.sender if ctx else None
-
-    # domains -----------------------------------------------------------------
-    def add_domain(
-        self,
-        domain_id: str,
-        definition_id: str,
-        config: dict[str, Any],
-        subscriber_name: str | None = None,
-        subscriber_op: str | None = None,
-        caller: str | None = None,
-    ) -> None:
-        """Create a domain for the caller."""
-        owner = self._owner(caller)
-        with context.with_caller(owner):
-            return self.facade.msg_add_domain(
-                owner, domain_id, definition_id, config, subscriber_name, subscriber_op
-            )
-
-    def remove_domain(self, domain_id: str, caller: str | None = None) -> None:
-        """Remove one of the caller's domains."""
-        owner = self._owner(caller)
-        with context.with_caller(owner):
-            return self.facade.msg_remove_domain(owner, domain_id)
-
-    def list_domains(self, caller: str | None = None) -> list[str]:
-        """The caller's domain ids."""
-        owner = self._owner(caller)
-        with context.with_caller(owner):
-            return self.facade.msg_list_domains(owner)
-
-    def describe_domain(self, domain_id: str, caller: str | None = None) -> Any:
-        """One of the caller's domains, or None."""
-        owner = self._owner(caller)
-        with context.with_caller(owner):
-            return self.facade.msg_describe_domain(owner, domain_id)
-
-    def reconfigure_domain(
-        self, domain_id: str, config: dict[str, Any], caller: str | None = None
-    ) -> None:
-        """Merge new config into one of the caller's domains."""
-        owner = self._owner(caller)
-        with context.with_caller(owner):
-            return self.facade.msg_reconfigure_domain(owner, domain_id, config)
-
-    def subscribe_domain(
-        self,
-        domain_id: str,
-        subscriber_name: str,
-        subscriber_op: str,
-        caller: str | None = None,
-    ) -> None:
-        """Add a subscriber to one of the caller's domains."""
-        owner = self._owner(caller)
-        with context.with_caller(owner):
-            return self.facade.msg_subscribe_domain(
-                owner, domain_id, subscriber_name, subscriber_op
-            )
-
-    def unsubscribe_domain(
-        self, domain_id: str, subscriber_name: str, caller: str | None = None
-    ) -> None:
-        """Remove a subscriber from one of the caller's domains."""
-        owner = self._owner(caller)
-        with context.with_caller(owner):
-            return self.facade.msg_unsubscribe_domain(owner, domain_id, subscriber_name)
-
-    # definitions ---------------------------------------------------------------
-    def add_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
-        """Store a new definition."""
-        return self.facade.msg_add_domain_definition(definition_id, definition)
-
-    def update_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
-        """Replace a definition."""
-        return self.facade.msg_update_domain_definition(definition_id, definition)
-
-    def remove_domain_definition(self, definition_id: str) -> None:
-        """Delete a definition."""
-        return self.facade.msg_remove_domain_definition(definition_id)
-
-    def list_domain_definitions(self) -> list[str]:
-        """Every definition id."""
-        return self.facade.msg_list_domain_definitions()
-
-    def describe_domain_definition(self, definition_id: str) -> Any:
-        """One definition, or None."""
-        return self.facade.msg_describe_domain_definition(definition_id)
-
-    # from agents and the provisioner ----------------------------------------------
-    def ou_heartbeat(self, heartbeat: dict[str, Any]) -> None:
-        """An instance agent's heartbeat; the sender is the agent's address."""
-        return self.facade.msg_heartbeat(caller=self._sender(), content=heartbeat, timestamp=None)
-
-    def instance_info(self, record: dict[str, Any]) -> None:
-        """A provisioner's update of one instance record."""
-        return self.facade.msg_instance_info(caller=self._sender(), content=record)
+        """Op name -> handler, for ``Dispatcher``."""
+        return {
+            op.name: OperationHandler(op, self.facade, self.default_user) for op in self.operations
+        }

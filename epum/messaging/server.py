@@ -34,9 +34,9 @@ from kombu import Connection, Producer
 from kombu.mixins import ConsumerMixin
 
 from epum.errors import WIRE_NAMES, BadRequestError, StoreUnavailableError
+from epum.logcontext import request_context
 from epum.messaging import envelope
 from epum.messaging.connection import exchange, mask_url, service_queue
-from epum.messaging.context import call_context
 from epum.messaging.dispatch import Dispatcher
 from epum.messaging.metrics import OpMetrics
 from epum.messaging.names import Names
@@ -214,7 +214,7 @@ class RpcServer(ConsumerMixin):
         except BadRequestError as exc:
             log.warning("refused a request from %s: %s", sender or "?", exc)
             return envelope.reply_error(exc)
-        with call_context(request_id=request_id, op=op, sender=sender):
+        with request_context(op, sender, request_id):
             metric_name = op if op in self.dispatcher else "unknown"
             try:
                 with self.metrics.measure(metric_name):

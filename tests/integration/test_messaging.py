@@ -22,7 +22,7 @@ from epum.errors import (
     UnknownOperationError,
     WriteConflictError,
 )
-from epum.logcontext import LogContextFilter
+from epum.logcontext import LogContextFilter, current
 from epum.messaging import (
     Dispatcher,
     NoSuchServiceError,
@@ -31,7 +31,6 @@ from epum.messaging import (
     RpcTimeoutError,
 )
 from epum.messaging.connection import exchange, make_connection, service_queue
-from epum.messaging.context import current
 from epum.messaging.names import Names
 from tests import rabbit
 from tests.rabbit import close_connections_named, running

@@ -14,9 +14,8 @@ from epum.errors import (
     UnknownOperationError,
     WriteConflictError,
 )
-from epum.logcontext import LogContextFilter
+from epum.logcontext import LogContextFilter, current, log_context, request_context
 from epum.messaging import envelope
-from epum.messaging.context import call_context, current
 from epum.messaging.dispatch import Dispatcher
 from epum.messaging.names import Names
 
@@ -166,12 +165,15 @@ def test_the_call_context_reaches_log_records(caplog):
     try:
         with caplog.at_level(logging.INFO, logger="epum.test.context"):
             logger.info("outside")
-            with call_context(request_id="r1", op="add", caller="alice") as ctx:
+            with request_context("add", sender="tester", request_id="r1") as ctx:
                 assert current() is ctx
-                logger.info("inside")
-            assert current() is None
+                with log_context(caller="alice", domain="dom"):
+                    logger.info("inside")
+            assert current().request_id is None
     finally:
         caplog.handler.removeFilter(handler_filter)
     outside, inside = caplog.records
     assert (outside.request_id, outside.op, outside.caller) == ("-", "-", "-")
     assert (inside.request_id, inside.op, inside.caller) == ("r1", "add", "alice")
+    assert (inside.domain, inside.sender) == ("dom", "tester")
+    assert (outside.domain, outside.sender) == ("-", "-")

@@ -5,26 +5,10 @@ from __future__ import annotations
 import pytest
 
 from epum.errors import BadRequestError
-from epum.messaging.context import call_context
+from epum.logcontext import request_context
 from epum.messaging.dispatch import Dispatcher
 from epum.messaging.epum_ops import EPUMOperations
-
-
-class RecordingFacade:
-    """Records every msg_* call and returns a marker."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __getattr__(self, name):
-        if not name.startswith("msg_"):
-            raise AttributeError(name)
-
-        def record(*args, **kwargs):
-            self.calls.append((name, args, kwargs))
-            return name
-
-        return record
+from tests.fakes import RecordingFacade
 
 
 @pytest.fixture
@@ -151,21 +135,13 @@ def test_definition_ops_need_no_caller(facade, op, args, expected):
 
 def test_heartbeat_and_instance_info_take_the_sender_as_caller(facade):
     ops = dispatcher(facade)
-    with call_context(op="ou_heartbeat", sender="agent-7"):
+    with request_context("ou_heartbeat", sender="agent-7"):
         ops.dispatch("ou_heartbeat", {"heartbeat": {"node_id": "n1", "state": "OK"}})
-    with call_context(op="instance_info", sender="provisioner"):
+    with request_context("instance_info", sender="provisioner"):
         ops.dispatch("instance_info", {"record": {"node_id": "n1", "state": "600-RUNNING"}})
     assert facade.calls == [
-        (
-            "msg_heartbeat",
-            (),
-            {"caller": "agent-7", "content": {"node_id": "n1", "state": "OK"}, "timestamp": None},
-        ),
-        (
-            "msg_instance_info",
-            (),
-            {"caller": "provisioner", "content": {"node_id": "n1", "state": "600-RUNNING"}},
-        ),
+        ("msg_heartbeat", ("agent-7", {"node_id": "n1", "state": "OK"}), {}),
+        ("msg_instance_info", ("provisioner", {"node_id": "n1", "state": "600-RUNNING"}), {}),
     ]
 
 
