@@ -47,6 +47,10 @@ REGISTRY: dict[str, type[Engine]] = {
 }
 
 
+#: The short names, offered in refusals.
+_SHORT = ("multisite", "needy", "sensor", "simplest")
+
+
 def _allowed(name: str, prefixes: Sequence[str]) -> bool:
     """True if ``name`` lies under one of the module ``prefixes``.
 
@@ -80,7 +84,9 @@ def load_engine_class(name: str | None, allowed_prefixes: Sequence[str] = ()) ->
         raise BadRequestError(f"unknown engine {name!r}: not a registered name")
     if not _allowed(name, allowed_prefixes):
         raise BadRequestError(
-            f"unknown engine {name!r}: not a registered name and not under an allowed prefix"
+            f"general.engine_class {name!r} is not a registered engine and not under an"
+            f" allowed prefix; use a registered name ({', '.join(sorted(_SHORT))}) or add"
+            " its package to allowed_engine_prefixes in the service's epumanagement config"
         )
     try:
         module = importlib.import_module(module_name)

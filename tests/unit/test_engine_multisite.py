@@ -147,7 +147,7 @@ def test_healthy_instances_are_not_moved_to_better_site():
     [
         ({"domain_desired_size": None}, "domain_desired_size is required"),
         ({"domain_desired_size": -1}, "domain_desired_size must be >= 0"),
-        ({"domain_desired_size": "2"}, "domain_desired_size must be an integer"),
+        ({"domain_desired_size": "two"}, "domain_desired_size must be an integer"),
         ({"dtname": None}, "dtname is required"),
         ({"clouds": []}, "clouds must be a non-empty list"),
         ({"clouds": "cheap"}, "clouds must be a non-empty list"),
@@ -158,7 +158,7 @@ def test_healthy_instances_are_not_moved_to_better_site():
             r"clouds\[0\]\.size must be >= 0",
         ),
         ({"clouds": [{"site_name": "a", "size": 1}]}, r"clouds\[0\]\.rank is required"),
-        ({"clouds": [{"site_name": "a", "size": 1, "rank": "1"}]}, r"clouds\[0\]\.rank must be"),
+        ({"clouds": [{"site_name": "a", "size": 1, "rank": "first"}]}, r"clouds\[0\]\.rank must be"),
         ({"clouds": [*CLOUDS, {"site_name": "cheap", "size": 1, "rank": 9}]}, "listed twice"),
         ({"failure_threshold": 0}, "failure_threshold"),
         ({"failure_retry_period": -5}, "failure_retry_period"),

@@ -173,7 +173,7 @@ def test_reconfigure_brings_wanted_within_new_bounds():
     [
         ({"minimum_vms": None}, "minimum_vms is required"),
         ({"minimum_vms": -1}, "minimum_vms must be >= 0"),
-        ({"maximum_vms": "5"}, "maximum_vms must be an integer"),
+        ({"maximum_vms": "five"}, "maximum_vms must be an integer"),
         ({"minimum_vms": 4, "maximum_vms": 3}, "maximum_vms"),
         ({"metric": None}, "metric is required"),
         ({"metric": 3}, "metric must be"),
