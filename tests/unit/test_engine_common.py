@@ -142,10 +142,17 @@ class TestUniques:
         u = UniqueValues.from_conf({"unique_key": "slot", "unique_values": "a, b"})
         assert u == UniqueValues("slot", ("a", "b"))
         assert UniqueValues.from_conf({}) is None
-        with pytest.raises(BadRequestError, match="unique_key is required"):
-            UniqueValues.from_conf({"unique_values": ["a"]})
-        with pytest.raises(BadRequestError, match="unique_values must list"):
-            UniqueValues.from_conf({"unique_key": "slot"})
+        # as in the original: a key without values, values without a key, or
+        # blank values mean nothing is unique
+        assert UniqueValues.from_conf({"unique_values": ["a"]}) is None
+        assert UniqueValues.from_conf({"unique_key": "slot"}) is None
+        assert UniqueValues.from_conf({"unique_key": "slot", "unique_values": " , "}) is None
+        assert UniqueValues.from_conf({"unique_key": "slot", "unique_values": []}) is None
+        # list items keep their JSON type
+        typed = UniqueValues.from_conf({"unique_key": "slot", "unique_values": [1, "2", 3.5]})
+        assert typed.values == (1, "2", 3.5)
+        with pytest.raises(BadRequestError, match="unique_values items"):
+            UniqueValues.from_conf({"unique_key": "slot", "unique_values": [[1]]})
         with pytest.raises(BadRequestError, match="unique_key must be"):
             UniqueValues.from_conf({"unique_key": 3, "unique_values": ["a"]})
 

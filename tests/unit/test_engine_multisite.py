@@ -158,7 +158,10 @@ def test_healthy_instances_are_not_moved_to_better_site():
             r"clouds\[0\]\.size must be >= 0",
         ),
         ({"clouds": [{"site_name": "a", "size": 1}]}, r"clouds\[0\]\.rank is required"),
-        ({"clouds": [{"site_name": "a", "size": 1, "rank": "first"}]}, r"clouds\[0\]\.rank must be"),
+        (
+            {"clouds": [{"site_name": "a", "size": 1, "rank": "first"}]},
+            r"clouds\[0\]\.rank must be",
+        ),
         ({"clouds": [*CLOUDS, {"site_name": "cheap", "size": 1, "rank": 9}]}, "listed twice"),
         ({"failure_threshold": 0}, "failure_threshold"),
         ({"failure_retry_period": -5}, "failure_retry_period"),
