@@ -82,7 +82,7 @@ def adapt(cls: type) -> type[Engine]:
                 self.inner.dying()
 
         @classmethod
-        def validate_config(cls_, conf: dict[str, Any]) -> None:  # noqa: N804
+        def validate_config(cls_, conf: dict[str, Any]) -> None:
             """The wrapped class's own check, its errors made BadRequestError."""
             check = getattr(cls, "validate_config", None)
             if not callable(check):
@@ -95,7 +95,7 @@ def adapt(cls: type) -> type[Engine]:
                 raise BadRequestError(f"engine {name} refused its engine_conf: {e}") from None
 
         @classmethod
-        def get_config_doc(cls_) -> str:  # noqa: N804
+        def get_config_doc(cls_) -> str:
             """The wrapped class's documentation."""
             doc = getattr(cls, "get_config_doc", None)
             return doc() if callable(doc) else (cls.__doc__ or "").strip()
