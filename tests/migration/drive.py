@@ -85,9 +85,12 @@ class Driven:
 
     def read(self, metric: str, series: list[float], statistic: str = "Average") -> None:
         """Give every live instance a reading of ``metric`` in the original's shape."""
-        value = {"Sum": sum(series), "Maximum": max(series), "Minimum": min(series)}.get(
-            statistic, sum(series) / len(series)
-        )
+        value = {
+            "Sum": sum(series),
+            "Maximum": max(series),
+            "Minimum": min(series),
+            "SampleCount": len(series),
+        }.get(statistic, sum(series) / len(series))
         for r in self.live():
             self.sc.cloud.report(
                 r["instance_id"],
