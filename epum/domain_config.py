@@ -7,7 +7,9 @@ changes nothing.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +19,8 @@ from epum.errors import BadRequestError
 from epum.health import HealthConfig
 from epum.settings import EPUMSettings
 from epum.store.base import CONFIG_SECTIONS
+
+log = logging.getLogger(__name__)
 
 
 def engine_class_name(config: Mapping[str, Any]) -> str:
@@ -36,27 +40,66 @@ def engine_conf_with_defaults(
     return conf
 
 
+#: Unknown section names and health keys already logged (each is logged once).
+_logged_unknown: set[str] = set()
+
+
+def _log_unknown_once(what: str) -> None:
+    if what not in _logged_unknown:
+        _logged_unknown.add(what)
+        log.warning("ignoring %s (unknown to epum; the original system ignored it too)", what)
+
+
 def check_sections(config: Any, what: str = "config") -> None:
-    """Raise BadRequestError unless ``config`` is a mapping of known sections of mappings."""
+    """Raise BadRequestError unless ``config`` is a mapping whose known sections are mappings.
+
+    Sections other than ``general``, ``engine_conf`` and ``health`` are
+    accepted and ignored, as the original did (logged once per name): a
+    definition keeps them, a domain's store holds only the known sections.
+    """
     if not isinstance(config, Mapping):
         raise BadRequestError(f"{what} must be a mapping, not {type(config).__name__}")
     for section, value in config.items():
         if section not in CONFIG_SECTIONS:
-            raise BadRequestError(
-                f"{what} has unknown section {section!r}; expected {', '.join(CONFIG_SECTIONS)}"
-            )
-        if not isinstance(value, Mapping):
+            _log_unknown_once(f"config section {section!r}")
+        elif value is not None and not isinstance(value, Mapping):
             raise BadRequestError(f"{what} section {section!r} must be a mapping")
 
 
+def known_sections(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The non-empty known sections of a (checked) config; unknown ones are dropped."""
+    return {s: dict(v) for s, v in config.items() if s in CONFIG_SECTIONS and v}
+
+
+def merge_domain_config(definition: Mapping[str, Any], config: Mapping[str, Any]) -> dict:
+    """A domain's config: ``config`` merged over a deep copy of ``definition``.
+
+    The original's merge, one level deep: each known section of ``config``
+    updates the definition's section key by key, and a key's value replaces
+    the definition's value whole (so ``engine_conf.provisioner_vars`` given
+    in ``config`` replaces the definition's ``provisioner_vars``; it is not
+    merged into it).  Unknown sections of ``config`` are ignored; neither
+    argument is changed.
+    """
+    merged = copy.deepcopy(dict(definition))
+    for section in CONFIG_SECTIONS:
+        given = config.get(section)
+        if given:
+            base = merged.get(section)
+            merged[section] = {**(base if isinstance(base, Mapping) else {}), **given}
+            merged[section] = copy.deepcopy(merged[section])
+    return merged
+
+
 def validate_health(health: Mapping[str, Any]) -> None:
-    """Raise BadRequestError naming the first unknown or bad health key."""
+    """Raise BadRequestError naming the first bad health value; unknown keys are ignored.
+
+    Unknown keys are logged once each, as the original ignored them too.
+    """
     known = {f.name for f in dataclasses.fields(HealthConfig)}
     for key in health:
         if key not in known:
-            raise BadRequestError(
-                f"health has unknown key {key!r}; expected {', '.join(sorted(known))}"
-            )
+            _log_unknown_once(f"health key {key!r}")
     HealthConfig.from_section(health)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from epum.errors import BadRequestError
 from epum.instances import Instance
 from epum.states import InstanceHealthState, InstanceState
+from epum.values import as_bool, as_number
 
 #: The reactor writes ``last_heard`` only when the stored one is older than
 #: this fraction of ``missing_timeout``: a quarter keeps writes to a few per
@@ -71,21 +72,20 @@ class HealthConfig:
     def from_section(cls, section: Mapping[str, Any] | None) -> HealthConfig:
         """The config of a stored ``health`` section; missing keys take the defaults.
 
-        Unknown keys are ignored (config validation rejects them earlier);
-        a bad value raises BadRequestError naming the key.
+        Unknown keys are ignored; numeric strings and ``"true"``/``"false"``
+        are read as the original system did (see ``epum.values``); a bad
+        value raises BadRequestError naming the key.
         """
         section = section or {}
         values: dict[str, Any] = {}
         monitor = section.get("monitor_health", cls.monitor_health)
-        if not isinstance(monitor, bool):
-            raise BadRequestError(f"health.monitor_health must be true or false, not {monitor!r}")
-        values["monitor_health"] = monitor
+        values["monitor_health"] = as_bool("health.monitor_health", monitor)
         for key in ("boot_timeout", "missing_timeout", "really_missing_timeout", "zombie_seconds"):
             value = section.get(key, getattr(cls, key))
-            # ``not value >= 0`` also refuses NaN, which no rule's comparison would ever pass
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            seconds = as_number(f"health.{key}", value)
+            if seconds < 0:
                 raise BadRequestError(f"health.{key} must be a number of seconds, not {value!r}")
-            values[key] = float(value)
+            values[key] = seconds
         return cls(**values)
 
 

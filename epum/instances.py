@@ -96,6 +96,14 @@ PROVISIONER_FIELDS: frozenset[str] = RECORD_FIELDS - {
 }
 
 
+#: Health states that do not call for a replacement.
+_HEALTHY = (
+    InstanceHealthState.OK,
+    InstanceHealthState.UNKNOWN,
+    InstanceHealthState.OUT_OF_CONTACT,
+)
+
+
 class DomainState:
     """What an engine sees of its domain: its instances and sensor data.
 
@@ -125,12 +133,29 @@ class DomainState:
         return [i for i in self.instances.values() if state <= i.state <= maxstate]
 
     def get_pending_instances(self) -> list[Instance]:
-        """Instances asked for but not yet RUNNING."""
+        """Instances asked for but not yet RUNNING (REQUESTING included, as epum's own state)."""
         return [i for i in self.instances.values() if i.state < InstanceState.RUNNING]
 
     def get_live_instances(self) -> list[Instance]:
         """Instances that are or may become running (before TERMINATING)."""
         return [i for i in self.instances.values() if i.state < InstanceState.TERMINATING]
+
+    @property
+    def sensors(self) -> dict[str, Any]:
+        """The domain's sensor readings, under the original's name (``state.sensors``)."""
+        return self.sensor_data
+
+    def get_healthy_instances(self) -> list[Instance]:
+        """Instances whose health is OK, UNKNOWN or OUT_OF_CONTACT, before RUNNING_FAILED.
+
+        The original's definition: terminated instances whose health is
+        UNKNOWN are left out by the state bound (RUNNING_FAILED and later).
+        """
+        return [
+            i
+            for i in self.instances.values()
+            if i.health in _HEALTHY and i.state < InstanceState.RUNNING_FAILED
+        ]
 
     def get_unhealthy_instances(self) -> list[Instance]:
         """Live instances whose health is bad, and those in RUNNING_FAILED.
@@ -138,14 +163,9 @@ class DomainState:
         OUT_OF_CONTACT is not bad yet: the doctor is asking the agent, and
         the instance becomes MISSING only if no answer comes in time.
         """
-        healthy = (
-            InstanceHealthState.OK,
-            InstanceHealthState.UNKNOWN,
-            InstanceHealthState.OUT_OF_CONTACT,
-        )
         return [
             i
             for i in self.instances.values()
             if i.state < InstanceState.TERMINATING
-            and (i.health not in healthy or i.state == InstanceState.RUNNING_FAILED)
+            and (i.health not in _HEALTHY or i.state == InstanceState.RUNNING_FAILED)
         ]

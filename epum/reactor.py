@@ -23,6 +23,8 @@ from epum.domain_config import (
     check_sections,
     engine_class_name,
     engine_conf_with_defaults,
+    known_sections,
+    merge_domain_config,
     validate_domain_config,
 )
 from epum.engines.loader import load_engine_class
@@ -30,7 +32,6 @@ from epum.errors import BadRequestError, EpumError, NotFoundError
 from epum.health import HealthConfig, heartbeat_write_due
 from epum.instances import PROVISIONER_FIELDS, Instance
 from epum.logcontext import log_context
-from epum.mappings import deep_merge
 from epum.settings import EPUMSettings
 from epum.sites import check_sites
 from epum.states import InstanceHealthState, InstanceState
@@ -109,7 +110,10 @@ class Reactor:
         subscriber_name: str | None = None,
         subscriber_op: str | None = None,
     ) -> None:
-        """Create ``caller``'s domain: ``config`` deep-merged over a copy of the definition."""
+        """Create ``caller``'s domain: ``config`` merged over a copy of the definition.
+
+        The merge is the original's, one level deep (see ``merge_domain_config``).
+        """
         _check_name(caller, "caller")
         _check_name(domain_id, "domain_id")
         _check_name(definition_id, "definition_id")
@@ -120,7 +124,7 @@ class Reactor:
         definition = self.store.get_domain_definition(definition_id)
         if definition is None:
             raise NotFoundError(f"domain definition {definition_id} not found")
-        merged = deep_merge(definition, config)
+        merged = merge_domain_config(definition, config)
         self._validate(caller, merged)
         domain = self.store.add_domain(caller, domain_id, merged)
         if subscriber_name is not None:
@@ -160,6 +164,7 @@ class Reactor:
         """Merge new keys into a domain's sections; the decider hands engine changes on."""
         domain = self._live_domain(caller, domain_id)
         check_sections(config)
+        config = known_sections(config)
         current = domain.get_all_config()
         new_engine = (config.get("general") or {}).get("engine_class")
         if new_engine is not None and new_engine != engine_class_name(current):

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from epum.errors import BadRequestError
+from epum.values import as_bool, as_int, as_number
 
 _MISSING = object()
 
@@ -40,14 +41,13 @@ def get_int(
     default: int | None = None,
     minimum: int | None = None,
 ) -> int | None:
-    """An integer value (booleans and floats are refused), at least ``minimum``."""
+    """An integer, at least ``minimum``; numeric strings and whole floats are read as ints."""
     value = _present(conf, key)
     if value is _MISSING:
         if required:
             raise BadRequestError(f"{key} is required")
         return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequestError(f"{key} must be an integer, not {value!r}")
+    value = as_int(key, value)
     if minimum is not None and value < minimum:
         raise BadRequestError(f"{key} must be >= {minimum}, not {value}")
     return value
@@ -61,19 +61,22 @@ def get_number(
     default: float | None = None,
     minimum: float | None = None,
 ) -> float | None:
-    """A number (int or float, not bool), at least ``minimum``, as a float."""
+    """A number (or a numeric string, not a bool), at least ``minimum``, as a float."""
     value = _present(conf, key)
     if value is _MISSING:
         if required:
             raise BadRequestError(f"{key} is required")
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadRequestError(f"{key} must be a number, not {value!r}")
-    if value != value:  # NaN compares false with every threshold
-        raise BadRequestError(f"{key} must be a number, not NaN")
+    value = as_number(key, value)
     if minimum is not None and value < minimum:
         raise BadRequestError(f"{key} must be >= {minimum}, not {value}")
-    return float(value)
+    return value
+
+
+def get_bool(conf: Mapping[str, Any], key: str, *, default: bool = False) -> bool:
+    """A bool; ``"true"``/``"false"`` (and yes/no, on/off, 1/0) are read as such."""
+    value = _present(conf, key)
+    return default if value is _MISSING else as_bool(key, value)
 
 
 def get_str(

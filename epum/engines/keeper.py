@@ -38,13 +38,16 @@ def keep_size(
     retirable: Iterable[str] = (),
     uniques: UniqueValues | None = None,
     logger: Log = log,
+    none_when_out: bool = False,
 ) -> str:
     """Bring the domain to ``wanted`` counted instances; return the engine state.
 
     Too many: destroy the surplus, chosen by ``pick_victims`` (``retirable``
     ids first).  Too few: launch the difference in one request, or, with
-    ``uniques``, one request per instance each with a free value; when the
-    values run out the rest is not launched and the state is DEVIATING.
+    ``uniques``, one request per instance each with a free value.  When the
+    values run out, the rest is not launched and the state is DEVIATING
+    (the original needy engine), or with ``none_when_out`` the rest is
+    launched with the value None (the original sensor engine).
     """
     live = healthy_live(control, state, tracker, logger)
     if len(live) > wanted:
@@ -60,7 +63,16 @@ def keep_size(
         control.launch(spec.deployable_type, spec.site, spec.allocation, count=missing)
         return judge(live, wanted, state.instances.values())
     free = uniques.free_values(state.get_live_instances())
-    for value in free[:missing]:
+    values = free[:missing]
+    if len(values) < missing and none_when_out:
+        logger.warning(
+            "%s: no unused value left; launching %d instance(s) with %s=None",
+            uniques.key,
+            missing - len(values),
+            uniques.key,
+        )
+        values += [None] * (missing - len(values))
+    for value in values:
         logger.info("asking for an instance with %s=%s", uniques.key, value)
         control.launch(
             spec.deployable_type,
@@ -69,11 +81,16 @@ def keep_size(
             count=1,
             extravars={uniques.key: value},
         )
-    if len(free) < missing:
+    if len(values) < missing:
         logger.warning(
             "%s: no unused value left for %d more instance(s); not launching them",
             uniques.key,
-            missing - len(free),
+            missing - len(values),
         )
         return DecisionEngineState.DEVIATING
     return judge(live, wanted, state.instances.values())
+
+
+def missing_launch_keys(spec: LaunchSpec, names: dict[str, str]) -> list[str]:
+    """The config keys (``names``: LaunchSpec field -> key) whose value ``spec`` lacks."""
+    return [key for fieldname, key in names.items() if getattr(spec, fieldname) is None]

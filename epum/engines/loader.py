@@ -15,6 +15,7 @@ import inspect
 import logging
 from collections.abc import Sequence
 
+from epum.engines.adapter import REQUIRED, adapt, is_engine_like
 from epum.engines.base import Engine
 from epum.engines.multisite import MultiSiteOverflowEngine
 from epum.engines.needy import NeedyEngine
@@ -47,6 +48,10 @@ REGISTRY: dict[str, type[Engine]] = {
 }
 
 
+#: The short names, offered in refusals.
+_SHORT = ("multisite", "needy", "sensor", "simplest")
+
+
 def _allowed(name: str, prefixes: Sequence[str]) -> bool:
     """True if ``name`` lies under one of the module ``prefixes``.
 
@@ -67,7 +72,8 @@ def load_engine_class(name: str | None, allowed_prefixes: Sequence[str] = ()) ->
     Raises ``BadRequestError`` naming the engine when the name is not
     registered and outside ``allowed_prefixes`` (nothing is imported then),
     when its module cannot be imported or lacks the class, or when the class
-    is not a concrete ``Engine`` subclass.
+    is neither a concrete ``Engine`` subclass nor a plain class with the
+    engine methods (which is wrapped, see ``epum.engines.adapter``).
     """
     if not name:
         return REGISTRY[DEFAULT_ENGINE]
@@ -80,7 +86,9 @@ def load_engine_class(name: str | None, allowed_prefixes: Sequence[str] = ()) ->
         raise BadRequestError(f"unknown engine {name!r}: not a registered name")
     if not _allowed(name, allowed_prefixes):
         raise BadRequestError(
-            f"unknown engine {name!r}: not a registered name and not under an allowed prefix"
+            f"general.engine_class {name!r} is not a registered engine and not under an"
+            f" allowed prefix; use a registered name ({', '.join(sorted(_SHORT))}) or add"
+            " its package to allowed_engine_prefixes in the service's epumanagement config"
         )
     try:
         module = importlib.import_module(module_name)
@@ -91,8 +99,14 @@ def load_engine_class(name: str | None, allowed_prefixes: Sequence[str] = ()) ->
     cls = getattr(module, class_name, None)
     if cls is None:
         raise BadRequestError(f"engine {name!r}: module {module_name} has no {class_name}")
+    if inspect.isclass(cls) and not issubclass(cls, Engine) and is_engine_like(cls):
+        log.info("loaded plain engine class %s from an allowed prefix", name)
+        return adapt(cls)
     if not (inspect.isclass(cls) and issubclass(cls, Engine)):
-        raise BadRequestError(f"engine {name!r} is not an Engine subclass")
+        raise BadRequestError(
+            f"engine {name!r} is not an Engine subclass nor a class with"
+            f" {' and '.join(REQUIRED)} methods"
+        )
     if inspect.isabstract(cls):
         raise BadRequestError(f"engine {name!r} is abstract")
     log.info("loaded engine %s from an allowed prefix", name)

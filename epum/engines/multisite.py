@@ -1,4 +1,9 @@
-"""The multi-site overflow engine: fill the best-ranked cloud first, then overflow."""
+"""The multi-site overflow engine: fill the best-ranked cloud first, then overflow.
+
+The original's last format (PhantomMultiSiteOverflowEngine): bounds and
+sensor scaling for the whole domain, a ranked list of clouds, and the sites'
+capacities learnt from launch failures (see ``epum.engines.capacity``).
+"""
 
 from __future__ import annotations
 
@@ -6,38 +11,49 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from epum.engines import scaling
 from epum.engines.base import Engine, EngineControl
-from epum.engines.common import DestroyTracker, failure_streak, healthy_live, judge, pick_victims
-from epum.engines.confcheck import get_int, get_number, get_str, require_mapping
+from epum.engines.capacity import DEFAULT_FAILURE_THRESHOLD, DEFAULT_RETRY_PERIOD, SiteCapacity
+from epum.engines.common import DestroyTracker, healthy_live, judge, pick_victims
+from epum.engines.confcheck import get_int, get_number, get_str, get_str_list, require_mapping
+from epum.engines.scaling import Cooldown, ScalingConf
 from epum.errors import BadRequestError
 from epum.instances import DomainState, Instance
-from epum.states import DecisionEngineState
+from epum.states import DecisionEngineState, InstanceState
 
-#: Why 600 s: a broken site is retried every ten minutes, not every pass.
-DEFAULT_RETRY_PERIOD = 600.0
+#: A cloud ``size`` meaning "no limit".
+UNLIMITED = -1
 
 CONFIG_DOC = f"""\
-MultiSiteOverflowEngine keeps domain_desired_size instances over several
-clouds: the best-ranked cloud is filled first, up to its size, and the rest
-overflows to the next one.  Healthy instances are never moved between clouds.
+MultiSiteOverflowEngine keeps between minimum_vms and maximum_vms instances
+over several clouds: the best-ranked cloud is filled first, up to its size,
+and the rest overflows to the next one.  Shrinking takes instances from the
+worst-ranked cloud first.
 
-domain_desired_size (integer >= 0, required): how many instances to keep.
+minimum_vms (integer >= 0, required): the fewest instances.
+maximum_vms (integer >= 0, default no limit): the most instances.
+domain_desired_size (integer >= 0): the older format; means minimum_vms =
+    maximum_vms = that number (not together with minimum_vms/maximum_vms).
 dtname (string, required): the deployable type to launch.
-clouds (non-empty list, required): [{{site_name, size, rank, allocation}}]
-    site_name (string, unique), size (integer >= 0: the most instances on
-    that site), rank (integer, lower is better; ties keep list order),
-    allocation (string, optional: overrides iaas_allocation for the site).
-    Instances on a site no longer listed are terminated.
-iaas_allocation (string, optional): the allocation for every site.
-failure_threshold (integer >= 1, default 3): a site whose last this-many
-    launch outcomes (instances reaching RUNNING, or FAILED/REJECTED, by
-    state_time) all failed counts as full: nothing more is launched there.
-failure_retry_period (seconds >= 0, default {DEFAULT_RETRY_PERIOD:g}): a failing
-    site is tried again once this long has passed since its last failure.
-When the domain has too many instances (desired size or a site's size
-lowered), unhealthy ones go first, then instances above a site's size, then
-the surplus from the worst-ranked site first (newest not-yet-running first).
-The engine is DEVIATING when the clouds cannot hold the desired size."""
+clouds (non-empty list, required): [{{site_name, size, rank}}]: site_name
+    (string, unique), size (integer; -1 means no limit), rank (integers
+    1..n, each once; 1 is filled first), allocation (string, optional).
+    Reconfiguring clouds keeps the instances of a site that stays; a site
+    whose size is lowered loses its newest instances first; instances of a
+    site no longer listed are terminated (and replaced elsewhere as needed).
+iaas_allocation (string, optional): the allocation on every cloud.
+terminate (instance id, or a list of them): terminate these now.  They stop
+    counting at once, so the domain is refilled to its minimum.
+{scaling.CONFIG_DOC}
+failure_threshold (integer >= 1, default {DEFAULT_FAILURE_THRESHOLD}): when a
+    site has at least this many FAILED instances and a new failure comes
+    without its healthy count growing, its capacity is taken to be the
+    instances it holds, and nothing more is launched there (the original's
+    rule).
+failure_retry_period (seconds >= 0, default {DEFAULT_RETRY_PERIOD:g}): a
+    learnt capacity is forgotten this long after it was learnt, so the site
+    is tried again (the original kept it until the next failure).
+The engine is DEVIATING when the clouds cannot hold the minimum."""
 
 
 @dataclass(frozen=True)
@@ -49,14 +65,22 @@ class Cloud:
     rank: int
     allocation: str | None
 
+    def room(self, count: int, capacity: int | None) -> int | None:
+        """How many more instances fit beside ``count``; None for no limit."""
+        limits = [n for n in (self.size if self.size >= 0 else None, capacity) if n is not None]
+        return max(0, min(limits) - count) if limits else None
+
 
 @dataclass(frozen=True)
 class MultiSiteConf:
     """The checked config of a multi-site overflow engine."""
 
-    desired: int
+    minimum: int
+    maximum: int | None
     dtname: str
     clouds: tuple[Cloud, ...]
+    terminate: tuple[str, ...]
+    scaling: ScalingConf
     failure_threshold: int
     retry_period: float
 
@@ -64,18 +88,37 @@ class MultiSiteConf:
     def parse(cls, conf: Mapping[str, Any]) -> MultiSiteConf:
         """Check ``conf``; raise ``BadRequestError`` naming the first bad key."""
         conf = require_mapping(conf)
-        desired = get_int(conf, "domain_desired_size", required=True, minimum=0)
-        dtname = get_str(conf, "dtname", required=True)
-        allocation = get_str(conf, "iaas_allocation")
+        desired = get_int(conf, "domain_desired_size", minimum=0)
+        if desired is not None:
+            given = [k for k in ("minimum_vms", "maximum_vms") if conf.get(k) is not None]
+            if given:
+                raise BadRequestError(
+                    f"domain_desired_size (the older format) cannot go with {', '.join(given)};"
+                    " set domain_desired_size to null or drop it"
+                )
+            minimum, maximum = desired, desired
+        else:
+            minimum = get_int(conf, "minimum_vms", required=True, minimum=0)
+            maximum = get_int(conf, "maximum_vms", minimum=0)
         return cls(
-            desired=desired,
-            dtname=dtname,
-            clouds=_parse_clouds(conf.get("clouds"), allocation),
-            failure_threshold=get_int(conf, "failure_threshold", default=3, minimum=1),
+            minimum=minimum,
+            maximum=maximum,
+            dtname=get_str(conf, "dtname", required=True),
+            clouds=_parse_clouds(conf.get("clouds"), get_str(conf, "iaas_allocation")),
+            terminate=tuple(get_str_list(conf, "terminate")),
+            scaling=ScalingConf.parse(conf),
+            failure_threshold=get_int(
+                conf, "failure_threshold", default=DEFAULT_FAILURE_THRESHOLD, minimum=1
+            ),
             retry_period=get_number(
                 conf, "failure_retry_period", default=DEFAULT_RETRY_PERIOD, minimum=0
             ),
         )
+
+    def bound(self, n: int) -> int:
+        """``n`` within the bounds (the maximum wins, as in the original)."""
+        n = max(n, self.minimum)
+        return n if self.maximum is None else min(n, self.maximum)
 
 
 def _parse_clouds(value: Any, allocation: str | None) -> tuple[Cloud, ...]:
@@ -89,7 +132,7 @@ def _parse_clouds(value: Any, allocation: str | None) -> tuple[Cloud, ...]:
         try:
             cloud = Cloud(
                 site_name=get_str(entry, "site_name", required=True),
-                size=get_int(entry, "size", required=True, minimum=0),
+                size=get_int(entry, "size", required=True, minimum=UNLIMITED),
                 rank=get_int(entry, "rank", required=True),
                 allocation=get_str(entry, "allocation", default=allocation),
             )
@@ -98,15 +141,21 @@ def _parse_clouds(value: Any, allocation: str | None) -> tuple[Cloud, ...]:
         if any(c.site_name == cloud.site_name for c in clouds):
             raise BadRequestError(f"{where}.site_name {cloud.site_name!r} is listed twice")
         clouds.append(cloud)
-    # sorted() is stable, so equal ranks keep their list order
+    ranks = sorted(c.rank for c in clouds)
+    if ranks != list(range(1, len(clouds) + 1)):
+        raise BadRequestError(
+            f"clouds ranks must be 1..{len(clouds)}, each once (the original's rule), not {ranks}"
+        )
     return tuple(sorted(clouds, key=lambda c: c.rank))
 
 
 class MultiSiteOverflowEngine(Engine):
-    """Fills clouds in rank order, skipping failing ones; see ``get_config_doc``."""
+    """Fills clouds in rank order, learning full sites; see ``get_config_doc``."""
 
     def __init__(self) -> None:
         self.conf: MultiSiteConf | None = None
+        self.cooldown = Cooldown()
+        self.capacity: dict[str, SiteCapacity] = {}
         self._tracker = DestroyTracker()
 
     @classmethod
@@ -129,66 +178,87 @@ class MultiSiteOverflowEngine(Engine):
         self.conf = MultiSiteConf.parse(conf)
 
     def reconfigure(self, control: EngineControl, newconf: dict[str, Any]) -> None:
-        """Take the merged config; the next ``decide`` acts on it."""
+        """Take the merged config; the next ``decide`` acts on it (sites that stay keep theirs)."""
         self.conf = MultiSiteConf.parse(newconf)
-        self.log.info("reconfigured: domain_desired_size=%d", self.conf.desired)
+        self.log.info(
+            "reconfigured: minimum_vms=%d maximum_vms=%s sites=%s",
+            self.conf.minimum,
+            self.conf.maximum,
+            [c.site_name for c in self.conf.clouds],
+        )
 
     def dying(self) -> None:
         """Forget what the engine was tracking."""
         self._tracker.forget()
 
-    def failing_sites(self, state: DomainState) -> set[str]:
-        """The sites that count as full because their launches keep failing."""
+    def site_capacity(self, site: str, state: DomainState, healthy: int) -> int | None:
+        """The capacity learnt for ``site`` (None: not known to be full)."""
         conf = self.conf
-        failing = set()
-        for cloud in conf.clouds:
-            at_site = [i for i in state.instances.values() if i.site == cloud.site_name]
-            streak, latest = failure_streak(at_site)
-            if streak >= conf.failure_threshold and state.now < latest + conf.retry_period:
-                failing.add(cloud.site_name)
-        return failing
+        tracker = self.capacity.setdefault(site, SiteCapacity())
+        failed = sum(
+            1
+            for i in state.instances.values()
+            if i.site == site and i.state == InstanceState.FAILED
+        )
+        return tracker.update(failed, healthy, state.now, conf.failure_threshold, conf.retry_period)
 
     def decide(self, control: EngineControl, state: DomainState) -> None:
-        """Trim what is too much, worst site first; fill what lacks, best site first."""
+        """Drop what must go, then aim for the bounded size, best site first."""
         conf = self.conf
         if conf is None:
             raise RuntimeError("MultiSiteOverflowEngine.decide called before initialize")
         live = healthy_live(control, state, self._tracker, self.log)
+        asked = [i for i in live if i.instance_id in conf.terminate]
+        self._tracker.destroy(control, asked, "named in terminate", self.log)
         by_site: dict[str, list[Instance]] = {c.site_name: [] for c in conf.clouds}
         unlisted = []
         for inst in live:
-            if inst.site in by_site:
-                by_site[inst.site].append(inst)
-            else:
-                unlisted.append(inst)
+            if inst in asked:
+                continue
+            by_site.get(inst.site, unlisted).append(inst)
         self._tracker.destroy(control, unlisted, "site not in clouds", self.log)
+        caps = {
+            c.site_name: self.site_capacity(c.site_name, state, len(by_site[c.site_name]))
+            for c in conf.clouds
+        }
+        shrunk = False
         for cloud in conf.clouds:
-            over = len(by_site[cloud.site_name]) - cloud.size
-            self._drop(control, by_site, cloud.site_name, over, "site above its size")
-        excess = sum(len(v) for v in by_site.values()) - conf.desired
+            room = cloud.room(0, None)
+            over = len(by_site[cloud.site_name]) - room if room is not None else 0
+            if over > 0:
+                shrunk = True
+                self._drop(control, by_site, cloud.site_name, over, "site above its size")
+        total = sum(len(v) for v in by_site.values())
+        step = 0
+        if not shrunk and not self.cooldown.cooling(state.now, conf.scaling.cooldown):
+            counted = [i for insts in by_site.values() for i in insts]
+            step, value = conf.scaling.scale_by(state, counted, domain_reading=True)
+            if step:
+                self.cooldown.stepped(state.now)
+                self.log.info("%s=%s: scaling by %+d", conf.scaling.metric, value, step)
+        wanted = conf.bound(total + step)
         for cloud in reversed(conf.clouds):
-            excess -= self._drop(
-                control, by_site, cloud.site_name, excess, "domain above its desired size"
+            if total <= wanted:
+                break
+            total -= self._drop(
+                control, by_site, cloud.site_name, total - wanted, "domain above its size"
             )
-        live = [i for insts in by_site.values() for i in insts]
-        short = conf.desired - len(live)
-        failing = self.failing_sites(state) if short > 0 else set()
+        short = wanted - total
         for cloud in conf.clouds:
             if short <= 0:
                 break
-            if cloud.site_name in failing:
-                self.log.warning("site %s keeps failing launches; overflowing", cloud.site_name)
-                continue
-            count = min(short, cloud.size - len(by_site[cloud.site_name]))
+            room = cloud.room(len(by_site[cloud.site_name]), caps[cloud.site_name])
+            count = short if room is None else min(short, room)
             if count > 0:
                 self.log.info("asking for %d more on %s", count, cloud.site_name)
                 control.launch(conf.dtname, cloud.site_name, cloud.allocation, count=count)
                 short -= count
+        live = [i for insts in by_site.values() for i in insts]
         if short > 0:
             self.log.warning("the clouds cannot take %d more instance(s) now", short)
             self.de_state = DecisionEngineState.DEVIATING
         else:
-            self.de_state = judge(live, conf.desired, state.instances.values())
+            self.de_state = judge(live, wanted, state.instances.values())
 
     def _drop(
         self,

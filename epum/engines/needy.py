@@ -14,18 +14,21 @@ from epum.engines import uniques
 from epum.engines.base import Engine, EngineControl
 from epum.engines.common import DestroyTracker
 from epum.engines.confcheck import get_int, get_str, get_str_list, named_site, require_mapping
-from epum.engines.keeper import LaunchSpec, keep_size
+from epum.engines.keeper import LaunchSpec, keep_size, missing_launch_keys
 from epum.engines.uniques import UniqueValues
+from epum.errors import BadRequestError
 from epum.instances import DomainState
 
 CONFIG_DOC = f"""\
 NeedyEngine keeps exactly preserve_n live instances, as a client asks.
 
-preserve_n (integer >= 0, required): how many instances to keep.  Unhealthy
+preserve_n (integer >= 0, default 0): how many instances to keep.  Unhealthy
     instances are destroyed and replaced.
-deployable_type (string, optional): the deployable type to launch.
-iaas_site (string, optional): the site to launch on; the service-wide
-    needy_default_iaas_site when absent, else the provisioner's choice.
+deployable_type (string): the deployable type to launch.
+iaas_site (string): the site to launch on; the service-wide
+    needy_default_iaas_site when absent.  deployable_type and iaas_site are
+    required once preserve_n is above 0 (the original failed at launch
+    time without them; epum refuses the config instead).
 iaas_allocation (string, optional): the allocation; the service-wide
     needy_default_iaas_allocation when absent.
 retirable_nodes (list of instance ids, or a comma-separated string): the
@@ -34,7 +37,12 @@ retirable_nodes (list of instance ids, or a comma-separated string): the
     running, then the newest running ones).  A retirable instance is not
     replaced while the domain is at its size: the client names idle instances
     here, and replacing them would only churn.
-{uniques.CONFIG_DOC}"""
+{uniques.CONFIG_DOC}
+    When every value is held, nothing more is launched (the engine reports
+    DEVIATING) until one is freed, as in the original."""
+
+#: LaunchSpec fields and the keys that give them.
+LAUNCH_KEYS = {"deployable_type": "deployable_type", "site": "iaas_site"}
 
 
 @dataclass(frozen=True)
@@ -50,8 +58,8 @@ class NeedyConf:
     def parse(cls, conf: Mapping[str, Any]) -> NeedyConf:
         """Check ``conf``; raise ``BadRequestError`` naming the first bad key."""
         conf = require_mapping(conf)
-        return cls(
-            preserve_n=get_int(conf, "preserve_n", required=True, minimum=0),
+        parsed = cls(
+            preserve_n=get_int(conf, "preserve_n", default=0, minimum=0),
             spec=LaunchSpec(
                 deployable_type=get_str(conf, "deployable_type"),
                 site=get_str(conf, "iaas_site"),
@@ -60,6 +68,14 @@ class NeedyConf:
             retirable=tuple(get_str_list(conf, "retirable_nodes")),
             uniques=UniqueValues.from_conf(conf),
         )
+        missing = missing_launch_keys(parsed.spec, LAUNCH_KEYS)
+        if parsed.preserve_n > 0 and missing:
+            raise BadRequestError(
+                f"{' and '.join(missing)} required to launch (preserve_n is"
+                f" {parsed.preserve_n}); give them in engine_conf (iaas_site may also"
+                " come from the service's needy_default_iaas_site)"
+            )
+        return parsed
 
 
 class NeedyEngine(Engine):

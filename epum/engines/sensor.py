@@ -1,58 +1,58 @@
-"""The sensor engine: scale a domain between bounds on a metric's thresholds."""
+"""The sensor engine: scale a domain between bounds on a metric's thresholds.
+
+It follows the original engine: every key is optional; at each pass the size
+it aims for is the number of counted instances plus the scaling step (see
+``epum.engines.scaling``), brought within the bounds.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from epum.engines import uniques
+from epum.engines import scaling, uniques
 from epum.engines.base import Engine, EngineControl
 from epum.engines.common import DestroyTracker, healthy_live
-from epum.engines.confcheck import (
-    get_int,
-    get_number,
-    get_str,
-    get_str_list,
-    named_site,
-    require_mapping,
-)
-from epum.engines.keeper import LaunchSpec, keep_size
+from epum.engines.confcheck import get_int, get_str, get_str_list, named_site, require_mapping
+from epum.engines.keeper import LaunchSpec, keep_size, missing_launch_keys
+from epum.engines.scaling import Cooldown, ScalingConf
 from epum.engines.uniques import UniqueValues
 from epum.errors import BadRequestError
-from epum.instances import DomainState, Instance
-from epum.sensors import SensorSource, get_sensor_source, sample_function, sensor_config_doc
-from epum.states import InstanceState
-
-#: Why 300 s: long enough for new instances to boot and report readings.
-DEFAULT_COOLDOWN = 300.0
+from epum.instances import DomainState
+from epum.sensors import sensor_config_doc
 
 CONFIG_DOC = f"""\
 SensorEngine keeps between minimum_vms and maximum_vms instances and scales on
-a metric: above scale_up_threshold it adds scale_up_n_vms instances, below
-scale_down_threshold it removes scale_down_n_vms (retirable ones first).
+a metric, as the original sensor engine did.  Every key is optional: a
+domain with only minimum_vms and maximum_vms keeps the minimum and never
+scales.
 
-minimum_vms (integer >= 0, required), maximum_vms (integer >= minimum_vms,
-    required): the bounds, always enforced.  At start the wanted size is the
-    number of live instances, brought within the bounds.
-metric (string, required): the metric to read.  Its value is the domain's
-    own reading when there is one, else the average over the valid instances
-    (RUNNING, healthy, with a reading) of sample_function over each one's
-    samples.  Instances without readings are skipped; with no reading at all
-    the domain does not scale (the bounds still hold).
-sample_function (Average | Sum | Max | Min, default Average).
-scale_up_threshold, scale_down_threshold (numbers, required, down <= up):
-    the value must be strictly above / below them.
-scale_up_n_vms, scale_down_n_vms (integers >= 1, default 1).
-cooldown_period (seconds >= 0, default {DEFAULT_COOLDOWN:g}): after a scaling
-    step nothing more scales until the decision time reaches the step's time
-    plus this period.
-deployable_type, iaas_site, iaas_allocation (strings, optional): what and
-    where to launch.
+minimum_vms (integer >= 0, default 0), maximum_vms (integer >= 0, default
+    0): the bounds.  At each pass the size aimed for is the number of
+    counted (live, healthy) instances plus the scaling step, raised to
+    minimum_vms and then, unless that is below minimum_vms, lowered to
+    maximum_vms (so the minimum wins when maximum_vms is smaller, as in the
+    original).  The bounds hold during a cooldown too.
+{scaling.CONFIG_DOC}
+deployable_type, iaas_site, iaas_allocation (strings): what and where to
+    launch; required when the domain may hold instances (the original failed
+    at launch time without them; epum refuses the config instead).
+    iaas_site and iaas_allocation default to the service-wide
+    needy_default_iaas_site and needy_default_iaas_allocation.
 retirable_nodes (list of instance ids, or a comma-separated string): the
     instances to terminate first when scaling down.
 {uniques.CONFIG_DOC}
+    When every value is held, further instances are launched with the value
+    None, as the original sensor engine did.
 {sensor_config_doc()}"""
+
+#: LaunchSpec fields and the keys that give them.
+LAUNCH_KEYS = {
+    "deployable_type": "deployable_type",
+    "site": "iaas_site",
+    "allocation": "iaas_allocation",
+}
 
 
 @dataclass(frozen=True)
@@ -61,42 +61,19 @@ class SensorConf:
 
     minimum_vms: int
     maximum_vms: int
-    metric: str
-    sample_function: Callable[[Sequence[float]], float]
-    cooldown: float
-    up_threshold: float
-    up_n: int
-    down_threshold: float
-    down_n: int
+    scaling: ScalingConf
     spec: LaunchSpec
     retirable: tuple[str, ...]
     uniques: UniqueValues | None
-    source: SensorSource
 
     @classmethod
     def parse(cls, conf: Mapping[str, Any]) -> SensorConf:
         """Check ``conf``; raise ``BadRequestError`` naming the first bad key."""
         conf = require_mapping(conf)
-        minimum = get_int(conf, "minimum_vms", required=True, minimum=0)
-        maximum = get_int(conf, "maximum_vms", required=True, minimum=0)
-        if maximum < minimum:
-            raise BadRequestError(f"maximum_vms ({maximum}) must be >= minimum_vms ({minimum})")
-        up = get_number(conf, "scale_up_threshold", required=True)
-        down = get_number(conf, "scale_down_threshold", required=True)
-        if down > up:
-            raise BadRequestError(
-                f"scale_down_threshold ({down:g}) must not be above scale_up_threshold ({up:g})"
-            )
-        return cls(
-            minimum_vms=minimum,
-            maximum_vms=maximum,
-            metric=get_str(conf, "metric", required=True),
-            sample_function=sample_function(conf.get("sample_function") or "Average"),
-            cooldown=get_number(conf, "cooldown_period", default=DEFAULT_COOLDOWN, minimum=0),
-            up_threshold=up,
-            up_n=get_int(conf, "scale_up_n_vms", default=1, minimum=1),
-            down_threshold=down,
-            down_n=get_int(conf, "scale_down_n_vms", default=1, minimum=1),
+        parsed = cls(
+            minimum_vms=get_int(conf, "minimum_vms", default=0, minimum=0),
+            maximum_vms=get_int(conf, "maximum_vms", default=0, minimum=0),
+            scaling=ScalingConf.parse(conf),
             spec=LaunchSpec(
                 deployable_type=get_str(conf, "deployable_type"),
                 site=get_str(conf, "iaas_site"),
@@ -104,27 +81,32 @@ class SensorConf:
             ),
             retirable=tuple(get_str_list(conf, "retirable_nodes")),
             uniques=UniqueValues.from_conf(conf),
-            source=get_sensor_source(conf),
         )
+        missing = missing_launch_keys(parsed.spec, LAUNCH_KEYS)
+        if missing and max(parsed.minimum_vms, parsed.maximum_vms) > 0:
+            raise BadRequestError(
+                f"{', '.join(missing)} required to launch (the domain may hold up to"
+                f" {max(parsed.minimum_vms, parsed.maximum_vms)} instances); give them in"
+                " engine_conf (iaas_site and iaas_allocation may also come from the"
+                " service's needy_default_iaas_site and needy_default_iaas_allocation)"
+            )
+        return parsed
 
     def bound(self, n: int) -> int:
-        """``n`` brought within minimum_vms..maximum_vms."""
-        return max(self.minimum_vms, min(self.maximum_vms, n))
+        """``n`` within the bounds, the minimum winning (the original's order)."""
+        return max(min(self.maximum_vms, n), self.minimum_vms)
 
 
 class SensorEngine(Engine):
     """Scales on a metric between bounds, with a cooldown; see ``get_config_doc``.
 
-    ``wanted`` is the size the engine keeps; ``last_scale_time`` the decision
-    time of the last scaling step (None before the first).  Both live in
-    memory: an engine built anew (another decider) starts from the number of
-    live instances and without a cooldown.
+    The time of the last scaling step lives in memory: an engine built anew
+    (another decider) starts without a cooldown.
     """
 
     def __init__(self) -> None:
         self.conf: SensorConf | None = None
-        self.wanted = 0
-        self.last_scale_time: float | None = None
+        self.cooldown = Cooldown()
         self._tracker = DestroyTracker()
 
     @classmethod
@@ -143,63 +125,50 @@ class SensorEngine(Engine):
         return CONFIG_DOC
 
     def initialize(self, control: EngineControl, state: DomainState, conf: dict[str, Any]) -> None:
-        """Take the config; start from the live count, within the bounds."""
+        """Take the config (validated again here)."""
         self.conf = SensorConf.parse(conf)
-        self.wanted = self.conf.bound(len(state.get_live_instances()))
+        if self.conf.scaling.metric and not self.conf.scaling.statistic:
+            self.log.warning("metric without sample_function: not scaling (as the original)")
 
     def reconfigure(self, control: EngineControl, newconf: dict[str, Any]) -> None:
-        """Take the merged config and bring the wanted size within new bounds."""
+        """Take the merged config; the next ``decide`` acts on it."""
         self.conf = SensorConf.parse(newconf)
-        self.wanted = self.conf.bound(self.wanted)
-        self.log.info("reconfigured: wanted=%d", self.wanted)
+        self.log.info(
+            "reconfigured: minimum_vms=%d maximum_vms=%d",
+            self.conf.minimum_vms,
+            self.conf.maximum_vms,
+        )
 
     def decide(self, control: EngineControl, state: DomainState) -> None:
-        """Scale on the metric unless cooling down, then keep the wanted size."""
+        """Scale on the metric unless cooling down, then keep the size within the bounds."""
         conf = self.conf
         if conf is None:
             raise RuntimeError("SensorEngine.decide called before initialize")
         live = healthy_live(control, state, self._tracker, self.log)
-        self._scale(conf, state, live)
+        step = 0
+        if not self.cooldown.cooling(state.now, conf.scaling.cooldown):
+            step, value = conf.scaling.scale_by(state, live)
+            if step:
+                self.cooldown.stepped(state.now)
+                self.log.info(
+                    "%s %s=%g: scaling by %+d",
+                    conf.scaling.metric,
+                    conf.scaling.statistic,
+                    value,
+                    step,
+                )
         self.de_state = keep_size(
             control,
             state,
             self._tracker,
-            self.wanted,
+            conf.bound(len(live) + step),
             conf.spec,
             retirable=conf.retirable,
             uniques=conf.uniques,
             logger=self.log,
+            none_when_out=True,
         )
 
     def dying(self) -> None:
         """Forget what the engine was tracking."""
         self._tracker.forget()
-
-    def metric_value(self, state: DomainState, live: Sequence[Instance]) -> float | None:
-        """The metric's value now (see the config doc), or None without readings."""
-        conf = self.conf
-        domain = conf.source.domain_samples(conf.metric, state)
-        if domain:
-            return conf.sample_function(domain)
-        valid = [i.instance_id for i in live if i.state == InstanceState.RUNNING]
-        per_instance = conf.source.instance_samples(conf.metric, valid, state)
-        values = [conf.sample_function(s) for s in per_instance.values() if s]
-        return sum(values) / len(values) if values else None
-
-    def _scale(self, conf: SensorConf, state: DomainState, live: Sequence[Instance]) -> None:
-        if self.last_scale_time is not None and state.now < self.last_scale_time + conf.cooldown:
-            return
-        value = self.metric_value(state, live)
-        if value is None:
-            self.log.debug("no reading of %s; not scaling", conf.metric)
-            return
-        before = self.wanted
-        if value > conf.up_threshold:
-            self.wanted = conf.bound(before + conf.up_n)
-        elif value < conf.down_threshold:
-            self.wanted = conf.bound(before - conf.down_n)
-        if self.wanted != before:
-            self.last_scale_time = state.now
-            self.log.info(
-                "%s=%g: scaling from %d to %d instances", conf.metric, value, before, self.wanted
-            )

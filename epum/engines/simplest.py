@@ -17,10 +17,16 @@ SimplestEngine keeps exactly preserve_n live instances of one deployable type.
 preserve_n (integer >= 0, required): how many instances to keep.  Unhealthy
     instances are destroyed and replaced; when there are too many, the newest
     instances not yet running go first, then the newest running ones.
-epuworker_type (string, optional): the deployable type to launch.
-force_site (string, optional): the site to launch on (default: the
-    provisioner's choice).
-epuworker_allocation (string, optional): the allocation (instance size)."""
+epuworker_type (string, default "epu_work_consumer"): the deployable type.
+force_site (string, default "ec2-east"): the site to launch on.
+epuworker_allocation (string, default "small"): the allocation (size).
+The defaults are the original engine's, so a config with only preserve_n
+launches what it launched; with a DTRS, add_domain refuses a site the DTRS
+does not know, so a default that does not fit is caught before anything is
+stored."""
+
+#: The original engine's launch defaults.
+DEFAULT_SPEC = LaunchSpec(deployable_type="epu_work_consumer", site="ec2-east", allocation="small")
 
 
 class SimplestEngine(Engine):
@@ -38,8 +44,8 @@ class SimplestEngine(Engine):
 
     @classmethod
     def sites(cls, conf: dict[str, Any]) -> list[str]:
-        """``force_site``, when the config names one."""
-        return named_site(conf, "force_site")
+        """``force_site``, or the default site."""
+        return named_site(conf, "force_site") or [DEFAULT_SPEC.site]
 
     @classmethod
     def get_config_doc(cls) -> str:
@@ -51,9 +57,9 @@ class SimplestEngine(Engine):
         conf = require_mapping(conf)
         preserve_n = get_int(conf, "preserve_n", required=True, minimum=0)
         spec = LaunchSpec(
-            deployable_type=get_str(conf, "epuworker_type"),
-            site=get_str(conf, "force_site"),
-            allocation=get_str(conf, "epuworker_allocation"),
+            deployable_type=get_str(conf, "epuworker_type", default=DEFAULT_SPEC.deployable_type),
+            site=get_str(conf, "force_site", default=DEFAULT_SPEC.site),
+            allocation=get_str(conf, "epuworker_allocation", default=DEFAULT_SPEC.allocation),
         )
         return preserve_n, spec
 

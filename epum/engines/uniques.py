@@ -6,6 +6,10 @@ instances one at a time, each with ``extravars={unique_key: value}`` where
 value an instance holds is read back from its record's ``extravars``, so the
 rule survives a restart of the decider.  A value is free again once its
 instance is no longer live (terminated, failed or rejected).
+
+As in the original: values keep their JSON type (a list ``[1, 2]`` hands out
+the integers 1 and 2; a comma-separated string hands out strings); an empty
+or blank ``unique_values``, or no ``unique_key``, means no unique values.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from epum.engines.confcheck import get_str, get_str_list
 from epum.errors import BadRequestError
 from epum.instances import Instance
 
@@ -23,11 +26,24 @@ VALUES = "unique_values"
 
 CONFIG_DOC = f"""\
 {KEY} (string, optional): name of the launch variable that must differ between
-    live instances.  Requires {VALUES}.
-{VALUES} (list of strings, or one comma-separated string): the values to hand
-    out.  Each new instance is launched alone with extravars {{{KEY}: value}}
-    where value is held by no live instance; when every value is held, nothing
-    more is launched (and the engine reports DEVIATING) until one is freed."""
+    live instances.  Without it, or with an empty {VALUES}, nothing is unique.
+{VALUES} (list of JSON values, or one comma-separated string): the values to
+    hand out, in order; list items keep their type (1 stays an integer).
+    Each new instance is launched alone with extravars {{{KEY}: value}} where
+    value is held by no live instance."""
+
+
+def _values(raw: Any) -> tuple[Any, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if isinstance(raw, (list, tuple)):
+        for item in raw:
+            if item is None or isinstance(item, (Mapping, list, tuple)):
+                raise BadRequestError(f"{VALUES} items must be strings or numbers, not {item!r}")
+        return tuple(dict.fromkeys(raw))
+    raise BadRequestError(f"{VALUES} must be a list or a comma-separated string, not {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -35,28 +51,32 @@ class UniqueValues:
     """The unique key and its values, in the order they are handed out."""
 
     key: str
-    values: tuple[str, ...]
+    values: tuple[Any, ...]
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any]) -> UniqueValues | None:
-        """Read and check ``unique_key``/``unique_values``; None when unused."""
-        key = get_str(conf, KEY)
-        values = get_str_list(conf, VALUES)
-        if key is None and not values:
+        """Read and check ``unique_key``/``unique_values``; None when nothing is unique."""
+        key = conf.get(KEY)
+        values = _values(conf.get(VALUES))
+        if key in (None, "") or (isinstance(key, str) and not key.strip()):
             return None
-        if key is None:
-            raise BadRequestError(f"{KEY} is required when {VALUES} is given")
+        if not isinstance(key, str):
+            raise BadRequestError(f"{KEY} must be a string, not {key!r}")
         if not values:
-            raise BadRequestError(f"{VALUES} must list at least one value when {KEY} is given")
-        return cls(key, tuple(values))
+            return None
+        return cls(key, values)
 
-    def held_by(self, instance: Instance) -> str | None:
-        """The value ``instance`` was launched with, as text, or None."""
+    def held_by(self, instance: Instance) -> Any:
+        """The value ``instance`` was launched with, or None."""
         extravars = instance.extravars or {}
-        value = extravars.get(self.key) if isinstance(extravars, Mapping) else None
-        return None if value is None else str(value)
+        return extravars.get(self.key) if isinstance(extravars, Mapping) else None
 
-    def free_values(self, live: Iterable[Instance]) -> list[str]:
+    def free_values(self, live: Iterable[Instance]) -> list[Any]:
         """The values no instance of ``live`` holds, in configured order."""
-        held = {self.held_by(i) for i in live}
-        return [v for v in self.values if v not in held]
+        held = [self.held_by(i) for i in live]
+        return [v for v in self.values if not any(_same(v, h) for h in held)]
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of the same kind (so the integer 1 and True are not the same value)."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)

@@ -166,3 +166,47 @@ class AbstractEngine(Engine):
 
     def initialize(self, control, state, conf):
         """Nothing to take."""
+
+
+class PlainEngine:
+    """A custom engine written as the original's were: a plain class, no epum base.
+
+    It keeps ``preserve_n`` instances using only the original's State helpers
+    and records what it saw, so tests can check the helpers reach it.
+    """
+
+    def __init__(self):
+        self.de_state = "PENDING_DE"
+        self.preserve_n = 0
+        self.seen = []
+
+    @classmethod
+    def validate_config(cls, conf):
+        """Raise ValueError, as the original's engines did."""
+        if int(conf.get("preserve_n", 0)) < 0:
+            raise ValueError("preserve_n must not be negative")
+
+    def initialize(self, control, state, conf=None):
+        """Take preserve_n."""
+        self.preserve_n = int(conf.get("preserve_n", 0))
+
+    def decide(self, control, state):
+        """Replace the unhealthy ones and keep preserve_n."""
+        for inst in state.get_unhealthy_instances():
+            control.destroy_instances([inst.instance_id])
+        healthy = [i for i in state.get_healthy_instances() if i.state < "700-TERMINATING"]
+        self.seen.append(
+            {
+                "healthy": len(healthy),
+                "pending": len(state.get_pending_instances()),
+                "running": len(state.get_instances_by_state("600-RUNNING")),
+                "sensors": dict(state.sensors),
+            }
+        )
+        for _ in range(self.preserve_n - len(healthy)):
+            control.launch("dt", "site-a", "small")
+        self.de_state = "STABLE_DE" if len(healthy) == self.preserve_n else "PENDING_DE"
+
+    def reconfigure(self, control, newconf):
+        """Take a new preserve_n."""
+        self.preserve_n = int(newconf.get("preserve_n", self.preserve_n))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from epum.engines.common import DestroyTracker, failure_streak, judge, pick_victims
-from epum.engines.confcheck import get_int, get_number, get_str, get_str_list
+from epum.engines.confcheck import get_bool, get_int, get_number, get_str, get_str_list
 from epum.engines.uniques import UniqueValues
 from epum.errors import BadRequestError
 from epum.states import DecisionEngineState as DE
@@ -21,7 +21,11 @@ class TestConfCheck:
         assert get_int({"n": None}, "n", default=7) == 7
         with pytest.raises(BadRequestError, match="n is required"):
             get_int({}, "n", required=True)
-        for bad in ("3", 2.5, True, [1]):
+        # numeric strings and whole floats are read as the original's int() did
+        assert get_int({"n": "3"}, "n") == 3
+        assert get_int({"n": " 4 "}, "n") == 4
+        assert get_int({"n": 5.0}, "n") == 5
+        for bad in ("3.5", "three", 2.5, True, [1]):
             with pytest.raises(BadRequestError, match="n must be an integer"):
                 get_int({"n": bad}, "n")
         with pytest.raises(BadRequestError, match="n must be >= 0"):
@@ -29,12 +33,23 @@ class TestConfCheck:
 
     def test_number(self):
         assert get_number({"x": 2}, "x") == 2.0
+        assert get_number({"x": "2.5"}, "x") == 2.5
         with pytest.raises(BadRequestError, match="x must be a number"):
-            get_number({"x": "2"}, "x")
+            get_number({"x": "two"}, "x")
+        with pytest.raises(BadRequestError, match="x must be a number"):
+            get_number({"x": True}, "x")
         with pytest.raises(BadRequestError, match="x must be a number"):
             get_number({"x": float("nan")}, "x")
         with pytest.raises(BadRequestError, match="x must be >= 0"):
             get_number({"x": -0.5}, "x", minimum=0)
+
+    def test_bool_words(self):
+        assert get_bool({}, "b") is False
+        assert get_bool({"b": "false"}, "b") is False  # bool("false") was True in the original
+        assert get_bool({"b": "True"}, "b") is True
+        assert get_bool({"b": 1}, "b") is True
+        with pytest.raises(BadRequestError, match="b must be true or false"):
+            get_bool({"b": "maybe"}, "b")
 
     def test_str(self):
         assert get_str({"s": "a"}, "s") == "a"
@@ -127,10 +142,17 @@ class TestUniques:
         u = UniqueValues.from_conf({"unique_key": "slot", "unique_values": "a, b"})
         assert u == UniqueValues("slot", ("a", "b"))
         assert UniqueValues.from_conf({}) is None
-        with pytest.raises(BadRequestError, match="unique_key is required"):
-            UniqueValues.from_conf({"unique_values": ["a"]})
-        with pytest.raises(BadRequestError, match="unique_values must list"):
-            UniqueValues.from_conf({"unique_key": "slot"})
+        # as in the original: a key without values, values without a key, or
+        # blank values mean nothing is unique
+        assert UniqueValues.from_conf({"unique_values": ["a"]}) is None
+        assert UniqueValues.from_conf({"unique_key": "slot"}) is None
+        assert UniqueValues.from_conf({"unique_key": "slot", "unique_values": " , "}) is None
+        assert UniqueValues.from_conf({"unique_key": "slot", "unique_values": []}) is None
+        # list items keep their JSON type
+        typed = UniqueValues.from_conf({"unique_key": "slot", "unique_values": [1, "2", 3.5]})
+        assert typed.values == (1, "2", 3.5)
+        with pytest.raises(BadRequestError, match="unique_values items"):
+            UniqueValues.from_conf({"unique_key": "slot", "unique_values": [[1]]})
         with pytest.raises(BadRequestError, match="unique_key must be"):
             UniqueValues.from_conf({"unique_key": 3, "unique_values": ["a"]})
 

@@ -19,10 +19,10 @@ CLOUDS = [
 BASE = {"domain_desired_size": 4, "dtname": "dt", "clouds": CLOUDS, "iaas_allocation": "small"}
 
 
-def start(conf=None, control=None):
+def start(conf=None, control=None, base=BASE):
     control = control or FakeControl()
     engine = MultiSiteOverflowEngine()
-    engine.initialize(control, control.state(), {**BASE, **(conf or {})})
+    engine.initialize(control, control.state(), {**base, **(conf or {})})
     return engine, control
 
 
@@ -73,25 +73,112 @@ def test_unhealthy_instance_destroyed_and_replaced():
 
 
 def test_failing_site_counts_as_full_until_retry_period():
-    engine, control = start({"domain_desired_size": 2, "failure_retry_period": 100})
+    conf = {"domain_desired_size": 2, "failure_threshold": 3, "failure_retry_period": 100}
+    engine, control = start(conf)
     for n in range(2):  # two passes, two launches each, all fail on "cheap"
         engine.decide(control, control.state(now=1000 + n))
         assert per_site(control) == {"cheap": 2}
         for iid in list(control.live_ids()):
             control.set(iid, S.FAILED)
-    assert engine.failing_sites(control.state(now=1003)) == {"cheap"}
-    engine.decide(control, control.state(now=1003))
+    # 4 FAILED >= 3, rising, and no healthy instance more: cheap holds 0
+    engine.decide(control, control.state(now=1002))
     assert per_site(control) == {"middle": 1, "pricey": 1}
+    assert engine.capacity["cheap"].capacity == 0
     control.run_all()
     engine.decide(control, control.state(now=1010))
     assert engine.de_state == DE.STABLE
-    # after the retry period the good site is tried again once there is room
-    engine.reconfigure(control, {**BASE, "domain_desired_size": 3, "failure_retry_period": 100})
+    # within the retry period the full site is skipped
+    engine.reconfigure(control, {**BASE, **conf, "domain_desired_size": 3})
     engine.decide(control, control.state(now=1050))
     assert per_site(control) == {"middle": 1, "pricey": 2}
-    engine.reconfigure(control, {**BASE, "domain_desired_size": 4, "failure_retry_period": 100})
+    # after it, the site is tried again
+    engine.reconfigure(control, {**BASE, **conf, "domain_desired_size": 4})
     engine.decide(control, control.state(now=1103))
     assert control.launches[-1].site == "cheap"
+
+
+def test_few_failures_say_nothing_about_capacity():
+    engine, control = start({"domain_desired_size": 2})  # threshold 32, the original's
+    for n in range(3):
+        engine.decide(control, control.state(now=1000 + n))
+        assert per_site(control) == {"cheap": 2}
+        for iid in list(control.live_ids()):
+            control.set(iid, S.FAILED)
+
+
+def test_minimum_maximum_format_with_unlimited_site():
+    clouds = [
+        {"site_name": "cheap", "size": 2, "rank": 1},
+        {"site_name": "rest", "size": -1, "rank": 2},
+    ]
+    conf = {"minimum_vms": 7, "maximum_vms": 9, "dtname": "dt", "clouds": clouds}
+    engine, control = start(conf, base={})
+    engine.decide(control, control.state())
+    assert per_site(control) == {"cheap": 2, "rest": 5}
+
+
+def test_ranks_must_be_one_to_n():
+    clouds = [{"site_name": "a", "size": 1, "rank": 1}, {"site_name": "b", "size": 1, "rank": 3}]
+    with pytest.raises(BadRequestError, match=r"clouds ranks must be 1..2"):
+        MultiSiteOverflowEngine.validate_config({"minimum_vms": 1, "dtname": "d", "clouds": clouds})
+
+
+def test_desired_size_cannot_go_with_minimum():
+    with pytest.raises(BadRequestError, match=r"domain_desired_size .* cannot go with minimum_vms"):
+        MultiSiteOverflowEngine.validate_config({**BASE, "minimum_vms": 1})
+
+
+def test_terminate_removes_named_instances_and_refills_the_minimum():
+    engine, control = start({"domain_desired_size": 2})
+    engine.decide(control, control.state())
+    control.run_all()
+    victim = control.launched[0]
+    engine.reconfigure(control, {**BASE, "domain_desired_size": 2, "terminate": victim})
+    engine.decide(control, control.state())
+    assert control.destroyed == [victim]
+    assert per_site(control) == {"cheap": 2}
+    engine.decide(control, control.state())  # asked once only
+    assert control.destroyed == [victim]
+
+
+def test_sensor_scaling_between_bounds():
+    conf = {
+        "domain_desired_size": None,
+        "minimum_vms": 1,
+        "maximum_vms": 4,
+        "metric": "load",
+        "sample_function": "Average",
+        "scale_up_threshold": 0.5,
+        "scale_up_n_vms": 2,
+        "scale_down_threshold": 0.1,
+        "scale_down_n_vms": -1,
+    }
+    engine, control = start(conf)
+    sizes = []
+    for step, value in enumerate([0.9, 0.9, 0.9, 0.0, 0.0, 0.0, 0.0]):
+        control.run_all()
+        for iid in control.live_ids():
+            control.set(iid, sensor_data={"load": {"Average": value}})
+        engine.decide(control, control.state(now=1000 + step))
+        sizes.append(sum(per_site(control).values()))
+    assert sizes == [1, 3, 4, 3, 2, 1, 1]
+
+
+def test_domain_reading_is_averaged_in():
+    conf = {
+        "domain_desired_size": None,
+        "minimum_vms": 1,
+        "metric": "q",
+        "sample_function": "Sum",
+        "scale_up_threshold": 5,
+        "scale_up_n_vms": 1,
+    }
+    engine, control = start(conf)
+    engine.decide(control, control.state())
+    control.run_all()
+    # one instance without a reading (0) and the domain's 12: 12 / 2 = 6 > 5
+    engine.decide(control, control.state(sensor_data={"q": {"Sum": 12}}))
+    assert sum(per_site(control).values()) == 2
 
 
 def test_deviating_when_clouds_cannot_hold_desired_size():
@@ -145,20 +232,23 @@ def test_healthy_instances_are_not_moved_to_better_site():
 @pytest.mark.parametrize(
     ("conf", "message"),
     [
-        ({"domain_desired_size": None}, "domain_desired_size is required"),
+        ({"domain_desired_size": None}, "minimum_vms is required"),
         ({"domain_desired_size": -1}, "domain_desired_size must be >= 0"),
-        ({"domain_desired_size": "2"}, "domain_desired_size must be an integer"),
+        ({"domain_desired_size": "two"}, "domain_desired_size must be an integer"),
         ({"dtname": None}, "dtname is required"),
         ({"clouds": []}, "clouds must be a non-empty list"),
         ({"clouds": "cheap"}, "clouds must be a non-empty list"),
         ({"clouds": ["cheap"]}, r"clouds\[0\] must be a mapping"),
         ({"clouds": [{"size": 1, "rank": 1}]}, r"clouds\[0\]\.site_name is required"),
         (
-            {"clouds": [{"site_name": "a", "size": -1, "rank": 1}]},
-            r"clouds\[0\]\.size must be >= 0",
+            {"clouds": [{"site_name": "a", "size": -2, "rank": 1}]},
+            r"clouds\[0\]\.size must be >= -1",
         ),
         ({"clouds": [{"site_name": "a", "size": 1}]}, r"clouds\[0\]\.rank is required"),
-        ({"clouds": [{"site_name": "a", "size": 1, "rank": "1"}]}, r"clouds\[0\]\.rank must be"),
+        (
+            {"clouds": [{"site_name": "a", "size": 1, "rank": "first"}]},
+            r"clouds\[0\]\.rank must be",
+        ),
         ({"clouds": [*CLOUDS, {"site_name": "cheap", "size": 1, "rank": 9}]}, "listed twice"),
         ({"failure_threshold": 0}, "failure_threshold"),
         ({"failure_retry_period": -5}, "failure_retry_period"),

@@ -11,6 +11,9 @@ from epum.states import InstanceHealthState as H
 from epum.states import InstanceState as S
 from tests.unit.engine_fakes import FakeControl
 
+#: What a needy domain must name before it can launch.
+LAUNCH = {"deployable_type": "dt", "iaas_site": "site-a"}
+
 BASE = {"preserve_n": 2, "deployable_type": "dt", "iaas_site": "site-a", "iaas_allocation": "small"}
 
 
@@ -31,13 +34,27 @@ def test_grows_with_configured_target():
     assert len(control.launched) == 2
 
 
-def test_site_and_allocation_may_be_absent():
+def test_allocation_may_be_absent_but_not_what_a_launch_needs():
+    # the original failed at launch time without a site or deployable type;
+    # epum refuses such a config up front, naming the missing keys
     control = FakeControl()
     engine = NeedyEngine()
-    engine.initialize(control, control.state(), {"preserve_n": 1})
+    engine.initialize(control, control.state(), {"preserve_n": 1, **LAUNCH})
     engine.decide(control, control.state())
     call = control.launches[0]
-    assert (call.deployable_type, call.site, call.allocation) == (None, None, None)
+    assert (call.deployable_type, call.site, call.allocation) == ("dt", "site-a", None)
+    with pytest.raises(BadRequestError, match="deployable_type and iaas_site required"):
+        NeedyEngine.validate_config({"preserve_n": 1})
+    NeedyEngine.validate_config({})  # preserve_n defaults to 0: nothing to launch yet
+
+
+def test_preserve_n_as_a_string_and_blank_uniques_are_the_originals():
+    control = FakeControl()
+    engine = NeedyEngine()
+    conf = {"preserve_n": "2", "unique_key": "slot", "unique_values": " ", **LAUNCH}
+    engine.initialize(control, control.state(), conf)
+    engine.decide(control, control.state())
+    assert [(c.count, c.extravars) for c in control.launches] == [(2, None)]
 
 
 def test_shrink_terminates_retirable_nodes_first():
@@ -118,7 +135,6 @@ class TestUniques:
 @pytest.mark.parametrize(
     ("conf", "message"),
     [
-        ({"preserve_n": None}, "preserve_n is required"),
         ({"preserve_n": -3}, "preserve_n must be >= 0"),
         ({"preserve_n": 1.5}, "preserve_n must be an integer"),
         ({"deployable_type": 1}, "deployable_type"),
@@ -126,8 +142,6 @@ class TestUniques:
         ({"iaas_allocation": 3}, "iaas_allocation"),
         ({"retirable_nodes": 5}, "retirable_nodes"),
         ({"retirable_nodes": [None]}, "retirable_nodes"),
-        ({"unique_values": ["a"]}, "unique_key is required"),
-        ({"unique_key": "k"}, "unique_values"),
         ({"unique_key": "k", "unique_values": {"a": 1}}, "unique_values"),
     ],
 )

@@ -137,7 +137,7 @@ def test_reconfigure_changes_size():
     [
         ({}, "preserve_n is required"),
         ({"preserve_n": -1}, "preserve_n must be >= 0"),
-        ({"preserve_n": "2"}, "preserve_n must be an integer"),
+        ({"preserve_n": "two"}, "preserve_n must be an integer"),
         ({"preserve_n": 1, "epuworker_type": 5}, "epuworker_type"),
         ({"preserve_n": 1, "force_site": ""}, "force_site"),
         ({"preserve_n": 1, "epuworker_allocation": []}, "epuworker_allocation"),

@@ -112,8 +112,8 @@ def test_config_reads_the_section():
 @pytest.mark.parametrize(
     "section",
     [
-        {"monitor_health": "yes"},
-        {"boot_timeout": "5"},
+        {"monitor_health": "maybe"},
+        {"boot_timeout": "five"},
         {"zombie_seconds": -1},
         {"boot_timeout": True},
         {"missing_timeout": float("nan")},

@@ -102,3 +102,21 @@ def test_prefix_matches_whole_segments_only():
 def test_name_must_be_a_string():
     with pytest.raises(BadRequestError, match="engine_class must be a string"):
         load_engine_class(["simplest"])
+
+
+def test_plain_class_with_engine_methods_is_wrapped():
+    name = "tests.unit.engine_fakes.PlainEngine"
+    cls = load_engine_class(name, ["tests.unit"])
+    assert cls.wrapped is engine_fakes.PlainEngine
+    assert load_engine_class(name, ["tests.unit"]) is cls, "wrapped once"
+    cls.validate_config({"preserve_n": 2})
+    with pytest.raises(BadRequestError, match="PlainEngine refused its engine_conf: preserve_n"):
+        cls.validate_config({"preserve_n": -1})
+    assert "plain class" in cls.get_config_doc()
+    engine = cls()
+    assert engine.de_state == "PENDING_DE"
+
+
+def test_refusal_names_the_key_and_what_to_do():
+    with pytest.raises(BadRequestError, match=r"general\.engine_class .*allowed_engine_prefixes"):
+        load_engine_class("corp.engines.Mine")

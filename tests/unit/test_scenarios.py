@@ -382,8 +382,8 @@ def test_write_conflict_is_retried_from_a_fresh_read():
         ({"general": {"engine_class": "no.such.Engine"}}, "no.such.Engine"),
         ({"general": {"engine_class": "os.system"}}, "os.system"),
         ({"health": {"missing_timeout": -5}}, "missing_timeout"),
-        ({"health": {"bogus": 1}}, "bogus"),
-        ({"surprise": {}}, "surprise"),
+        ({"health": {"missing_timeout": "soon"}}, "missing_timeout"),
+        ({"health": {"monitor_health": "perhaps"}}, "monitor_health"),
         ("not a mapping", "mapping"),
     ],
 )

@@ -82,9 +82,14 @@ def test_the_service_default_site_of_a_needy_domain_is_checked():
     try:
         sc.epum.msg_add_domain_definition("needy", {"general": {"engine_class": "needy"}})
         with pytest.raises(BadRequestError, match="'gone'"):
-            sc.epum.msg_add_domain("alice", "dom", "needy", {"engine_conf": {"preserve_n": 1}})
+            sc.epum.msg_add_domain(
+                "alice", "dom", "needy", {"engine_conf": {"preserve_n": 1, "deployable_type": "dt"}}
+            )
         sc.epum.msg_add_domain(
-            "alice", "dom", "needy", {"engine_conf": {"preserve_n": 1, "iaas_site": "site1"}}
+            "alice",
+            "dom",
+            "needy",
+            {"engine_conf": {"preserve_n": 1, "iaas_site": "site1", "deployable_type": "dt"}},
         )
         assert sc.epum.msg_list_domains("alice") == ["dom"]
     finally:
