@@ -632,12 +632,6 @@ def test_a_report_the_store_never_takes_is_dead_lettered_after_the_last_retry(
     assert "x-death" not in dead.headers
 
 
-def test_the_retry_delays_double_up_to_the_cap():
-    policy = RetryPolicy(retries=6, delay=0.5, delay_max=3.0)
-    assert [policy.delay_ms(n) for n in range(6)] == [500, 1000, 2000, 3000, 3000, 3000]
-    assert policy.delays_ms() == [500, 1000, 2000, 3000]
-
-
 @pytest.mark.parametrize(
     ("publish", "reason"),
     [
