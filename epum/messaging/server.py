@@ -241,6 +241,7 @@ class RpcServer(ConsumerMixin):
             self.retry.delay_ms(done),
         )
         self._copy(message, queue.name, copy_headers(headers, **{RETRIES_HEADER: done + 1}))
+        self.metrics.count("retried")
 
     def _dead_letter(self, message, headers: dict[str, Any], reason: str) -> None:
         """Copy ``message`` to ``<service>.dead`` with the reason in a header."""
@@ -249,6 +250,7 @@ class RpcServer(ConsumerMixin):
             self._dead_queue.name,
             copy_headers(headers, **{REASON_HEADER: short_reason(reason)}),
         )
+        self.metrics.count("dead_lettered")
 
     def _copy(self, message, queue_name: str, headers: dict[str, Any]) -> None:
         """Publish ``message``'s body unchanged, persistent, straight to ``queue_name``."""

@@ -32,6 +32,7 @@ from epum.messaging import (
     RpcTimeoutError,
 )
 from epum.messaging.connection import exchange, make_connection, service_queue
+from epum.messaging.metrics import OpMetrics
 from epum.messaging.names import Names
 from epum.messaging.retry import REASON_HEADER, RETRIES_HEADER, RetryPolicy
 from tests import rabbit
@@ -576,6 +577,19 @@ def test_a_call_the_store_cannot_take_gets_the_error(make_server, service, clien
 # --- delayed retry and dead letters ----------------------------------------------------
 
 
+class CountingStatsd:
+    """A statsd client that keeps the counter names it is sent."""
+
+    def __init__(self):
+        self.counted: list[str] = []
+
+    def incr(self, name):
+        self.counted.append(name)
+
+    def timing(self, name, value):
+        pass
+
+
 @dataclass
 class Taken:
     """A message as it lies in a queue: its raw body and headers."""
@@ -614,6 +628,8 @@ def test_a_report_the_store_never_takes_is_dead_lettered_after_the_last_retry(
     amqp_url, names, make_server, service, client
 ):
     server = make_server(service, retry=RetryPolicy(retries=2, delay=0.05, delay_max=0.1))
+    statsd = CountingStatsd()
+    server.metrics = OpMetrics(statsd)
     assert server.dead_letter_queue == names.qualify(f"{SERVICE}.dead")
     with running(server):
         assert server.dead_letter_depth() == 0
@@ -630,6 +646,8 @@ def test_a_report_the_store_never_takes_is_dead_lettered_after_the_last_retry(
     assert "zookeeper is down for good" in dead.headers[REASON_HEADER]
     assert dead.headers["sender"] == names.qualify("tester")
     assert "x-death" not in dead.headers
+    counted = [name for name in statsd.counted if not name.startswith("rpc.store_down")]
+    assert counted == ["rpc.retried", "rpc.retried", "rpc.dead_lettered"]
 
 
 @pytest.mark.parametrize(
