@@ -9,7 +9,7 @@ setup(
     install_requires=["kazoo>=2.9", "kombu>=5.3", "PyYAML>=6.0"],
     extras_require={
         "statsd": ["statsd>=4.0"],
-        "test": ["pytest>=7", "ruff", "statsd>=4.0"],
+        "test": ["pytest>=7", "ruff", "statsd>=4.0", "import-linter>=2.0"],
     },
     entry_points={
         "console_scripts": [

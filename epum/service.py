@@ -31,6 +31,7 @@ from epum.messaging import (
     mask_url,
 )
 from epum.messaging.connection import broker_url
+from epum.messaging.retry import RetryPolicy
 from epum.settings import Settings, to_initial_conf
 from epum.store import get_epum_store
 
@@ -114,7 +115,8 @@ class Worker:
             SubscriberNotifier(self.rpc),
             ProvisionerClient(self.rpc, cfg.epum.provisioner_service_name),
             OUAgentClient(self.rpc),
-            DTRSClient(self.rpc, cfg.epum.dtrs_service_name),
+            # bounded: add_domain checks sites while holding the consumer
+            DTRSClient(self.rpc, cfg.epum.dtrs_service_name, timeout=cfg.amqp.dtrs_timeout),
             store=store,
             statsd_cfg=cfg.statsd,
         )
@@ -128,6 +130,7 @@ class Worker:
             Dispatcher(ops.table()),
             prefetch=cfg.amqp.prefetch,
             metrics=OpMetrics.from_config(cfg.statsd),
+            retry=RetryPolicy.from_settings(cfg.amqp),
         )
 
     def load_initial_state(self) -> None:

@@ -24,6 +24,7 @@ import pytest
 from kombu import Connection
 
 from epum.messaging.names import Names
+from epum.messaging.retry import RetryPolicy
 
 AMQP_URL = os.environ.get("EPUM_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
@@ -110,11 +111,16 @@ def names(amqp_url: str) -> Iterator[Names]:
 
 
 def delete_namespace(url: str, names: Names, services: tuple[str, ...] = TEST_SERVICES) -> None:
-    """Delete the sysname's queues of ``services`` and its exchange (missing ones are fine)."""
+    """Delete the sysname's queues of ``services`` (with their dead-letter queue and the
+    retry queues of the default policy) and its exchange (missing ones are fine)."""
+    delays = RetryPolicy().delays_ms()
     with Connection(url) as conn:
         channel = conn.channel()
         for service in services:
             channel.queue_delete(names.qualify(service))
+            channel.queue_delete(names.qualify(f"{service}.dead"))
+            for ms in delays:
+                channel.queue_delete(names.qualify(f"{service}.retry.{ms}"))
         channel.exchange_delete(names.exchange)
 
 

@@ -2,7 +2,9 @@
 
 ``OpMetrics.from_config(None)`` measures nothing, so the server code is the
 same with and without statsd.  Metric names: ``<prefix>.rpc.<op>.calls``,
-``<prefix>.rpc.<op>.errors`` and the timing ``<prefix>.rpc.<op>.time`` (ms).
+``<prefix>.rpc.<op>.errors`` and the timing ``<prefix>.rpc.<op>.time`` (ms);
+and the server's message counters ``<prefix>.rpc.retried`` (a report sent
+for a delayed retry) and ``<prefix>.rpc.dead_lettered``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ class OpMetrics:
         finally:
             self._send("incr", f"rpc.{op}.calls")
             self._send("timing", f"rpc.{op}.time", (time.perf_counter() - start) * 1000.0)
+
+    def count(self, event: str) -> None:
+        """Count one ``event`` of the server (``retried``, ``dead_lettered``)."""
+        if self._client is not None:
+            self._send("incr", f"rpc.{event}")
 
     def close(self) -> None:
         """Release the statsd socket."""

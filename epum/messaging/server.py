@@ -15,10 +15,27 @@ stops the consumer.  Two reply styles:
   ``correlation_id``, answered through the default exchange.
 
 Delivery is at least once: if the connection breaks after the handler ran
-but before the ack, the broker gives the request to a worker again.  A fire
-(a report: ``instance_info``, a heartbeat) whose handler finds the store
-unavailable is put back on the queue after ``STORE_RETRY_DELAY`` instead of
-being acked, so no report is lost to a store outage; a call gets the error.
+but before the ack, the broker gives the request to a worker again.
+
+Failures (see ``retry.py`` for the queues):
+
+- A fire (a report: ``instance_info``, a heartbeat) whose handler finds the
+  store unavailable is copied to the retry queue of its delay and acked;
+  RabbitMQ hands it back after the delay, and after ``RetryPolicy.retries``
+  retries it goes to ``<service>.dead``.  Nothing waits on the consumer
+  thread.  The copy is published on the consumer's channel before the ack on
+  the same channel, and the broker acts on a channel's commands in order: a
+  connection lost between the two leaves the original unacked, so it is
+  delivered again (a report may be seen twice, never lost to a connection
+  failure).  Not covered, as there are no publisher confirms: a broker that
+  dies before it has written the copy (persistent, durable queue) to disk.
+- A call that finds the store unavailable gets the ``StoreUnavailableError``
+  reply at once, as before: its caller is waiting and can decide to try
+  again, while a retried call would answer a caller that has timed out.
+- Anything else is for good: a bad request, a body that cannot be decoded,
+  a handler error.  The message is settled once (a call gets the error
+  reply) and never requeued; a fire that failed so is logged and, with
+  ``dead_letter`` on, copied to ``<service>.dead`` with the reason.
 """
 
 from __future__ import annotations
@@ -40,17 +57,28 @@ from epum.messaging.connection import exchange, mask_url, service_queue
 from epum.messaging.dispatch import Dispatcher
 from epum.messaging.metrics import OpMetrics
 from epum.messaging.names import Names
+from epum.messaging.retry import (
+    REASON_HEADER,
+    RETRIES_HEADER,
+    RetryPolicy,
+    copy_headers,
+    dead_letter_queue,
+    queue_depth,
+    retries_so_far,
+    retry_queue,
+    short_reason,
+)
 
 log = logging.getLogger(__name__)
 
 
-class _RetryLater(Exception):
-    """A fire whose handler could not reach the store: hand it back for another try."""
+@dataclass(frozen=True)
+class Outcome:
+    """What handling one request came to: the reply, and why it failed (None: it did not)."""
 
-
-#: Seconds a worker waits before handing back a fire the store could not take:
-#: long enough not to spin through an outage, short enough to catch up soon.
-STORE_RETRY_DELAY = 1.0
+    payload: str
+    failure: str | None = None
+    store_unavailable: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +121,7 @@ class RpcServer(ConsumerMixin):
         prefetch: int = 1,
         metrics: OpMetrics | None = None,
         poll_interval: float = 0.5,
+        retry: RetryPolicy | None = None,
     ):
         self.connection = connection
         self.names = names
@@ -102,10 +131,12 @@ class RpcServer(ConsumerMixin):
         self.metrics = metrics or OpMetrics()
         self.poll_interval = poll_interval
         self.ready = threading.Event()
-        self._stopping = threading.Event()
         self.sessions = 0
         self._exchange = exchange(names)
         self._queue = service_queue(names, service)
+        self.retry = retry or RetryPolicy()
+        self._retry_queues = {ms: retry_queue(names, service, ms) for ms in self.retry.delays_ms()}
+        self._dead_queue = dead_letter_queue(names, service)
         self._dashi_producer: Producer | None = None
         self._direct_producer: Producer | None = None
 
@@ -114,6 +145,8 @@ class RpcServer(ConsumerMixin):
         """The service queue's consumer; also (re)binds the reply producers to ``channel``."""
         self._dashi_producer = Producer(channel, exchange=self._exchange, auto_declare=False)
         self._direct_producer = Producer(channel, auto_declare=False)
+        for queue in (*self._retry_queues.values(), self._dead_queue):
+            queue.bind(channel).declare()
         return [
             Consumer(
                 queues=[self._queue],
@@ -153,23 +186,33 @@ class RpcServer(ConsumerMixin):
     def stop(self) -> None:
         """Stop taking messages; ``run()`` returns after the one in hand."""
         self.should_stop = True
-        self._stopping.set()
+
+    @property
+    def dead_letter_queue(self) -> str:
+        """The name of this service's dead-letter queue, as on the broker."""
+        return self._dead_queue.name
+
+    def dead_letter_depth(self) -> int:
+        """How many messages wait in ``<service>.dead`` (0 before it is declared).
+
+        Safe from any thread (a metrics endpoint, ``epumctl``): it asks the
+        broker on a connection of its own, never on the consumer's channel.
+        """
+        with self.connection.clone() as conn:
+            return queue_depth(conn, self._dead_queue.name)
 
     # one message -----------------------------------------------------------
     def _on_message(self, message) -> None:
         headers = message.headers or {}
         route = reply_route(headers, message.properties or {})
         refused = message.content_type != envelope.CONTENT_TYPE
-        try:
-            payload = self._handle(message, headers, route)
-        except _RetryLater as exc:
-            # Nothing acknowledged is lost: a report (a fire) that found the
-            # store down goes back to the queue for whichever worker is next.
-            log.warning("store unavailable (%s); the message goes back to the queue", exc)
-            self._stopping.wait(STORE_RETRY_DELAY)
-            message.requeue()
-            return
-        self._settle(message, route, payload, refused)
+        outcome = self._handle(message, headers, route)
+        if route is None and outcome.failure is not None:
+            if outcome.store_unavailable:
+                self._guarded(self._retry_later, message, headers, outcome.failure)
+            elif self.retry.dead_letter:
+                self._guarded(self._dead_letter, message, headers, outcome.failure)
+        self._settle(message, route, outcome.payload, refused)
 
     def on_decode_error(self, message, exc: Exception) -> None:
         """A message kombu could not unpack (a bad ``compression`` header): answered with
@@ -177,7 +220,61 @@ class RpcServer(ConsumerMixin):
         route = reply_route(message.headers or {}, message.properties or {})
         log.warning("refused a message that could not be decoded: %r", exc)
         error = BadRequestError(f"refused: the message could not be decoded: {exc!r}")
+        if route is None and self.retry.dead_letter:
+            self._guarded(self._dead_letter, message, message.headers or {}, str(error))
         self._settle(message, route, envelope.reply_error(error), refused=True)
+
+    def _retry_later(self, message, headers: dict[str, Any], reason: str) -> None:
+        """Copy a report the store could not take to the retry queue of its delay, or,
+        past the last retry, to the dead-letter queue; the caller acks the original."""
+        done = retries_so_far(headers)
+        if done >= self.retry.retries:
+            log.error("store unavailable after %d retries (%s); dead-lettered", done, reason)
+            self._dead_letter(message, headers, f"store unavailable after {done} retries: {reason}")
+            return
+        queue = self._retry_queues[self.retry.delay_ms(done)]
+        log.warning(
+            "store unavailable (%s); retry %d of %d in %d ms",
+            reason,
+            done + 1,
+            self.retry.retries,
+            self.retry.delay_ms(done),
+        )
+        self._copy(message, queue.name, copy_headers(headers, **{RETRIES_HEADER: done + 1}))
+        self.metrics.count("retried")
+
+    def _dead_letter(self, message, headers: dict[str, Any], reason: str) -> None:
+        """Copy ``message`` to ``<service>.dead`` with the reason in a header."""
+        self._copy(
+            message,
+            self._dead_queue.name,
+            copy_headers(headers, **{REASON_HEADER: short_reason(reason)}),
+        )
+        self.metrics.count("dead_lettered")
+
+    def _copy(self, message, queue_name: str, headers: dict[str, Any]) -> None:
+        """Publish ``message``'s body unchanged, persistent, straight to ``queue_name``."""
+        assert self._direct_producer is not None
+        self._direct_producer.publish(
+            message.body,
+            routing_key=queue_name,
+            content_type=message.content_type or "application/octet-stream",
+            content_encoding=message.content_encoding or "binary",
+            headers=headers,
+            delivery_mode=2,
+        )
+
+    def _guarded(self, publish, message, headers: dict[str, Any], reason: str) -> None:
+        """Run ``publish``; a failed channel makes the mixin reconnect (the unacked original
+        comes back), and a copy the broker cannot take at all is logged, not raised."""
+        try:
+            publish(message, headers, reason)
+        except (*self.connection.connection_errors, *self.connection.channel_errors) as exc:
+            raise ConnectionError(f"channel failed while copying a message: {exc}") from exc
+        except Exception as exc:  # e.g. headers the wire cannot encode: requeueing would loop
+            log.error(
+                "could not copy a failed message (%s): %s: %s", reason, type(exc).__name__, exc
+            )
 
     def _settle(self, message, route: ReplyRoute | None, payload: str, refused: bool) -> None:
         """Reply (if asked), then ack, or reject without requeue if ``refused``."""
@@ -204,8 +301,8 @@ class RpcServer(ConsumerMixin):
                 "could not reply to %.100r: %s: %s", route.routing_key, type(exc).__name__, exc
             )
 
-    def _handle(self, message, headers: dict[str, Any], route: ReplyRoute | None) -> str:
-        """The encoded reply to ``message`` (success or error); never raises."""
+    def _handle(self, message, headers: dict[str, Any], route: ReplyRoute | None) -> Outcome:
+        """The encoded reply to ``message`` (success or error) and any failure; never raises."""
         request_id = (route.correlation_id if route else None) or uuid.uuid4().hex
         sender = headers.get("sender")
         sender = self.names.unqualify(sender) if isinstance(sender, str) else None
@@ -213,30 +310,28 @@ class RpcServer(ConsumerMixin):
             op, args = envelope.parse_request(self._decode(message))
         except BadRequestError as exc:
             log.warning("refused a request from %s: %s", sender or "?", exc)
-            return envelope.reply_error(exc)
+            return Outcome(envelope.reply_error(exc), f"BadRequestError: {exc}")
         with request_context(op, sender, request_id):
             metric_name = op if op in self.dispatcher else "unknown"
             try:
                 with self.metrics.measure(metric_name):
                     result = self.dispatcher.dispatch(op, args)
             except StoreUnavailableError as exc:
-                if route is None:
-                    raise _RetryLater(str(exc)) from exc
-                log.warning("%s failed: the store is unavailable: %s", op, exc)
-                return envelope.reply_error(exc)
+                if route is not None:
+                    log.warning("%s failed: the store is unavailable: %s", op, exc)
+                return Outcome(envelope.reply_error(exc), f"{op}: {exc}", store_unavailable=True)
             except Exception as exc:
                 if isinstance(exc, tuple(WIRE_NAMES)):
                     log.info("%s failed: %s: %s", op, type(exc).__name__, exc)
                 else:
                     log.exception("%s failed with an unexpected error", op)
-                return envelope.reply_error(exc)
+                return Outcome(envelope.reply_error(exc), f"{op}: {type(exc).__name__}: {exc}")
             try:
-                return envelope.reply_ok(result)
+                return Outcome(envelope.reply_ok(result))
             except (TypeError, ValueError) as exc:
                 log.error("%s returned a result that is not JSON: %s", op, exc)
-                return envelope.reply_error(
-                    TypeError(f"the result of {op} does not serialize to JSON: {exc}")
-                )
+                error = TypeError(f"the result of {op} does not serialize to JSON: {exc}")
+                return Outcome(envelope.reply_error(error), f"{op}: {error}")
 
     def _decode(self, message) -> Any:
         """The JSON body of ``message``; anything else is refused, never deserialized."""

@@ -60,6 +60,36 @@ class AmqpSettings(Checked):
     rpc_timeout: float = setting(
         30.0, why="long enough for a slow store write, short enough to notice", check=positive
     )
+    # -- delayed retry, dead letters, and the bound of calls made while handling a message
+    store_retries: int = setting(
+        10,
+        why="with the delays below a report outlives three minutes of store outage",
+        check=non_negative,
+    )
+    store_retry_delay: float = setting(
+        1.0, why="most store outages are a reconnect, over in a second", check=positive
+    )
+    store_retry_delay_max: float = setting(
+        30.0,
+        why="doubling stops at 30 s: a report is in within half a minute of the store's return",
+        check=positive,
+    )
+    dead_letter: bool = setting(
+        False, why="nothing drains <service>.dead by default; on where an operator watches it"
+    )
+    dtrs_timeout: float = setting(
+        2.0,
+        why="a DTRS check holds the consumer (and every call behind it) at most this long",
+        check=positive,
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.store_retry_delay_max < self.store_retry_delay:
+            raise ConfigError(
+                "server.amqp.store_retry_delay_max must be >= store_retry_delay "
+                f"({self.store_retry_delay_max} < {self.store_retry_delay})"
+            )
 
 
 @dataclass(frozen=True)

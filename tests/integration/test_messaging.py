@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,9 @@ from epum.messaging import (
     RpcTimeoutError,
 )
 from epum.messaging.connection import exchange, make_connection, service_queue
+from epum.messaging.metrics import OpMetrics
 from epum.messaging.names import Names
+from epum.messaging.retry import REASON_HEADER, RETRIES_HEADER, RetryPolicy
 from tests import rabbit
 from tests.rabbit import close_connections_named, running
 
@@ -65,6 +68,7 @@ class Service:
             "unserializable": self.unserializable,
             "context": self.context,
             "flaky_store": self.flaky_store,
+            "store_down": self.store_down,
         }
 
     def echo(self, value=None):
@@ -104,9 +108,13 @@ class Service:
 
     def flaky_store(self, value):
         self.handled.append(("flaky_store", value))
-        if len(self.handled) < 3:
+        if sum(op == "flaky_store" for op, _ in self.handled) < 3:
             raise StoreUnavailableError("zookeeper is down")
         self.event.set()
+
+    def store_down(self, value):
+        self.handled.append(("store_down", value))
+        raise StoreUnavailableError("zookeeper is down for good")
 
 
 @pytest.fixture
@@ -119,17 +127,33 @@ def make_server(amqp_url: str, names: Names) -> Iterator:
     """Build RpcServers for ``names`` whose connections are named for the test."""
     built: list[RpcServer] = []
 
-    def make(svc: Service, *, prefetch: int = 1, conn_name: str | None = None) -> RpcServer:
+    def make(
+        svc: Service,
+        *,
+        prefetch: int = 1,
+        conn_name: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> RpcServer:
         conn = make_connection(amqp_url, heartbeat=10, name=conn_name or f"{names.sysname}-srv")
         server = RpcServer(
-            conn, names, SERVICE, Dispatcher(svc.table()), prefetch=prefetch, poll_interval=0.1
+            conn,
+            names,
+            SERVICE,
+            Dispatcher(svc.table()),
+            prefetch=prefetch,
+            poll_interval=0.1,
+            retry=retry,
         )
         built.append(server)
         return server
 
     yield make
-    for server in built:
-        server.connection.release()
+    with Connection(amqp_url) as conn:
+        channel = conn.channel()
+        for server in built:
+            server.connection.release()
+            for queue in (*server._retry_queues.values(), server._dead_queue):
+                channel.queue_delete(queue.name)
 
 
 @pytest.fixture
@@ -548,3 +572,161 @@ def test_a_call_the_store_cannot_take_gets_the_error(make_server, service, clien
         pytest.raises(RemoteError, match="StoreUnavailableError"),
     ):
         client.call(SERVICE, "flaky_store", value="x")
+
+
+# --- delayed retry and dead letters ----------------------------------------------------
+
+
+class CountingStatsd:
+    """A statsd client that keeps the counter names it is sent."""
+
+    def __init__(self):
+        self.counted: list[str] = []
+
+    def incr(self, name):
+        self.counted.append(name)
+
+    def timing(self, name, value):
+        pass
+
+
+@dataclass
+class Taken:
+    """A message as it lies in a queue: its raw body and headers."""
+
+    body: bytes | str  # py-amqp decodes a utf-8 body
+    headers: dict
+
+
+def take(amqp_url: str, name: str, timeout: float = 10.0) -> Taken:
+    """The next message of queue ``name`` (acked, not decoded), waiting up to ``timeout``."""
+    deadline = time.monotonic() + timeout
+    with Connection(amqp_url) as conn:
+        channel = conn.default_channel
+        while time.monotonic() < deadline:
+            message = channel.basic_get(name, no_ack=True)
+            if message is not None:
+                return Taken(message.body, message.properties.get("application_headers") or {})
+            time.sleep(0.02)
+    raise AssertionError(f"nothing arrived in {name}")
+
+
+def test_a_report_waiting_for_its_retry_does_not_hold_the_consumer(make_server, service, client):
+    server = make_server(service, retry=RetryPolicy(retries=3, delay=2.0, delay_max=2.0))
+    with running(server):
+        client.fire(SERVICE, "flaky_store", value="FAILED report")
+        assert wait_until(lambda: service.handled)
+        started = time.monotonic()
+        assert client.call(SERVICE, "echo", value="meanwhile") == "meanwhile"
+        assert time.monotonic() - started < 0.5, "the consumer waited on the report"
+        assert service.event.wait(15), "the report was lost"
+    assert [v for op, v in service.handled if op == "flaky_store"] == ["FAILED report"] * 3
+    assert service.handled[1] == ("echo", "meanwhile")  # served while the report waited
+
+
+def test_a_report_the_store_never_takes_is_dead_lettered_after_the_last_retry(
+    amqp_url, names, make_server, service, client
+):
+    server = make_server(service, retry=RetryPolicy(retries=2, delay=0.05, delay_max=0.1))
+    statsd = CountingStatsd()
+    server.metrics = OpMetrics(statsd)
+    assert server.dead_letter_queue == names.qualify(f"{SERVICE}.dead")
+    with running(server):
+        assert server.dead_letter_depth() == 0
+        client.fire(SERVICE, "store_down", value="lost?")
+        assert wait_until(lambda: server.dead_letter_depth() == 1, timeout=10)
+        assert service.handled == [("store_down", "lost?")] * 3
+        assert queue_depth(amqp_url, names.qualify(SERVICE)) == 0
+        for queue in server._retry_queues.values():
+            assert queue_depth(amqp_url, queue.name) == 0
+    dead = take(amqp_url, server.dead_letter_queue)
+    assert json.loads(dead.body) == {"op": "store_down", "args": {"value": "lost?"}}
+    assert dead.headers[RETRIES_HEADER] == 2
+    assert "store unavailable after 2 retries" in dead.headers[REASON_HEADER]
+    assert "zookeeper is down for good" in dead.headers[REASON_HEADER]
+    assert dead.headers["sender"] == names.qualify("tester")
+    assert "x-death" not in dead.headers
+    counted = [name for name in statsd.counted if not name.startswith("rpc.store_down")]
+    assert counted == ["rpc.retried", "rpc.retried", "rpc.dead_lettered"]
+
+
+@pytest.mark.parametrize(
+    ("publish", "reason"),
+    [
+        (dict(body=json.dumps({"op": "bad_request", "args": {}})), "BadRequestError: bad one"),
+        (dict(body=json.dumps({"op": "no_such_op", "args": {}})), "no_such_op"),
+        (dict(body="{not json"), "not valid JSON"),
+        (
+            dict(body=b"\x80\x03.", content_type="application/x-python-serialize"),
+            "application/x-python-serialize",
+        ),
+        (
+            dict(body=json.dumps({"op": "echo", "args": {}}), headers={"compression": "nope"}),
+            "could not be decoded",
+        ),
+    ],
+    ids=["bad-request", "unknown-op", "not-json", "pickle", "undecodable"],
+)
+def test_a_fire_that_fails_for_good_is_dead_lettered_once_with_its_reason(
+    amqp_url, names, make_server, service, raw, client, publish, reason
+):
+    server = make_server(service, retry=RetryPolicy(dead_letter=True))
+    with running(server):
+        raw.publish(**publish)
+        dead = take(amqp_url, server.dead_letter_queue)
+        client.fire(SERVICE, "note", value="next")
+        assert service.event.wait(5)
+        assert queue_depth(amqp_url, names.qualify(SERVICE)) == 0
+        assert server.dead_letter_depth() == 0
+    assert reason in dead.headers[REASON_HEADER]
+
+    def raw_bytes(body):
+        return body.encode() if isinstance(body, str) else body
+
+    assert raw_bytes(dead.body) == raw_bytes(publish["body"])
+    assert service.handled == [("note", "next")]
+
+
+def test_without_dead_letter_a_bad_fire_is_only_logged(
+    amqp_url, names, make_server, service, raw, client, caplog
+):
+    server = make_server(service)
+    with caplog.at_level(logging.INFO, logger="epum.messaging.server"), running(server):
+        raw.publish(json.dumps({"op": "bad_request", "args": {}}))
+        client.fire(SERVICE, "note", value="next")
+        assert service.event.wait(5)
+        assert server.dead_letter_depth() == 0
+        assert queue_depth(amqp_url, names.qualify(SERVICE)) == 0
+    assert "bad_request failed: BadRequestError: bad one" in caplog.text
+
+
+def test_a_call_with_dead_letter_on_gets_its_error_and_is_not_copied(make_server, service, client):
+    server = make_server(service, retry=RetryPolicy(dead_letter=True))
+    with running(server):
+        with pytest.raises(BadRequestError):
+            client.call(SERVICE, "bad_request")
+        with pytest.raises(RemoteError, match="StoreUnavailableError"):
+            client.call(SERVICE, "store_down", value="x")
+        assert server.dead_letter_depth() == 0
+    assert service.handled == [("store_down", "x")]
+
+
+def test_a_reconnect_redeclares_the_retry_and_dead_letter_queues(
+    amqp_url, names, make_server, service, client
+):
+    server = make_server(
+        service,
+        conn_name=f"{names.sysname}-victim",
+        retry=RetryPolicy(retries=1, delay=0.05, delay_max=0.05),
+    )
+    with running(server):
+        with Connection(amqp_url) as conn:
+            channel = conn.channel()
+            channel.queue_delete(server.dead_letter_queue)
+            for queue in server._retry_queues.values():
+                channel.queue_delete(queue.name)
+        assert close_connections_named(f"{names.sysname}-victim") == 1
+        assert wait_until(lambda: server.sessions == 2, timeout=10), "no reconnect"
+        client.fire(SERVICE, "store_down", value="after")
+        assert wait_until(lambda: server.dead_letter_depth() == 1, timeout=10)
+    assert service.handled == [("store_down", "after")] * 2

@@ -58,3 +58,13 @@ def test_without_statsd_the_block_runs_and_its_errors_pass_through():
     assert ran == ["op"]
     with pytest.raises(KeyError, match="boom"), metrics.measure("op"):
         raise KeyError("boom")
+
+
+def test_the_servers_retries_and_dead_letters_are_counted(statsd_socket):
+    port = statsd_socket.getsockname()[1]
+    metrics = OpMetrics.from_config(StatsdSettings(host="127.0.0.1", port=port, prefix="p"))
+    metrics.count("retried")
+    metrics.count("dead_lettered")
+    metrics.close()
+    assert set(received(statsd_socket, 2)) == {"p.rpc.retried:1|c", "p.rpc.dead_lettered:1|c"}
+    OpMetrics.from_config(None).count("retried")  # no statsd: nothing, no error

@@ -94,3 +94,33 @@ def test_the_service_default_site_of_a_needy_domain_is_checked():
         assert sc.epum.msg_list_domains("alice") == ["dom"]
     finally:
         sc.epum.shutdown()
+
+
+class CountingDTRS(FakeDTRS):
+    """A FakeDTRS that counts the calls it is asked."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls = 0
+
+    def describe_site(self, site_name):
+        self.calls += 1
+        return super().describe_site(site_name)
+
+    def describe_credentials(self, caller, site_name):
+        self.calls += 1
+        return super().describe_credentials(caller, site_name)
+
+
+def test_a_dtrs_that_does_not_answer_is_asked_once_per_domain(caplog):
+    dtrs = CountingDTRS(fail=TimeoutError("no reply within 2 s"))
+    sc = Scenario(dtrs=dtrs)
+    try:
+        sc.epum.msg_add_domain_definition("multi", MULTISITE)
+        with caplog.at_level(logging.WARNING, logger="epum.sites"):
+            sc.epum.msg_add_domain("alice", "dom", "multi", {})
+        assert sc.epum.msg_list_domains("alice") == ["dom"]
+        assert dtrs.calls == 1  # not once more for 'elsewhere'
+        assert "could not check site site1" in caplog.text
+    finally:
+        sc.epum.shutdown()
