@@ -59,8 +59,9 @@ def ensure_broker(url: str = AMQP_URL, wait: float = 60.0) -> None:
 def amqp_url() -> Iterator[str]:
     """The test broker's URL (a broker is started if none answers).
 
-    At the end of the session every queue and exchange left under a test
-    sysname (``t`` + 12 hex digits) is deleted.
+    At the end of the session every queue and exchange left under a sysname
+    this session handed out is deleted (never another session's: several test
+    runs may share one broker).
     """
     ensure_broker(AMQP_URL)
     yield AMQP_URL
@@ -70,8 +71,19 @@ def amqp_url() -> Iterator[str]:
 TEST_SYSNAME = re.compile(r"^t[0-9a-f]{12}\.")
 
 
+#: The sysnames this test session handed out (only these are swept).
+SESSION_SYSNAMES: set[str] = set()
+
+
+def new_sysname() -> str:
+    """A fresh test sysname (``t`` + 12 hex digits), remembered for the session's sweep."""
+    sysname = f"t{uuid.uuid4().hex[:12]}"
+    SESSION_SYSNAMES.add(sysname)
+    return sysname
+
+
 def sweep_test_namespaces(url: str) -> None:
-    """Delete every queue and exchange whose name starts with a test sysname."""
+    """Delete every queue and exchange left under a sysname of this session."""
 
     def listed(kind: str) -> list[str]:
         out = subprocess.run(
@@ -80,7 +92,8 @@ def sweep_test_namespaces(url: str) -> None:
             text=True,
             check=False,
         ).stdout
-        return [n.strip() for n in out.splitlines() if TEST_SYSNAME.match(n.strip())]
+        found = (TEST_SYSNAME.match(n.strip()) for n in out.splitlines())
+        return [m.string for m in found if m and m.group(0)[:-1] in SESSION_SYSNAMES]
 
     queues, exchanges = listed("list_queues"), listed("list_exchanges")
     with Connection(url) as conn:
@@ -105,7 +118,7 @@ TEST_SERVICES = (
 @pytest.fixture
 def names(amqp_url: str) -> Iterator[Names]:
     """A fresh sysname for this test; its queues and exchange are deleted after it."""
-    names = Names(sysname=f"t{uuid.uuid4().hex[:12]}")
+    names = Names(sysname=new_sysname())
     yield names
     delete_namespace(amqp_url, names)
 
