@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from epum.engines import scaling
-from epum.engines.base import Engine, EngineControl
+from epum.engines.base import EngineControl
 from epum.engines.capacity import DEFAULT_FAILURE_THRESHOLD, DEFAULT_RETRY_PERIOD, SiteCapacity
-from epum.engines.common import DestroyTracker, healthy_live, judge, pick_victims
+from epum.engines.common import healthy_live, judge, pick_victims
 from epum.engines.confcheck import get_int, get_number, get_str, get_str_list, require_mapping
+from epum.engines.configured import ConfiguredEngine
 from epum.engines.scaling import Cooldown, ScalingConf
 from epum.errors import BadRequestError
 from epum.instances import DomainState, Instance
@@ -115,6 +116,11 @@ class MultiSiteConf:
             ),
         )
 
+    def summary(self) -> str:
+        """The bounds and the sites."""
+        sites = [c.site_name for c in self.clouds]
+        return f"minimum_vms={self.minimum} maximum_vms={self.maximum} sites={sites}"
+
     def bound(self, n: int) -> int:
         """``n`` within the bounds (the maximum wins, as in the original)."""
         n = max(n, self.minimum)
@@ -149,51 +155,28 @@ def _parse_clouds(value: Any, allocation: str | None) -> tuple[Cloud, ...]:
     return tuple(sorted(clouds, key=lambda c: c.rank))
 
 
-class MultiSiteOverflowEngine(Engine):
-    """Fills clouds in rank order, learning full sites; see ``get_config_doc``."""
+class MultiSiteOverflowEngine(ConfiguredEngine[MultiSiteConf]):
+    """Fills clouds in rank order, learning full sites; see ``get_config_doc``.
+
+    A new config keeps the instances of the sites that stay in ``clouds``.
+    """
+
+    Conf = MultiSiteConf
+    CONFIG_DOC = CONFIG_DOC
 
     def __init__(self) -> None:
-        self.conf: MultiSiteConf | None = None
+        super().__init__()
         self.cooldown = Cooldown()
         self.capacity: dict[str, SiteCapacity] = {}
-        self._tracker = DestroyTracker()
-
-    @classmethod
-    def validate_config(cls, conf: Mapping[str, Any]) -> None:
-        """Raise ``BadRequestError`` naming the first bad key of ``conf``."""
-        MultiSiteConf.parse(conf)
 
     @classmethod
     def sites(cls, conf: dict[str, Any]) -> list[str]:
         """Every cloud's ``site_name``."""
         return [cloud.site_name for cloud in MultiSiteConf.parse(conf).clouds]
 
-    @classmethod
-    def get_config_doc(cls) -> str:
-        """Every config key of this engine and what it does."""
-        return CONFIG_DOC
-
-    def initialize(self, control: EngineControl, state: DomainState, conf: dict[str, Any]) -> None:
-        """Take the config (validated again here)."""
-        self.conf = MultiSiteConf.parse(conf)
-
-    def reconfigure(self, control: EngineControl, newconf: dict[str, Any]) -> None:
-        """Take the merged config; the next ``decide`` acts on it (sites that stay keep theirs)."""
-        self.conf = MultiSiteConf.parse(newconf)
-        self.log.info(
-            "reconfigured: minimum_vms=%d maximum_vms=%s sites=%s",
-            self.conf.minimum,
-            self.conf.maximum,
-            [c.site_name for c in self.conf.clouds],
-        )
-
-    def dying(self) -> None:
-        """Forget what the engine was tracking."""
-        self._tracker.forget()
-
     def site_capacity(self, site: str, state: DomainState, healthy: int) -> int | None:
         """The capacity learnt for ``site`` (None: not known to be full)."""
-        conf = self.conf
+        conf = self.current_conf()
         tracker = self.capacity.setdefault(site, SiteCapacity())
         failed = sum(
             1
@@ -204,19 +187,17 @@ class MultiSiteOverflowEngine(Engine):
 
     def decide(self, control: EngineControl, state: DomainState) -> None:
         """Drop what must go, then aim for the bounded size, best site first."""
-        conf = self.conf
-        if conf is None:
-            raise RuntimeError("MultiSiteOverflowEngine.decide called before initialize")
-        live = healthy_live(control, state, self._tracker, self.log)
+        conf = self.current_conf()
+        live = healthy_live(control, state, self.tracker, self.log)
         asked = [i for i in live if i.instance_id in conf.terminate]
-        self._tracker.destroy(control, asked, "named in terminate", self.log)
+        self.tracker.destroy(control, asked, "named in terminate", self.log)
         by_site: dict[str, list[Instance]] = {c.site_name: [] for c in conf.clouds}
         unlisted = []
         for inst in live:
             if inst in asked:
                 continue
             by_site.get(inst.site, unlisted).append(inst)
-        self._tracker.destroy(control, unlisted, "site not in clouds", self.log)
+        self.tracker.destroy(control, unlisted, "site not in clouds", self.log)
         caps = {
             c.site_name: self.site_capacity(c.site_name, state, len(by_site[c.site_name]))
             for c in conf.clouds
@@ -270,7 +251,7 @@ class MultiSiteOverflowEngine(Engine):
     ) -> int:
         """Destroy ``count`` instances of ``site`` (most expendable first); how many went."""
         victims = pick_victims(by_site[site], count)
-        self._tracker.destroy(control, victims, why, self.log)
+        self.tracker.destroy(control, victims, why, self.log)
         gone = {i.instance_id for i in victims}
         by_site[site] = [i for i in by_site[site] if i.instance_id not in gone]
         return len(victims)

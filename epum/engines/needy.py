@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from epum.engines import uniques
-from epum.engines.base import Engine, EngineControl
-from epum.engines.common import DestroyTracker
-from epum.engines.confcheck import get_int, get_str, get_str_list, named_site, require_mapping
+from epum.engines.base import EngineControl
+from epum.engines.confcheck import get_int, get_str, get_str_list, require_mapping
+from epum.engines.configured import ConfiguredEngine
 from epum.engines.keeper import LaunchSpec, keep_size, missing_launch_keys
 from epum.engines.uniques import UniqueValues
 from epum.errors import BadRequestError
@@ -77,58 +77,29 @@ class NeedyConf:
             )
         return parsed
 
+    def summary(self) -> str:
+        """The size kept and the instances retired first."""
+        return f"preserve_n={self.preserve_n} retirable={list(self.retirable)}"
 
-class NeedyEngine(Engine):
+
+class NeedyEngine(ConfiguredEngine[NeedyConf]):
     """Keeps ``preserve_n`` live instances, retiring the spare ones first."""
 
-    def __init__(self) -> None:
-        self.conf: NeedyConf | None = None
-        self._tracker = DestroyTracker()
-
-    @classmethod
-    def validate_config(cls, conf: Mapping[str, Any]) -> None:
-        """Raise ``BadRequestError`` naming the first bad key of ``conf``."""
-        NeedyConf.parse(conf)
-
-    @classmethod
-    def sites(cls, conf: dict[str, Any]) -> list[str]:
-        """``iaas_site``, when the config (or the service default) names one."""
-        return named_site(conf, "iaas_site")
-
-    @classmethod
-    def get_config_doc(cls) -> str:
-        """Every config key of this engine and what it does."""
-        return CONFIG_DOC
-
-    def initialize(self, control: EngineControl, state: DomainState, conf: dict[str, Any]) -> None:
-        """Take the config (validated again here)."""
-        self.conf = NeedyConf.parse(conf)
-
-    def reconfigure(self, control: EngineControl, newconf: dict[str, Any]) -> None:
-        """Take the merged config; the next ``decide`` acts on it."""
-        self.conf = NeedyConf.parse(newconf)
-        self.log.info(
-            "reconfigured: preserve_n=%d retirable=%s",
-            self.conf.preserve_n,
-            list(self.conf.retirable),
-        )
+    Conf = NeedyConf
+    CONFIG_DOC = CONFIG_DOC
+    #: ``iaas_site``, when the config (or the service default) names one.
+    SITE_KEY = "iaas_site"
 
     def decide(self, control: EngineControl, state: DomainState) -> None:
         """Launch or destroy so that ``preserve_n`` instances count."""
-        if self.conf is None:
-            raise RuntimeError("NeedyEngine.decide called before initialize")
-        conf = self.conf
+        conf = self.current_conf()
         self.de_state = keep_size(
             control,
             state,
-            self._tracker,
+            self.tracker,
             conf.preserve_n,
             conf.spec,
             retirable=conf.retirable,
             uniques=conf.uniques,
             logger=self.log,
         )
-
-    def dying(self) -> None:
-        """Forget what the engine was tracking."""
-        self._tracker.forget()

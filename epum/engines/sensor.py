@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from epum.engines import scaling, uniques
-from epum.engines.base import Engine, EngineControl
-from epum.engines.common import DestroyTracker, healthy_live
-from epum.engines.confcheck import get_int, get_str, get_str_list, named_site, require_mapping
+from epum.engines.base import EngineControl
+from epum.engines.common import healthy_live
+from epum.engines.confcheck import get_int, get_str, get_str_list, require_mapping
+from epum.engines.configured import ConfiguredEngine
 from epum.engines.keeper import LaunchSpec, keep_size, missing_launch_keys
 from epum.engines.scaling import Cooldown, ScalingConf
 from epum.engines.uniques import UniqueValues
@@ -92,59 +93,41 @@ class SensorConf:
             )
         return parsed
 
+    def summary(self) -> str:
+        """The bounds."""
+        return f"minimum_vms={self.minimum_vms} maximum_vms={self.maximum_vms}"
+
     def bound(self, n: int) -> int:
         """``n`` within the bounds, the minimum winning (the original's order)."""
         return max(min(self.maximum_vms, n), self.minimum_vms)
 
 
-class SensorEngine(Engine):
+class SensorEngine(ConfiguredEngine[SensorConf]):
     """Scales on a metric between bounds, with a cooldown; see ``get_config_doc``.
 
     The time of the last scaling step lives in memory: an engine built anew
     (another decider) starts without a cooldown.
     """
 
+    Conf = SensorConf
+    CONFIG_DOC = CONFIG_DOC
+    #: ``iaas_site``, when the config (or the service default) names one.
+    SITE_KEY = "iaas_site"
+
     def __init__(self) -> None:
-        self.conf: SensorConf | None = None
+        super().__init__()
         self.cooldown = Cooldown()
-        self._tracker = DestroyTracker()
 
-    @classmethod
-    def validate_config(cls, conf: Mapping[str, Any]) -> None:
-        """Raise ``BadRequestError`` naming the first bad key of ``conf``."""
-        SensorConf.parse(conf)
-
-    @classmethod
-    def sites(cls, conf: dict[str, Any]) -> list[str]:
-        """``iaas_site``, when the config (or the service default) names one."""
-        return named_site(conf, "iaas_site")
-
-    @classmethod
-    def get_config_doc(cls) -> str:
-        """Every config key of this engine and of its sensor sources."""
-        return CONFIG_DOC
-
-    def initialize(self, control: EngineControl, state: DomainState, conf: dict[str, Any]) -> None:
-        """Take the config (validated again here)."""
-        self.conf = SensorConf.parse(conf)
-        if self.conf.scaling.metric and not self.conf.scaling.statistic:
+    def configured(self) -> None:
+        """Warn of a metric that cannot scale for want of a statistic."""
+        conf = self.current_conf()
+        if conf.scaling.metric and not conf.scaling.statistic:
             self.log.warning("metric without sample_function: not scaling (as the original)")
-
-    def reconfigure(self, control: EngineControl, newconf: dict[str, Any]) -> None:
-        """Take the merged config; the next ``decide`` acts on it."""
-        self.conf = SensorConf.parse(newconf)
-        self.log.info(
-            "reconfigured: minimum_vms=%d maximum_vms=%d",
-            self.conf.minimum_vms,
-            self.conf.maximum_vms,
-        )
 
     def decide(self, control: EngineControl, state: DomainState) -> None:
         """Scale on the metric unless cooling down, then keep the size within the bounds."""
-        conf = self.conf
-        if conf is None:
-            raise RuntimeError("SensorEngine.decide called before initialize")
-        live = healthy_live(control, state, self._tracker, self.log)
+        conf = self.current_conf()
+        live = healthy_live(control, state, self.tracker, self.log)
         step = 0
         if not self.cooldown.cooling(state.now, conf.scaling.cooldown):
             step, value = conf.scaling.scale_by(state, live)
@@ -160,7 +143,7 @@ class SensorEngine(Engine):
         self.de_state = keep_size(
             control,
             state,
-            self._tracker,
+            self.tracker,
             conf.bound(len(live) + step),
             conf.spec,
             retirable=conf.retirable,
@@ -168,7 +151,3 @@ class SensorEngine(Engine):
             logger=self.log,
             none_when_out=True,
         )
-
-    def dying(self) -> None:
-        """Forget what the engine was tracking."""
-        self._tracker.forget()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from epum.engines.base import Engine, EngineControl
-from epum.engines.common import DestroyTracker
+from epum.engines.base import EngineControl
 from epum.engines.confcheck import get_int, get_str, named_site, require_mapping
+from epum.engines.configured import ConfiguredEngine
 from epum.engines.keeper import LaunchSpec, keep_size
 from epum.instances import DomainState
 
@@ -29,55 +30,46 @@ stored."""
 DEFAULT_SPEC = LaunchSpec(deployable_type="epu_work_consumer", site="ec2-east", allocation="small")
 
 
-class SimplestEngine(Engine):
-    """Keeps exactly ``preserve_n`` live instances; see ``get_config_doc``."""
+@dataclass(frozen=True)
+class SimplestConf:
+    """A simplest engine's config, checked."""
 
-    def __init__(self) -> None:
-        self.preserve_n = 0
-        self.spec = LaunchSpec()
-        self._tracker = DestroyTracker()
+    preserve_n: int
+    spec: LaunchSpec
 
     @classmethod
-    def validate_config(cls, conf: Mapping[str, Any]) -> None:
-        """Raise ``BadRequestError`` naming the first bad key of ``conf``."""
-        cls._parse(conf)
+    def parse(cls, conf: Mapping[str, Any]) -> SimplestConf:
+        """The config of ``conf``; ``BadRequestError`` naming the first bad key."""
+        conf = require_mapping(conf)
+        default = DEFAULT_SPEC
+        return cls(
+            preserve_n=get_int(conf, "preserve_n", required=True, minimum=0),
+            spec=LaunchSpec(
+                deployable_type=get_str(conf, "epuworker_type", default=default.deployable_type),
+                site=get_str(conf, "force_site", default=default.site),
+                allocation=get_str(conf, "epuworker_allocation", default=default.allocation),
+            ),
+        )
+
+    def summary(self) -> str:
+        """The size kept."""
+        return f"preserve_n={self.preserve_n}"
+
+
+class SimplestEngine(ConfiguredEngine[SimplestConf]):
+    """Keeps exactly ``preserve_n`` live instances; see ``get_config_doc``."""
+
+    Conf = SimplestConf
+    CONFIG_DOC = CONFIG_DOC
 
     @classmethod
     def sites(cls, conf: dict[str, Any]) -> list[str]:
         """``force_site``, or the default site."""
         return named_site(conf, "force_site") or [DEFAULT_SPEC.site]
 
-    @classmethod
-    def get_config_doc(cls) -> str:
-        """Every config key of this engine and what it does."""
-        return CONFIG_DOC
-
-    @staticmethod
-    def _parse(conf: Mapping[str, Any]) -> tuple[int, LaunchSpec]:
-        conf = require_mapping(conf)
-        preserve_n = get_int(conf, "preserve_n", required=True, minimum=0)
-        spec = LaunchSpec(
-            deployable_type=get_str(conf, "epuworker_type", default=DEFAULT_SPEC.deployable_type),
-            site=get_str(conf, "force_site", default=DEFAULT_SPEC.site),
-            allocation=get_str(conf, "epuworker_allocation", default=DEFAULT_SPEC.allocation),
-        )
-        return preserve_n, spec
-
-    def initialize(self, control: EngineControl, state: DomainState, conf: dict[str, Any]) -> None:
-        """Take the config (validated again here)."""
-        self.preserve_n, self.spec = self._parse(conf)
-
-    def reconfigure(self, control: EngineControl, newconf: dict[str, Any]) -> None:
-        """Take the merged config; the next ``decide`` acts on it."""
-        self.preserve_n, self.spec = self._parse(newconf)
-        self.log.info("reconfigured: preserve_n=%d", self.preserve_n)
-
     def decide(self, control: EngineControl, state: DomainState) -> None:
         """Launch or destroy so that ``preserve_n`` instances count."""
+        conf = self.current_conf()
         self.de_state = keep_size(
-            control, state, self._tracker, self.preserve_n, self.spec, logger=self.log
+            control, state, self.tracker, conf.preserve_n, conf.spec, logger=self.log
         )
-
-    def dying(self) -> None:
-        """Forget what the engine was tracking."""
-        self._tracker.forget()
