@@ -8,11 +8,13 @@ counting rule), and says how the domain stands afterwards.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from epum.engines.base import EngineControl
 from epum.engines.common import DestroyTracker, Log, healthy_live, judge, pick_victims
+from epum.engines.confcheck import get_str
 from epum.engines.uniques import UniqueValues
 from epum.instances import DomainState
 from epum.states import DecisionEngineState
@@ -27,6 +29,15 @@ class LaunchSpec:
     deployable_type: str | None = None
     site: str | None = None
     allocation: str | None = None
+
+    @classmethod
+    def from_iaas_keys(cls, conf: Mapping[str, Any]) -> LaunchSpec:
+        """The spec named by ``deployable_type``, ``iaas_site`` and ``iaas_allocation``."""
+        return cls(
+            deployable_type=get_str(conf, "deployable_type"),
+            site=get_str(conf, "iaas_site"),
+            allocation=get_str(conf, "iaas_allocation"),
+        )
 
 
 def keep_size(

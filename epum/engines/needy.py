@@ -12,7 +12,7 @@ from typing import Any
 
 from epum.engines import uniques
 from epum.engines.base import EngineControl
-from epum.engines.confcheck import get_int, get_str, get_str_list, require_mapping
+from epum.engines.confcheck import get_int, get_str_list, require_mapping
 from epum.engines.configured import ConfiguredEngine
 from epum.engines.keeper import LaunchSpec, keep_size, missing_launch_keys
 from epum.engines.uniques import UniqueValues
@@ -60,11 +60,7 @@ class NeedyConf:
         conf = require_mapping(conf)
         parsed = cls(
             preserve_n=get_int(conf, "preserve_n", default=0, minimum=0),
-            spec=LaunchSpec(
-                deployable_type=get_str(conf, "deployable_type"),
-                site=get_str(conf, "iaas_site"),
-                allocation=get_str(conf, "iaas_allocation"),
-            ),
+            spec=LaunchSpec.from_iaas_keys(conf),
             retirable=tuple(get_str_list(conf, "retirable_nodes")),
             uniques=UniqueValues.from_conf(conf),
         )

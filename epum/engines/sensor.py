@@ -14,7 +14,7 @@ from typing import Any
 from epum.engines import scaling, uniques
 from epum.engines.base import EngineControl
 from epum.engines.common import healthy_live
-from epum.engines.confcheck import get_int, get_str, get_str_list, require_mapping
+from epum.engines.confcheck import get_int, get_str_list, require_mapping
 from epum.engines.configured import ConfiguredEngine
 from epum.engines.keeper import LaunchSpec, keep_size, missing_launch_keys
 from epum.engines.scaling import Cooldown, ScalingConf
@@ -75,11 +75,7 @@ class SensorConf:
             minimum_vms=get_int(conf, "minimum_vms", default=0, minimum=0),
             maximum_vms=get_int(conf, "maximum_vms", default=0, minimum=0),
             scaling=ScalingConf.parse(conf),
-            spec=LaunchSpec(
-                deployable_type=get_str(conf, "deployable_type"),
-                site=get_str(conf, "iaas_site"),
-                allocation=get_str(conf, "iaas_allocation"),
-            ),
+            spec=LaunchSpec.from_iaas_keys(conf),
             retirable=tuple(get_str_list(conf, "retirable_nodes")),
             uniques=UniqueValues.from_conf(conf),
         )
