@@ -74,12 +74,12 @@ class Reactor:
         _check_name(definition_id, "definition_id")
         self.store.remove_domain_definition(definition_id)
 
-    def describe_domain_definition(self, definition_id: str) -> dict[str, Any] | None:
-        """``{name, definition, documentation}``, or None if there is no such definition."""
+    def describe_domain_definition(self, definition_id: str) -> dict[str, Any]:
+        """``{name, definition, documentation}``; ``NotFoundError`` if there is no such one."""
         _check_name(definition_id, "definition_id")
         definition = self.store.get_domain_definition(definition_id)
         if definition is None:
-            return None
+            raise NotFoundError(f"domain definition {definition_id!r} does not exist")
         described: dict[str, Any] = {"name": definition_id, "definition": definition}
         try:
             engine_cls = load_engine_class(
@@ -146,13 +146,14 @@ class Reactor:
             if self._visible(self.store.get_domain(caller, d))
         ]
 
-    def describe_domain(self, caller: str, domain_id: str) -> dict[str, Any] | None:
-        """``{name, config, sensor_data, instances}``, or None if ``caller`` has no such domain."""
+    def describe_domain(self, caller: str, domain_id: str) -> dict[str, Any]:
+        """``{name, config, sensor_data, instances}``; ``NotFoundError`` if ``caller`` has no
+        such domain (the same error whether it is missing or another caller's)."""
         _check_name(caller, "caller")
         _check_name(domain_id, "domain_id")
         domain = self.store.get_domain(caller, domain_id)
         if not self._visible(domain):
-            return None
+            raise NotFoundError(f"domain {domain_id!r} does not exist")
         return {
             "name": domain_id,
             "config": domain.get_all_config(),
