@@ -30,7 +30,7 @@ from epum.domain_config import (
 from epum.engines.loader import load_engine_class
 from epum.errors import BadRequestError, EpumError, NotFoundError
 from epum.health import HealthConfig, heartbeat_write_due
-from epum.instances import PROVISIONER_FIELDS, Instance
+from epum.instances import PROVISIONER_FIELDS, Instance, extra_fields_of
 from epum.logcontext import log_context
 from epum.settings import EPUMSettings
 from epum.sites import check_sites
@@ -225,7 +225,8 @@ class Reactor:
         def apply(record: Instance) -> Instance | None:
             if _is_stale(record, state, content.get("update_counter")):
                 return None
-            updated = record.replace(**changes)
+            extra = extra_fields_of(content, record.extra_fields)
+            updated = record.replace(**changes, extra_fields=extra)
             if state != record.state:
                 updated = updated.replace(state_time=now)
             if state >= InstanceState.TERMINATING:
@@ -244,7 +245,8 @@ class Reactor:
     def new_heartbeat(
         self, caller: str, content: Mapping[str, Any], timestamp: float | None = None
     ) -> None:
-        """Record an agent's heartbeat: health, errors, and (at a bounded rate) the time."""
+        """Record an agent's heartbeat: health, errors, the agent's address (``caller``, the
+        sender; the ``node_id`` when there is none) and (at a bounded rate) the time."""
         instance_id, health = _check_report(content, InstanceHealthState.REPORTABLE, "health")
         failed = content.get("failed_processes")
         if failed is not None and not isinstance(failed, list):
@@ -264,7 +266,8 @@ class Reactor:
             error_time = content.get("error_time")
 
         def apply(record: Instance) -> Instance | None:
-            changes: dict[str, Any] = {"agent_address": caller or record.agent_address}
+            # no sender: the agent listens under its node id, as the original's did
+            changes: dict[str, Any] = {"agent_address": caller or instance_id}
             if record.state < InstanceState.TERMINATING:
                 # A terminating instance's health stays UNKNOWN; only its time matters (zombies).
                 when = error_time
