@@ -237,6 +237,11 @@ class Settings(Checked):
 INITIAL_CONF_KEYS: dict[str, str] = {
     "service_name": "epumanagement.service_name",
     "default_user": "epumanagement.default_user",
+    # the original passed its whole epumanagement section as initial_conf
+    "provisioner_service_name": "epumanagement.provisioner_service_name",
+    "dtrs_service_name": "epumanagement.dtrs_service_name",
+    "initial_definitions": "epumanagement.initial_definitions",
+    "initial_domains": "epumanagement.initial_domains",
     "persistence_type": "epumanagement.persistence_type",
     "persistence_url": "server.zookeeper.hosts",
     "persistence_path": "server.zookeeper.path",

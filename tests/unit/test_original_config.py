@@ -7,7 +7,7 @@ import pytest
 from epum.config import config_from_dict
 from epum.errors import ConfigError
 from epum.service import prepare_logging
-from epum.settings import to_initial_conf
+from epum.settings import settings_from_initial_conf, to_initial_conf
 from epum.settings.original import fold_original_keys
 
 
@@ -116,3 +116,21 @@ def test_prepare_logging_creates_log_directories_and_keeps_epum_loggers(tmp_path
     assert "epum" not in section["loggers"]  # a copy
     explicit = prepare_logging({**section, "loggers": {"epu": {}, "epum": {"level": "ERROR"}}})
     assert explicit["loggers"]["epum"] == {"level": "ERROR"}
+
+
+def test_the_originals_epumanagement_section_is_a_valid_initial_conf():
+    # the original handed CFG.epumanagement to the facade as its initial_conf
+    section = {
+        "service_name": "epu_management_service",
+        "provisioner_service_name": "provisioner",
+        "initial_definitions": {},
+        "initial_domains": {},
+        "needy_default_iaas_site": "site-1",
+        "needy_default_iaas_allocation": "t1.micro",
+        "provisioner_vars": {},
+        "proc_name": "epum_0",
+    }
+    tree = settings_from_initial_conf(section)
+    assert tree.epum.needy_default_iaas_site == "site-1"
+    (warning,) = tree.warnings
+    assert "initial_conf.proc_name" in warning and "ignored" in warning
