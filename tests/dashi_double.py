@@ -43,8 +43,16 @@ def _qualify(sysname: str | None, name: str) -> str:
 class DashiService:
     """A dashi service named ``name`` running ``ops`` (op name -> handler(**args)) in a thread."""
 
-    def __init__(self, url: str, sysname: str | None, name: str, ops: dict[str, Callable]):
+    def __init__(
+        self,
+        url: str,
+        sysname: str | None,
+        name: str,
+        ops: dict[str, Callable],
+        also_standard: bool = False,
+    ):
         self.ops = ops
+        self.also_standard = also_standard  # not dashi: also answer the standard reply_to
         self.requests: list[dict[str, Any]] = []  # {op, args, headers, properties}
         self._conn = Connection(url)
         self._exchange = _exchange(sysname)
@@ -95,12 +103,19 @@ class DashiService:
             error = {"exc_type": type(exc).__name__, "value": str(exc),
                      "traceback": traceback.format_exc()}  # fmt: skip
         reply_to = headers.get("reply-to")
-        if reply_to:  # dashi answers to the header only, on the exchange
-            with Producer(message.channel) as producer:
+        body = {"result": result, "error": error}
+        with Producer(message.channel) as producer:
+            if reply_to:  # dashi answers to the header only, on the exchange
                 producer.publish(
-                    {"result": result, "error": error},
-                    exchange=self._exchange,
-                    routing_key=reply_to,
+                    body, exchange=self._exchange, routing_key=reply_to, serializer="json"
+                )
+            standard = message.properties.get("reply_to")
+            if self.also_standard and standard:
+                producer.publish(
+                    body,
+                    exchange="",
+                    routing_key=standard,
+                    correlation_id=message.properties.get("correlation_id"),
                     serializer="json",
                 )
         message.ack()

@@ -61,3 +61,15 @@ def test_without_the_header_a_dashi_service_never_answers(amqp_url, names, dtrs)
     finally:
         rpc.close()
     assert "reply-to" not in dtrs.requests[0]["headers"]
+
+
+def test_a_service_answering_both_ways_is_heard_once_per_call(amqp_url, names):
+    both = DashiService(amqp_url, names.sysname, "both", _ops(), also_standard=True).start()
+    rpc = _client(amqp_url, names, dashi_replies=True)
+    try:
+        # every call's second answer arrives late and must not be taken by the next call
+        results = [rpc.call("both", "describe_site", site_name=f"s{i}") for i in range(5)]
+    finally:
+        rpc.close()
+        both.stop()
+    assert results == [{"name": f"s{i}"} for i in range(5)]
