@@ -25,6 +25,11 @@ The file has the shape of PROTOCOL.md section 6, plus these keys of ours:
   connection; default ``<hostname>-<pid>``.
 - ``log_level`` (top level): overrides the root level of ``logging``.
 
+The original services' keys (``dashi.sysname``, ``dashi.serializer``,
+``server.zookeeper.enabled`` and the choice of store it implies) are folded
+into this shape first, by ``epum.settings.original.fold_original_keys``,
+so the environment overrides still win over them.
+
 Environment overrides (applied after the files, before validation):
 
 =========================  ======================================
@@ -53,6 +58,7 @@ import yaml
 from epum.errors import ConfigError
 from epum.mappings import deep_merge
 from epum.settings import Settings, settings_from_dict
+from epum.settings.original import fold_original_keys
 
 __all__ = [
     "ENV_OVERRIDES",
@@ -105,7 +111,8 @@ def load_config(paths: Sequence[str | Path] = (), env: Mapping[str, str] | None 
 
 def config_from_dict(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
     """The settings tree of an already merged mapping, after applying ``env`` overrides."""
-    return settings_from_dict(apply_env(data, os.environ if env is None else env))
+    folded = fold_original_keys(data)
+    return settings_from_dict(apply_env(folded, os.environ if env is None else env))
 
 
 def apply_env(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

@@ -135,9 +135,14 @@ class HealthMonitor:
       A heartbeat (the reactor) may bring its health back.
     - **zombie**: an instance at TERMINATING or later whose ``last_heard``
       is more than ``zombie_seconds`` after its ``state_time`` (it kept
-      heartbeating well after it was told to stop, or stopped) -> ZOMBIE.
-      ZOMBIE stays until the record is reaped; the monitor does not ask for
-      a new termination (the decider may, see ``epum.doctor``).
+      heartbeating well after it was told to stop, or stopped) and that was
+      heard within the last ``zombie_seconds`` -> ZOMBIE.  A ZOMBIE silent
+      for more than ``zombie_seconds`` goes back to UNKNOWN (as in the
+      original; a new late heartbeat makes it a ZOMBIE again).  The stored
+      ``last_heard`` lags by at most the heartbeat write fraction of
+      ``missing_timeout``, so ``zombie_seconds`` should exceed that lag.
+      The monitor does not ask for a new termination (the decider may, see
+      ``epum.doctor``).
     - Instances before RUNNING are not judged.
 
     Whether the domain is monitored at all (``monitor_health``) is the
@@ -181,7 +186,7 @@ class HealthMonitor:
         verdict is never applied to a record that moved on.
         """
         if instance.state >= InstanceState.TERMINATING:
-            return self._check_zombie(instance)
+            return self._check_zombie(instance, now)
         if instance.state < InstanceState.RUNNING:
             return None
         if instance.health == InstanceHealthState.MISSING:
@@ -260,16 +265,28 @@ class HealthMonitor:
             )
         return None
 
-    def _check_zombie(self, instance: Instance) -> Verdict | None:
-        if instance.health == InstanceHealthState.ZOMBIE or instance.last_heard is None:
+    def _check_zombie(self, instance: Instance, now: float) -> Verdict | None:
+        if instance.last_heard is None:
+            return None
+        zombie_seconds = self.config.zombie_seconds
+        silent = now - instance.last_heard
+        if silent > zombie_seconds:
+            if instance.health != InstanceHealthState.ZOMBIE:
+                return None
+            return Verdict(
+                instance.instance_id,
+                InstanceHealthState.UNKNOWN,
+                f"a zombie silent for {silent:.1f}s (zombie_seconds {zombie_seconds:g}s)",
+            )
+        if instance.health == InstanceHealthState.ZOMBIE:
             return None
         late = instance.last_heard - instance.state_time
-        if late > self.config.zombie_seconds:
+        if late > zombie_seconds:
             return Verdict(
                 instance.instance_id,
                 InstanceHealthState.ZOMBIE,
                 f"heard from {late:.1f}s after it became {instance.state}"
-                f" (zombie_seconds {self.config.zombie_seconds:g}s)",
+                f" (zombie_seconds {zombie_seconds:g}s)",
             )
         return None
 

@@ -8,12 +8,16 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from epum.errors import BadRequestError
 from epum.states import InstanceHealthState, InstanceState
+
+log = logging.getLogger(__name__)
 
 #: Fields every record has.
 REQUIRED_FIELDS = (
@@ -35,6 +39,9 @@ class Instance:
     own field, written at a bounded rate, see ``epum.reactor``), and
     ``agent_address`` the name its agent sends heartbeats from (where the
     doctor sends ``dump_state``).
+    ``extra_fields`` holds what else the provisioner sent (``iaas_image``,
+    ``ctx_name``, ...), within the bounds of ``extra_fields_of``; ``to_dict``
+    shows them as fields of the record, as the original kept them.
     ``version`` is the store version the record was read at; it is not part
     of the record's content.
     """
@@ -58,22 +65,28 @@ class Instance:
     sensor_data: dict | None = None
     last_heard: float | None = None
     agent_address: str | None = None
+    extra_fields: dict[str, Any] = field(default_factory=dict)
     version: int | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as a JSON-ready dict (without the store version)."""
+        """The record as a JSON-ready dict (without the store version), extra fields
+        flattened in beside the declared ones."""
         out = dataclasses.asdict(self)
         out.pop("version")
+        for key, value in out.pop("extra_fields").items():
+            out.setdefault(key, value)
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], version: int | None = None) -> Instance:
-        """Build a record from a stored dict; unknown keys are ignored."""
+        """Build a record from a stored dict; keys that are not declared fields are its
+        extra fields."""
         missing = [k for k in REQUIRED_FIELDS if k not in data]
         if missing:
             raise BadRequestError(f"instance record lacks {', '.join(missing)}")
-        known = {k: v for k, v in data.items() if k in RECORD_FIELDS}
-        return cls(version=version, **known)
+        known = {k: v for k, v in data.items() if k in RECORD_FIELDS and k != EXTRA}
+        extra = {k: v for k, v in data.items() if k not in RECORD_FIELDS}
+        return cls(version=version, extra_fields=extra, **known)
 
     def replace(self, **changes: Any) -> Instance:
         """A copy with ``changes`` applied (the store version is kept)."""
@@ -85,6 +98,16 @@ RECORD_FIELDS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(Ins
     "version"
 }
 
+#: The field holding the provisioner's undeclared fields (a name it cannot use).
+EXTRA = "extra_fields"
+
+#: Bounds of the undeclared fields one record keeps (no record size bound exists
+#: elsewhere yet): a name of at most 64 characters, a JSON scalar or a mapping
+#: of at most 1 KiB encoded, and 8 KiB encoded for all of them together.
+EXTRA_NAME_MAX = 64
+EXTRA_VALUE_MAX_BYTES = 1024
+EXTRA_TOTAL_MAX_BYTES = 8192
+
 #: Fields the provisioner may set through ``instance_info``.
 PROVISIONER_FIELDS: frozenset[str] = RECORD_FIELDS - {
     "instance_id",
@@ -93,7 +116,53 @@ PROVISIONER_FIELDS: frozenset[str] = RECORD_FIELDS - {
     "last_heard",
     "agent_address",
     "state_time",
+    EXTRA,
 }
+
+
+_ABSENT = object()
+
+
+def extra_fields_of(
+    content: Mapping[str, Any], kept: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The undeclared fields of a provisioner's report to keep, merged over ``kept``.
+
+    Kept: JSON scalars (str, int, float, bool, None) and mappings, under a
+    string name of at most ``EXTRA_NAME_MAX`` characters, each at most
+    ``EXTRA_VALUE_MAX_BYTES`` encoded, all of them (with those already
+    ``kept``) at most ``EXTRA_TOTAL_MAX_BYTES``; anything else is dropped and
+    logged by name, never stored.
+    """
+    out = dict(kept or {})
+    for key, value in content.items():
+        if key in RECORD_FIELDS or key == "node_id":
+            continue
+        if not isinstance(key, str) or not key or len(key) > EXTRA_NAME_MAX:
+            log.warning("instance field %.64r dropped: a name of 1..%d chars", key, EXTRA_NAME_MAX)
+            continue
+        if not isinstance(value, str | int | float | bool | dict) and value is not None:
+            log.warning("instance field %s dropped: not a scalar or a mapping", key)
+            continue
+        try:
+            size = len(json.dumps(value, allow_nan=False).encode())
+        except (TypeError, ValueError):
+            log.warning("instance field %s dropped: not JSON", key)
+            continue
+        if size > EXTRA_VALUE_MAX_BYTES:
+            log.warning(
+                "instance field %s dropped: %d bytes > %d", key, size, EXTRA_VALUE_MAX_BYTES
+            )
+            continue
+        previous = out.get(key, _ABSENT)
+        out[key] = value
+        if len(json.dumps(out).encode()) > EXTRA_TOTAL_MAX_BYTES:
+            log.warning("instance field %s dropped: the record's extra fields are full", key)
+            if previous is _ABSENT:
+                del out[key]
+            else:
+                out[key] = previous
+    return out
 
 
 #: Health states that do not call for a replacement.

@@ -155,8 +155,8 @@ class EPUManagement:
         """Delete a domain definition."""
         self._ready().remove_domain_definition(definition_id)
 
-    def msg_describe_domain_definition(self, definition_id: str) -> dict | None:
-        """``{name, definition, documentation}``, or None."""
+    def msg_describe_domain_definition(self, definition_id: str) -> dict:
+        """``{name, definition, documentation}``; ``NotFoundError`` for an unknown id."""
         return self._ready().describe_domain_definition(definition_id)
 
     def msg_list_domain_definitions(self) -> list[str]:
@@ -189,8 +189,9 @@ class EPUManagement:
         with log_context(caller=caller):
             return self._ready().list_domains(caller)
 
-    def msg_describe_domain(self, caller: str, domain_id: str) -> dict | None:
-        """``{name, config, sensor_data, instances}``, or None."""
+    def msg_describe_domain(self, caller: str, domain_id: str) -> dict:
+        """``{name, config, sensor_data, instances}``; ``NotFoundError`` for an unknown id
+        or another caller's domain."""
         with log_context(caller=caller, domain=domain_id):
             return self._ready().describe_domain(caller, domain_id)
 

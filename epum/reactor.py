@@ -30,7 +30,7 @@ from epum.domain_config import (
 from epum.engines.loader import load_engine_class
 from epum.errors import BadRequestError, EpumError, NotFoundError
 from epum.health import HealthConfig, heartbeat_write_due
-from epum.instances import PROVISIONER_FIELDS, Instance
+from epum.instances import PROVISIONER_FIELDS, Instance, extra_fields_of
 from epum.logcontext import log_context
 from epum.settings import EPUMSettings
 from epum.sites import check_sites
@@ -74,12 +74,12 @@ class Reactor:
         _check_name(definition_id, "definition_id")
         self.store.remove_domain_definition(definition_id)
 
-    def describe_domain_definition(self, definition_id: str) -> dict[str, Any] | None:
-        """``{name, definition, documentation}``, or None if there is no such definition."""
+    def describe_domain_definition(self, definition_id: str) -> dict[str, Any]:
+        """``{name, definition, documentation}``; ``NotFoundError`` if there is no such one."""
         _check_name(definition_id, "definition_id")
         definition = self.store.get_domain_definition(definition_id)
         if definition is None:
-            return None
+            raise NotFoundError(f"domain definition {definition_id!r} does not exist")
         described: dict[str, Any] = {"name": definition_id, "definition": definition}
         try:
             engine_cls = load_engine_class(
@@ -146,13 +146,14 @@ class Reactor:
             if self._visible(self.store.get_domain(caller, d))
         ]
 
-    def describe_domain(self, caller: str, domain_id: str) -> dict[str, Any] | None:
-        """``{name, config, sensor_data, instances}``, or None if ``caller`` has no such domain."""
+    def describe_domain(self, caller: str, domain_id: str) -> dict[str, Any]:
+        """``{name, config, sensor_data, instances}``; ``NotFoundError`` if ``caller`` has no
+        such domain (the same error whether it is missing or another caller's)."""
         _check_name(caller, "caller")
         _check_name(domain_id, "domain_id")
         domain = self.store.get_domain(caller, domain_id)
         if not self._visible(domain):
-            return None
+            raise NotFoundError(f"domain {domain_id!r} does not exist")
         return {
             "name": domain_id,
             "config": domain.get_all_config(),
@@ -224,7 +225,8 @@ class Reactor:
         def apply(record: Instance) -> Instance | None:
             if _is_stale(record, state, content.get("update_counter")):
                 return None
-            updated = record.replace(**changes)
+            extra = extra_fields_of(content, record.extra_fields)
+            updated = record.replace(**changes, extra_fields=extra)
             if state != record.state:
                 updated = updated.replace(state_time=now)
             if state >= InstanceState.TERMINATING:
@@ -243,7 +245,8 @@ class Reactor:
     def new_heartbeat(
         self, caller: str, content: Mapping[str, Any], timestamp: float | None = None
     ) -> None:
-        """Record an agent's heartbeat: health, errors, and (at a bounded rate) the time."""
+        """Record an agent's heartbeat: health, errors, the agent's address (``caller``, the
+        sender; the ``node_id`` when there is none) and (at a bounded rate) the time."""
         instance_id, health = _check_report(content, InstanceHealthState.REPORTABLE, "health")
         failed = content.get("failed_processes")
         if failed is not None and not isinstance(failed, list):
@@ -263,7 +266,8 @@ class Reactor:
             error_time = content.get("error_time")
 
         def apply(record: Instance) -> Instance | None:
-            changes: dict[str, Any] = {"agent_address": caller or record.agent_address}
+            # no sender: the agent listens under its node id, as the original's did
+            changes: dict[str, Any] = {"agent_address": caller or instance_id}
             if record.state < InstanceState.TERMINATING:
                 # A terminating instance's health stays UNKNOWN; only its time matters (zombies).
                 when = error_time

@@ -9,8 +9,10 @@ of it with SIGTERM/SIGINT wired to ``stop()``.
 
 from __future__ import annotations
 
+import copy
 import logging
 import logging.config
+import os
 import signal
 import threading
 from typing import Any
@@ -61,10 +63,34 @@ DEFAULT_LOGGING: dict[str, Any] = {
 }
 
 
+def prepare_logging(section: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a ``logging`` section ready for ``dictConfig``, as the original services
+    made theirs ready: every file handler's directory is created (``logs/logfile.txt``
+    of the original's service.yml works from any working directory).
+
+    Two more things make the original's section mean what it meant there:
+    ``disable_existing_loggers`` defaults to false (epum's module loggers exist
+    before the config is applied, and the original's section names only the
+    ``epu`` and ``dashi`` loggers), and the ``epu`` logger's settings also apply
+    to ``epum`` when the section does not configure ``epum`` itself.
+    """
+    out = copy.deepcopy(section)
+    out.setdefault("disable_existing_loggers", False)
+    loggers = out.get("loggers")
+    if isinstance(loggers, dict) and "epu" in loggers and "epum" not in loggers:
+        loggers["epum"] = copy.deepcopy(loggers["epu"])
+    handlers = out.get("handlers")
+    for handler in handlers.values() if isinstance(handlers, dict) else ():
+        filename = handler.get("filename") if isinstance(handler, dict) else None
+        if isinstance(filename, str) and os.path.dirname(filename):
+            os.makedirs(os.path.dirname(filename), exist_ok=True)
+    return out
+
+
 def configure_logging(config: Settings) -> None:
-    """Apply the settings' ``logging`` section (or the default), then ``log_level``; then
-    log the config's warnings (its unknown keys), once."""
-    logging.config.dictConfig(config.logging or DEFAULT_LOGGING)
+    """Apply the settings' ``logging`` section (``prepare_logging``; or the default), then
+    ``log_level``; then log the config's warnings (unknown and ignored keys), once."""
+    logging.config.dictConfig(prepare_logging(config.logging or DEFAULT_LOGGING))
     if config.log_level:
         logging.getLogger().setLevel(config.log_level)
     for warning in config.warnings:
@@ -104,6 +130,7 @@ class Worker:
             names,
             sender=service,
             timeout=cfg.amqp.rpc_timeout,
+            dashi_replies=True,  # the original's services answer only to the header
         )
         # get_epum_store still takes the flat initial_conf keys; it is the one
         # place the tree is flattened, until the store takes ZooKeeperSettings.

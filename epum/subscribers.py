@@ -12,18 +12,30 @@ from epum.store.base import DomainStore
 log = logging.getLogger(__name__)
 
 
-def notice_for(before: str, after: str) -> str | None:
-    """The state subscribers are told of for a transition, or None.
-
-    Reaching RUNNING is told as RUNNING; first passing RUNNING (whether the
-    instance ran or never came up) is told as FAILED.  Every other
-    transition is silent, so each instance is told of at most twice.
-    """
-    if before < InstanceState.RUNNING == after:
+def told_state(state: str) -> str | None:
+    """What subscribers hear of an instance in ``state``: RUNNING, FAILED past it, or nothing."""
+    if state < InstanceState.RUNNING:
+        return None
+    if state == InstanceState.RUNNING:
         return InstanceState.RUNNING
-    if before <= InstanceState.RUNNING < after:
-        return InstanceState.FAILED
-    return None
+    return InstanceState.FAILED
+
+
+def notice_for(before: Instance, after: Instance) -> str | None:
+    """The state subscribers are told of for an accepted ``before`` -> ``after`` update, or None.
+
+    An update at or past RUNNING is told when it changes what subscribers
+    know: the told state (RUNNING, or FAILED for anything past it) or the
+    address (``public_ip``; a new IP while RUNNING is a new notification, as
+    in the original).  The same told state and address are never told twice
+    in a row (TERMINATING then TERMINATED is one FAILED).
+    """
+    state = told_state(after.state)
+    if state is None:
+        return None
+    if (told_state(before.state), before.public_ip) == (state, after.public_ip):
+        return None
+    return state
 
 
 class Subscribers:
@@ -34,7 +46,7 @@ class Subscribers:
 
     def instance_changed(self, domain: DomainStore, before: Instance, after: Instance) -> None:
         """Tell ``domain``'s subscribers of the ``before`` -> ``after`` transition, if notable."""
-        state = notice_for(before.state, after.state)
+        state = notice_for(before, after)
         if state is None:
             return
         message = {

@@ -7,9 +7,14 @@ queue to declare) with a consumer kept on each pooled producer's channel,
 publishes with ``mandatory`` so that a service without a queue fails fast
 (``NoSuchServiceError``) instead of timing out, and sets the request's TTL
 to the call's timeout so a request nobody answered in time is never run
-late.  Sending is retried across a broken connection (kombu ``ensure``); a
-connection lost while waiting for the reply is reported, never retried,
-because the request may have run.
+late.  With ``dashi_replies`` a call also carries dashi's ``reply-to``
+header (a routing key on the system's exchange, bound to a reply queue of
+this client for the duration of the call), because services built on the
+original messaging library (dashi) answer only to that header; whichever
+reply arrives first is taken, a second one is dropped.  Sending is retried
+across a broken connection (kombu ``ensure``); a connection lost while
+waiting for the reply is reported, never retried, because the request may
+have run.
 """
 
 from __future__ import annotations
@@ -60,8 +65,10 @@ class RpcClient:
         timeout: float = 30.0,
         pool_limit: int = 8,
         connect_retries: int = 3,
+        dashi_replies: bool = False,
     ):
         self.names = names
+        self.dashi_replies = dashi_replies
         self.sender = sender
         self.timeout = timeout
         self._connection = connection
@@ -170,9 +177,15 @@ class RpcClient:
         """Make ``state`` the call in flight on the producer's channel, then publish."""
         listener = self._listener_for(producer.channel)
         listener.pending = state
+        options = self._publish_options(service)
+        if listener.dashi_queue is not None:
+            # dashi answers to the header, on the exchange, with no correlation id
+            listener.dashi_queue.bind_to(self._exchange, routing_key=state.correlation_id)
+            listener.dashi_key = state.correlation_id
+            options["headers"]["reply-to"] = state.correlation_id
         producer.publish(
             body,
-            **self._publish_options(service),
+            **options,
             reply_to=DIRECT_REPLY_TO,
             correlation_id=state.correlation_id,
             mandatory=True,
@@ -186,7 +199,16 @@ class RpcClient:
         with self._lock:
             listener = self._listeners.get(channel)
         if listener is None:
-            listener = _ReplyListener(channel, self._reply_queue)
+            dashi_queue = None
+            if self.dashi_replies:
+                dashi_queue = Queue(
+                    f"{self.names.qualify(self.sender)}.replies.{uuid.uuid4().hex}",
+                    exclusive=True,
+                    auto_delete=True,
+                    durable=False,
+                    no_ack=True,
+                )
+            listener = _ReplyListener(channel, self._reply_queue, dashi_queue)
             with self._lock:
                 self._listeners[channel] = listener
         return listener
@@ -208,10 +230,15 @@ class RpcClient:
             except TimeoutError:
                 continue
 
-    @staticmethod
-    def _finish(listener: _ReplyListener) -> None:
+    def _finish(self, listener: _ReplyListener) -> None:
         """This call is no longer in flight: a late reply to it is dropped."""
         listener.pending = None
+        key, listener.dashi_key = listener.dashi_key, None
+        if key is not None and listener.dashi_queue is not None:
+            try:
+                listener.dashi_queue.unbind_from(self._exchange, routing_key=key)
+            except self._errors:  # the exclusive queue went with the connection
+                log.debug("could not unbind reply key %s", key, exc_info=True)
 
     def _unavailable(self, service: str, op: str, exc: BaseException) -> BrokerUnavailableError:
         url = mask_url(self._connection.as_uri(include_password=True))
@@ -227,7 +254,13 @@ class _PendingCall:
         self.returned = False
 
     def on_reply(self, message: Any) -> None:
-        if message.properties.get("correlation_id") == self.correlation_id:
+        """Take ``message`` if it answers this call: by correlation id (standard), or
+        by the routing key named in the ``reply-to`` header (dashi); first one wins."""
+        if self.reply is not None:
+            return
+        standard = message.properties.get("correlation_id")
+        dashi = (message.delivery_info or {}).get("routing_key")
+        if self.correlation_id in (standard, dashi):
             self.reply = message
 
     def on_return(self, exc: Any, exchange: Any, routing_key: Any, message: Any) -> None:
@@ -241,14 +274,22 @@ class _ReplyListener:
 
     The channel belongs to one pooled producer, used by one call at a time,
     so at most one call is ``pending``; replies and returns for anything
-    else (a call that timed out) are dropped.
+    else (a call that timed out) are dropped.  With ``dashi_queue`` (an
+    exclusive queue, declared here) it consumes that too: the call in flight
+    binds it under its correlation id (``dashi_key``) for dashi's reply.
     """
 
-    def __init__(self, channel: Any, queue: Queue):
+    def __init__(self, channel: Any, queue: Queue, dashi_queue: Queue | None = None):
         self.pending: _PendingCall | None = None
+        self.dashi_key: str | None = None
+        self.dashi_queue = dashi_queue(channel) if dashi_queue is not None else None
+        queues = [queue]
+        if self.dashi_queue is not None:
+            self.dashi_queue.declare()
+            queues.append(self.dashi_queue)
         self.consumer = Consumer(
             channel,
-            queues=[queue],
+            queues=queues,
             on_message=self._on_reply,
             no_ack=True,
             accept=["json"],

@@ -131,6 +131,8 @@ def _report_unknown(
             continue
         dotted = f"{where}.{key}" if where else str(key)
         if dotted in IGNORED_ORIGINAL_KEYS:
+            why = IGNORED_ORIGINAL_KEYS[dotted]
+            warnings.append(f"{dotted} (a key of the original EPU services) ignored: {why}")
             continue
         near = difflib.get_close_matches(str(key), known, n=1)
         hint = f"; did you mean {near[0]}?" if near else ""

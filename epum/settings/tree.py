@@ -26,9 +26,20 @@ from epum.settings.checks import (
 
 #: Keys of the original EPU services' configs that epum accepts and does not
 #: use, as dotted paths (``epumanagement.<key>`` for a file, ``initial_conf.<key>``
-#: for the facade's argument).  A key listed here is skipped without a warning;
-#: every other unknown key is reported.  This is the one place such keys go.
-IGNORED_ORIGINAL_KEYS: frozenset[str] = frozenset()
+#: for the facade's argument) -> why, or what to do instead.  A key listed here
+#: is reported once as ignored (in ``Settings.warnings``), not as unknown.  This
+#: is the one place such keys go.
+_IGNORED_EPUM_KEYS: dict[str, str] = {
+    "proc_name": "each worker names itself (worker_name); the store needs no process name",
+    "mock_provisioner": "epum always calls the provisioner service; run epum.sim's "
+    "simulated provisioner for a mock",
+    "provisioner_topic": "the provisioner's queue is provisioner_service_name",
+}
+IGNORED_ORIGINAL_KEYS: dict[str, str] = {
+    **{f"epumanagement.{k}": why for k, why in _IGNORED_EPUM_KEYS.items()},
+    **{f"initial_conf.{k}": why for k, why in _IGNORED_EPUM_KEYS.items()},
+    "system": "dashi's system name: set the namespace with dashi.sysname",
+}
 
 
 # the sections ----------------------------------------------------------------
@@ -226,6 +237,11 @@ class Settings(Checked):
 INITIAL_CONF_KEYS: dict[str, str] = {
     "service_name": "epumanagement.service_name",
     "default_user": "epumanagement.default_user",
+    # the original passed its whole epumanagement section as initial_conf
+    "provisioner_service_name": "epumanagement.provisioner_service_name",
+    "dtrs_service_name": "epumanagement.dtrs_service_name",
+    "initial_definitions": "epumanagement.initial_definitions",
+    "initial_domains": "epumanagement.initial_domains",
     "persistence_type": "epumanagement.persistence_type",
     "persistence_url": "server.zookeeper.hosts",
     "persistence_path": "server.zookeeper.path",

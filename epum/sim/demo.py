@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from epum.errors import NotFoundError
 from epum.sim.timeline import Timeline
 from epum.sim.world import Simulation
 from epum.states import InstanceHealthState, InstanceState
@@ -75,8 +76,10 @@ class Demo:
     # what the demo looks at ---------------------------------------------------
     def records(self) -> list[dict]:
         """The domain's instance records (empty once it is removed)."""
-        described = self.sim.epum.msg_describe_domain(OWNER, DOMAIN)
-        return described["instances"] if described else []
+        try:
+            return self.sim.epum.msg_describe_domain(OWNER, DOMAIN)["instances"]
+        except NotFoundError:
+            return []
 
     def healthy_running(self) -> list[dict]:
         """Records RUNNING with health OK."""

@@ -166,6 +166,8 @@ def test_definition_ops_round_trip(epum_client):
     assert c.list_domain_definitions() == []
     with pytest.raises(NotFoundError):
         c.remove_domain_definition("def1")
+    with pytest.raises(NotFoundError):  # as the original: clients create on this error
+        c.describe_domain_definition("def1")
 
 
 def test_domain_ops_round_trip_per_caller(epum_client, facade):
@@ -180,6 +182,10 @@ def test_domain_ops_round_trip_per_caller(epum_client, facade):
     assert described["name"] == "dom1"
     assert described["config"]["engine_conf"]["preserve_n"] == 0
     assert described["instances"] == []
+    with pytest.raises(NotFoundError):  # another caller's domain: the same error as none
+        c.describe_domain("dom1", caller="bob")
+    with pytest.raises(NotFoundError):
+        c.describe_domain("nope", caller="alice")
     c.reconfigure_domain("dom1", {"engine_conf": {"preserve_n": 0, "extra": 1}}, caller="alice")
     assert c.describe_domain("dom1", caller="alice")["config"]["engine_conf"]["extra"] == 1
     c.subscribe_domain("dom1", "subscriber", "node_changed", caller="alice")

@@ -180,7 +180,7 @@ def test_boot_timeout_counts_from_the_doctors_first_pass_when_it_started_late(st
 def test_zombie_is_marked_and_not_asked(store, agents, doctor):
     terminated = record(state=S.TERMINATED, health=H.UNKNOWN, last_heard=T0 + 120.0 + EPS)
     domain = add_domain(store, terminated)
-    doctor.run_pass(T0 + 1000.0)
+    doctor.run_pass(T0 + 200.0)  # while heard (a silent zombie is UNKNOWN again, issue 8)
     assert health_of(domain) == H.ZOMBIE
     assert agents.calls == []
 

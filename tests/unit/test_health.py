@@ -300,10 +300,12 @@ def test_missing_is_final_for_the_monitor():
 
 @pytest.mark.parametrize("state", [S.TERMINATING, S.TERMINATED, S.FAILED, S.REJECTED])
 def test_zombie_boundary(state):
+    # judged soon after the late heartbeat (changed on purpose, issue 8: a zombie
+    # silent for zombie_seconds is UNKNOWN again, so judging at T0 + 5000 finds none)
     mon = monitor()
     at_limit = inst(state=state, last_heard=T0 + 120.0)
-    assert mon.update(T0 + 5000.0, [at_limit]) == []
-    (verdict,) = mon.update(T0 + 5000.0, [at_limit.replace(last_heard=T0 + 120.0 + EPS)])
+    assert mon.update(T0 + 200.0, [at_limit]) == []
+    (verdict,) = mon.update(T0 + 200.0, [at_limit.replace(last_heard=T0 + 120.0 + EPS)])
     assert verdict.health == H.ZOMBIE
     assert verdict.ask_agent is None
     assert "zombie_seconds" in verdict.reason
@@ -315,10 +317,19 @@ def test_terminated_never_heard_or_quiet_is_no_zombie():
     assert mon.update(T0 + 5000.0, [inst(state=S.TERMINATED, last_heard=T0 - 500.0)]) == []
 
 
-def test_zombie_stays_zombie():
+def test_zombie_stays_zombie_while_heard_and_goes_unknown_once_silent():
+    # changed on purpose (issue 8): ZOMBIE used to stay until reaped
     mon = monitor()
     record = inst(state=S.TERMINATED, health=H.ZOMBIE, last_heard=T0 + 500.0)
-    assert mon.update(T0 + 5000.0, [record]) == []
+    assert mon.update(T0 + 500.0 + 120.0, [record]) == []
+    (verdict,) = mon.update(T0 + 500.0 + 120.0 + EPS, [record])
+    assert verdict.health == H.UNKNOWN and verdict.ask_agent is None
+    assert "zombie_seconds" in verdict.reason
+    # UNKNOWN again: silent, so no zombie; a new late heartbeat makes it one again
+    unknown = record.replace(health=H.UNKNOWN)
+    assert mon.update(T0 + 5000.0, [unknown]) == []
+    (again,) = mon.update(T0 + 5000.0, [unknown.replace(last_heard=T0 + 4990.0)])
+    assert again.health == H.ZOMBIE
 
 
 def test_terminating_instances_are_never_out_of_contact():

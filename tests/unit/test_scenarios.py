@@ -218,7 +218,8 @@ def test_remove_domain_terminates_then_disappears(sc):
     sc.cloud.run_all()
     sc.epum.msg_remove_domain("alice", "dom")
     assert sc.epum.msg_list_domains("alice") == []
-    assert sc.epum.msg_describe_domain("alice", "dom") is None
+    with pytest.raises(NotFoundError):
+        sc.epum.msg_describe_domain("alice", "dom")
     with pytest.raises(NotFoundError):
         sc.epum.msg_remove_domain("alice", "dom")
     sc.decide()
@@ -286,7 +287,8 @@ def test_callers_cannot_see_or_touch_each_others_domains(sc):
     sc.add_domain("bob", "other", 0)
     assert sc.epum.msg_list_domains("alice") == ["dom"]
     assert sc.epum.msg_list_domains("bob") == ["dom", "other"]
-    assert sc.epum.msg_describe_domain("alice", "other") is None
+    with pytest.raises(NotFoundError):
+        sc.epum.msg_describe_domain("alice", "other")
     with pytest.raises(NotFoundError):
         sc.epum.msg_remove_domain("alice", "other")
     with pytest.raises(NotFoundError):
@@ -416,7 +418,8 @@ def test_definitions_and_domain_copies(sc):
     assert described["name"] == "def1"
     assert described["definition"] == definition
     assert "preserve_n" in described["documentation"]
-    assert sc.epum.msg_describe_domain_definition("nope") is None
+    with pytest.raises(NotFoundError):
+        sc.epum.msg_describe_domain_definition("nope")
     sc.epum.msg_add_domain("alice", "dom", "def1", {"engine_conf": {"epuworker_type": "x"}})
     sc.epum.msg_update_domain_definition(
         "def1", {"general": {"engine_class": "simplest"}, "engine_conf": {"preserve_n": 4}}

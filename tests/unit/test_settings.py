@@ -173,12 +173,20 @@ def test_an_unknown_statsd_cfg_key_is_reported(caplog):
     assert any("statsd_cfg.prot" in r.getMessage() for r in caplog.records)
 
 
-def test_a_listed_original_key_is_skipped_without_a_warning(monkeypatch):
-    listed = frozenset({"epumanagement.old_knob", "initial_conf.old_knob"})
+def test_a_listed_original_key_is_reported_as_ignored_not_as_unknown(monkeypatch):
+    # changed on purpose (issue 8): such keys were skipped silently; now they are
+    # reported once, as ignored, with the reason
+    listed = {"epumanagement.old_knob": "gone", "initial_conf.old_knob": "gone"}
     monkeypatch.setattr(build, "IGNORED_ORIGINAL_KEYS", listed)
-    assert settings_from_dict({"epumanagement": {"old_knob": 1}}).warnings == ()
-    assert settings_from_initial_conf({"old_knob": 1}).warnings == ()
-    assert settings_from_initial_conf({"other_knob": 1}).warnings != ()
+    (warning,) = settings_from_dict({"epumanagement": {"old_knob": 1}}).warnings
+    assert "epumanagement.old_knob" in warning and "ignored: gone" in warning
+    assert "unknown" not in warning
+    (warning,) = settings_from_initial_conf({"old_knob": 1}).warnings
+    assert "initial_conf.old_knob" in warning and "unknown" not in warning
+    assert (
+        "unknown key initial_conf.other_knob"
+        in settings_from_initial_conf({"other_knob": 1}).warnings[0]
+    )
 
 
 def test_a_config_error_travels_under_its_own_name_not_as_a_bad_request():
