@@ -32,7 +32,7 @@ from epum.messaging import (
 )
 from epum.messaging.connection import broker_url
 from epum.messaging.retry import RetryPolicy
-from epum.settings import Settings, to_initial_conf
+from epum.settings import Settings
 from epum.store import get_epum_store
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,7 @@ class Worker:
             sender=service,
             timeout=cfg.amqp.rpc_timeout,
         )
-        # get_epum_store still takes the flat initial_conf keys; it is the one
-        # place the tree is flattened, until the store takes ZooKeeperSettings.
-        store = get_epum_store(to_initial_conf(cfg))
+        store = get_epum_store(cfg)
         store.initialize()
         factory = self._facade_factory or _epum_management()
         self.facade = factory(

@@ -8,6 +8,7 @@ backend uses the session's test server (the ``zk_server`` fixture from
 
 from __future__ import annotations
 
+from epum.settings import ZooKeeperSettings
 from epum.store import MemoryEPUMStore
 
 BACKENDS = ["memory", "zookeeper"]
@@ -21,7 +22,8 @@ def make_store(name: str, request):
 
         server = request.getfixturevalue("zk_server")
         base_path = request.getfixturevalue("zk_base_path")
-        store = ZooKeeperEPUMStore(server.hosts, base_path, timeout=10.0, worker_name="contract")
+        settings = ZooKeeperSettings(hosts=server.hosts, path=base_path, timeout=10.0)
+        store = ZooKeeperEPUMStore(settings, worker_name="contract")
     else:  # pragma: no cover - each backend is registered above
         raise ValueError(name)
     store.initialize()
