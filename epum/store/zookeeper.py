@@ -285,7 +285,7 @@ class ZooKeeperEPUMStore(EPUMStore):
         return sorted(unquote_name(n) for n in names)
 
     def get_all_domains(self) -> list[DomainStore]:
-        """Every domain of every owner (from the cache)."""
+        """Every domain of every owner, sorted by ``(owner, domain_id)`` (from the cache)."""
         access = self._access
         root = self._paths.domains
         cached = access.fresh(root)
@@ -294,6 +294,7 @@ class ZooKeeperEPUMStore(EPUMStore):
             for name in access.children(f"{root}/{owner}", cached) or []:
                 if access.visible(f"{root}/{owner}/{name}", cached):
                     out.append(self._domain(unquote_name(owner), unquote_name(name)))
+        out.sort(key=lambda domain: domain.key)  # by id, not by quoted name
         return out
 
     def remove_domain(self, owner: str, domain_id: str) -> None:
