@@ -146,6 +146,8 @@ class ZkSession:
     one operation), ``settings.username``/``password`` the digest identity
     the client authenticates with and gives every znode it creates.
     ConfigError if there are no hosts or a username has no password.
+    ``connection_retry`` is kazoo's reconnect policy (its backoff capped by
+    ``reconnect_max_delay``).
     """
 
     def __init__(self, settings: ZooKeeperSettings):
@@ -156,19 +158,20 @@ class ZkSession:
         self.timeout = float(settings.timeout)
         user, password = settings.username, settings.password
         self.acl = [make_digest_acl(user, password, all=True)] if user else None
+        # Reconnect quickly after an outage, and often enough that a cut
+        # shorter than the session timeout never expires it.
+        self.connection_retry: dict[str, float] = {
+            "max_tries": -1,
+            "delay": 0.1,
+            "backoff": 2,
+            "max_delay": reconnect_max_delay(self.timeout),
+        }
         self.client = KazooClient(
             hosts=settings.hosts,
             timeout=self.timeout,
             auth_data=[("digest", f"{user}:{password}")] if user else None,
             default_acl=self.acl,
-            # Reconnect quickly after an outage, and often enough that a
-            # cut shorter than the session timeout never expires it.
-            connection_retry={
-                "max_tries": -1,
-                "delay": 0.1,
-                "backoff": 2,
-                "max_delay": reconnect_max_delay(self.timeout),
-            },
+            connection_retry=self.connection_retry,
             # Used by kazoo's recipes (e.g. releasing an election seat).
             command_retry={
                 "max_tries": -1,
