@@ -126,10 +126,11 @@ class ZooKeeperFigures:
 
 def measure_zookeeper(hosts: str, domains: int, instances: int, passes: int) -> ZooKeeperFigures:
     """Time decider passes on a ZooKeeper store and bare kazoo gets of its znodes."""
+    from epum.settings import ZooKeeperSettings
     from epum.store.zookeeper import ZooKeeperEPUMStore
 
     base = unique_path("decider")
-    store = ZooKeeperEPUMStore(hosts=hosts, base_path=base)
+    store = ZooKeeperEPUMStore(ZooKeeperSettings(hosts=hosts, path=base))
     store.initialize()
     client = kazoo_client(hosts)
     try:

@@ -196,10 +196,11 @@ def measure_zookeeper(
     of as many record-sized znodes; the sets' own transactions are taken off
     the zxid count.
     """
+    from epum.settings import ZooKeeperSettings
     from epum.store.zookeeper import ZooKeeperEPUMStore
 
     base = unique_path("heartbeats")
-    store = ZooKeeperEPUMStore(hosts=server.hosts, base_path=base)
+    store = ZooKeeperEPUMStore(ZooKeeperSettings(hosts=server.hosts, path=base))
     store.initialize()
     client = kazoo_client(server.hosts)
     record = {"instance_id": "x" * 36, "state": InstanceState.RUNNING, "pad": "y" * 400}

@@ -85,6 +85,7 @@ def reaction_times(hosts: str, rounds: int, interval: float, wait: float = 30.0)
 
     Raises RuntimeError if a replacement takes longer than ``wait`` seconds.
     """
+    from epum.settings import ZooKeeperSettings
     from epum.store.zookeeper import ZooKeeperEPUMStore
 
     base = unique_path("reaction")
@@ -92,7 +93,7 @@ def reaction_times(hosts: str, rounds: int, interval: float, wait: float = 30.0)
     conf = {"decider_loop_interval": interval, "doctor_loop_interval": 3600}
     workers = []
     for name in ("a", "b"):
-        store = ZooKeeperEPUMStore(hosts, base, worker_name=name)
+        store = ZooKeeperEPUMStore(ZooKeeperSettings(hosts=hosts, path=base), worker_name=name)
         store.initialize()
         epum = EPUManagement(conf, FakeNotifier(), provisioner, None, FakeDTRS(), store=store)
         epum.initialize()

@@ -34,7 +34,7 @@ from epum.messaging import (
 )
 from epum.messaging.connection import broker_url
 from epum.messaging.retry import RetryPolicy
-from epum.settings import Settings, to_initial_conf
+from epum.settings import Settings
 from epum.store import get_epum_store
 
 log = logging.getLogger(__name__)
@@ -132,9 +132,7 @@ class Worker:
             timeout=cfg.amqp.rpc_timeout,
             dashi_replies=True,  # the original's services answer only to the header
         )
-        # get_epum_store still takes the flat initial_conf keys; it is the one
-        # place the tree is flattened, until the store takes ZooKeeperSettings.
-        store = get_epum_store(to_initial_conf(cfg))
+        store = get_epum_store(cfg)
         store.initialize()
         factory = self._facade_factory or _epum_management()
         self.facade = factory(

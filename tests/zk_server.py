@@ -514,18 +514,20 @@ def zk_proxy(zk_server: ZooKeeperServer) -> Iterator[TcpProxy]:
 def zk_store_factory(zk_server: ZooKeeperServer, zk_base_path: str):
     """``make(**kwargs)`` -> an initialized ZooKeeperEPUMStore on the test's base path.
 
-    Keyword arguments go to the store (``hosts`` defaults to the session
-    server, ``base_path`` to the test's); every store made is shut down
-    after the test.
+    ``worker_name`` goes to the store, every other keyword argument to its
+    ``ZooKeeperSettings`` (``hosts`` defaults to the session server,
+    ``base_path``, the settings' ``path``, to the test's); every store made
+    is shut down after the test.
     """
+    from epum.settings import ZooKeeperSettings
     from epum.store.zookeeper import ZooKeeperEPUMStore
 
     stores: list[ZooKeeperEPUMStore] = []
 
-    def make(**kwargs) -> ZooKeeperEPUMStore:
+    def make(worker_name: str | None = None, **kwargs) -> ZooKeeperEPUMStore:
         kwargs.setdefault("hosts", zk_server.hosts)
-        kwargs.setdefault("base_path", zk_base_path)
-        store = ZooKeeperEPUMStore(**kwargs)
+        kwargs["path"] = kwargs.pop("base_path", zk_base_path)
+        store = ZooKeeperEPUMStore(ZooKeeperSettings(**kwargs), worker_name=worker_name)
         stores.append(store)
         store.initialize()
         return store

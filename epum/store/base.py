@@ -6,6 +6,24 @@ and the caller retries from a fresh read; a missing entity raises
 ``version`` they were read at, and ``update_instance`` only succeeds if the
 stored version is still that one.
 
+Order.  Lists come back sorted, the same on every backend: definition ids
+and an owner's domain ids by id, ``get_all_domains`` by ``(owner,
+domain_id)``, ``get_instances`` by instance id (comparing the ids as
+Python strings, never their encoded forms); subscribers in the order they
+first subscribed.
+
+Change listeners are called for the same writes on every backend: each
+write that changes a domain (adding or removing it, a config update, the
+removal mark, a subscriber added, changed or removed, sensor data set, a
+record added, updated or removed), and none for a write that changes
+nothing (a subscription already there, an empty config update, marking a
+marked domain, removing what is gone).  Definitions notify no one.
+
+Errors.  A caller's mistake is ``BadRequestError``; a value that cannot be
+stored as JSON, or stored data that cannot be decoded, ``CorruptDataError``;
+a store shut down (or unreachable) ``StoreUnavailableError``; a store that
+cannot be built from its settings ``ConfigError``.
+
 Leadership: ``contend_decider`` / ``contend_doctor`` / ``contend_reaper``
 enter a ``Leader`` in that role's election.  When elected, the store calls
 ``leader.inaugurate()`` in a thread of its own; it runs the role and returns
@@ -132,7 +150,7 @@ class DomainStore(abc.ABC):
 
     @abc.abstractmethod
     def get_instances(self) -> list[Instance]:
-        """Every record of the domain."""
+        """Every record of the domain, sorted by instance id."""
 
     @abc.abstractmethod
     def remove_instance(self, instance_id: str) -> None:
@@ -167,7 +185,7 @@ class EPUMStore(abc.ABC):
 
     @abc.abstractmethod
     def list_domain_definitions(self) -> list[str]:
-        """Every definition id."""
+        """Every definition id, sorted."""
 
     # domains --------------------------------------------------------------
     @abc.abstractmethod
@@ -180,11 +198,11 @@ class EPUMStore(abc.ABC):
 
     @abc.abstractmethod
     def list_domains_by_owner(self, owner: str) -> list[str]:
-        """The ids of ``owner``'s domains (removal-marked ones included)."""
+        """The ids of ``owner``'s domains, sorted (removal-marked ones included)."""
 
     @abc.abstractmethod
     def get_all_domains(self) -> list[DomainStore]:
-        """Every domain of every owner (removal-marked ones included)."""
+        """Every domain of every owner, sorted by ``(owner, domain_id)`` (removal-marked too)."""
 
     @abc.abstractmethod
     def remove_domain(self, owner: str, domain_id: str) -> None:

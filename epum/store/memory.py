@@ -2,7 +2,11 @@
 
 Used by tests, the demo and single-worker deployments that accept losing
 state on restart.  Every value is deep-copied on the way in and out, so no
-caller can change stored state behind the store's back.
+caller can change stored state behind the store's back, and checked to be
+JSON as the ZooKeeper store would store it (``CorruptDataError`` if not).
+After ``shutdown()`` every operation raises ``StoreUnavailableError``.
+Change listeners are called for the same writes as on ZooKeeper: every
+write that changes a domain, none for one that changes nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from epum.errors import BadRequestError, NotFoundError, WriteConflictError
+from epum.errors import BadRequestError, NotFoundError, StoreUnavailableError, WriteConflictError
 from epum.instances import Instance
 from epum.store.base import (
     CONFIG_SECTIONS,
@@ -23,6 +27,7 @@ from epum.store.base import (
     Leader,
     notify_listeners,
 )
+from epum.store.codec import dump
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +53,27 @@ class MemoryDomainStore(DomainStore):
     def _changed(self) -> None:
         self._store._notify(self.owner, self.domain_id)
 
+    def _open(self) -> None:
+        self._store._check_open()
+
     def get_all_config(self) -> dict[str, dict[str, Any]]:
+        self._open()
         with self._lock:
             return copy.deepcopy(self._config)
 
     def get_versioned_config(self, section: str) -> tuple[dict[str, Any], int]:
+        self._open()
         _check_section(section)
         with self._lock:
             return copy.deepcopy(self._config[section]), self._versions[section]
 
     def update_config(self, changes: dict[str, dict[str, Any]]) -> None:
+        self._open()
         for section in changes:
             _check_section(section)
+        if not changes:
+            return
+        dump(changes, "config")
         with self._lock:
             for section, values in changes.items():
                 self._config[section].update(copy.deepcopy(values))
@@ -67,42 +81,61 @@ class MemoryDomainStore(DomainStore):
         self._changed()
 
     def is_removed(self) -> bool:
+        self._open()
         with self._lock:
             return self._removed
 
     def mark_removed(self) -> None:
+        self._open()
         with self._lock:
+            if self._removed:
+                return
             self._removed = True
         self._changed()
 
     def get_subscribers(self) -> list[tuple[str, str]]:
+        self._open()
         with self._lock:
             return list(self._subscribers)
 
     def add_subscriber(self, name: str, op: str) -> None:
+        self._open()
         with self._lock:
+            if (name, op) in self._subscribers:
+                return
             subs = [s for s in self._subscribers if s[0] != name]
             if len(subs) == len(self._subscribers):
                 subs.append((name, op))
             else:
                 subs = [(n, op if n == name else o) for n, o in self._subscribers]
             self._subscribers = subs
+        self._changed()
 
     def remove_subscriber(self, name: str) -> bool:
+        self._open()
         with self._lock:
             before = len(self._subscribers)
             self._subscribers = [s for s in self._subscribers if s[0] != name]
-            return len(self._subscribers) != before
+            removed = len(self._subscribers) != before
+        if removed:
+            self._changed()
+        return removed
 
     def get_domain_sensor_data(self) -> dict[str, Any]:
+        self._open()
         with self._lock:
             return copy.deepcopy(self._sensor_data)
 
     def set_domain_sensor_data(self, data: dict[str, Any]) -> None:
+        self._open()
+        dump(data, "sensor data")
         with self._lock:
             self._sensor_data = copy.deepcopy(data)
+        self._changed()
 
     def add_instance(self, instance: Instance) -> Instance:
+        self._open()
+        dump(instance.to_dict(), f"instance {instance.instance_id}")
         with self._lock:
             if instance.instance_id in self._store._index:
                 raise WriteConflictError(f"instance {instance.instance_id} already exists")
@@ -112,6 +145,8 @@ class MemoryDomainStore(DomainStore):
         return instance.replace(version=0)
 
     def update_instance(self, instance: Instance) -> Instance:
+        self._open()
+        dump(instance.to_dict(), f"instance {instance.instance_id}")
         with self._lock:
             stored = self._instances.get(instance.instance_id)
             if stored is None:
@@ -126,6 +161,7 @@ class MemoryDomainStore(DomainStore):
         return instance.replace(version=version)
 
     def get_instance(self, instance_id: str) -> Instance | None:
+        self._open()
         with self._lock:
             stored = self._instances.get(instance_id)
             if stored is None:
@@ -133,12 +169,15 @@ class MemoryDomainStore(DomainStore):
             return Instance.from_dict(copy.deepcopy(stored[0]), version=stored[1])
 
     def get_instances(self) -> list[Instance]:
+        self._open()
         with self._lock:
             return [
-                Instance.from_dict(copy.deepcopy(d), version=v) for d, v in self._instances.values()
+                Instance.from_dict(copy.deepcopy(d), version=v)
+                for _, (d, v) in sorted(self._instances.items())
             ]
 
     def remove_instance(self, instance_id: str) -> None:
+        self._open()
         with self._lock:
             if self._instances.pop(instance_id, None) is None:
                 return
@@ -163,34 +202,51 @@ class MemoryEPUMStore(EPUMStore):
     def _notify(self, owner: str, domain_id: str) -> None:
         notify_listeners(self._listeners, owner, domain_id)
 
+    def _check_open(self) -> None:
+        if self._closed.is_set():
+            raise StoreUnavailableError("the store is shut down")
+
+    def initialize(self) -> None:
+        """Nothing to connect; StoreUnavailableError once shut down."""
+        self._check_open()
+
     # definitions
     def add_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
+        self._check_open()
+        dump(definition, f"definition {definition_id}")
         with self._lock:
             if definition_id in self._definitions:
                 raise WriteConflictError(f"definition {definition_id} already exists")
             self._definitions[definition_id] = copy.deepcopy(definition)
 
     def get_domain_definition(self, definition_id: str) -> dict[str, Any] | None:
+        self._check_open()
         with self._lock:
             return copy.deepcopy(self._definitions.get(definition_id))
 
     def update_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
+        self._check_open()
+        dump(definition, f"definition {definition_id}")
         with self._lock:
             if definition_id not in self._definitions:
                 raise NotFoundError(f"definition {definition_id} not found")
             self._definitions[definition_id] = copy.deepcopy(definition)
 
     def remove_domain_definition(self, definition_id: str) -> None:
+        self._check_open()
         with self._lock:
             if self._definitions.pop(definition_id, None) is None:
                 raise NotFoundError(f"definition {definition_id} not found")
 
     def list_domain_definitions(self) -> list[str]:
+        self._check_open()
         with self._lock:
             return sorted(self._definitions)
 
     # domains
     def add_domain(self, owner: str, domain_id: str, config: dict[str, Any]) -> DomainStore:
+        self._check_open()
+        dump({s: config.get(s) or {} for s in CONFIG_SECTIONS}, "config")
         with self._lock:
             if (owner, domain_id) in self._domains:
                 raise WriteConflictError(f"domain {domain_id} of {owner} already exists")
@@ -200,18 +256,22 @@ class MemoryEPUMStore(EPUMStore):
         return domain
 
     def get_domain(self, owner: str, domain_id: str) -> DomainStore | None:
+        self._check_open()
         with self._lock:
             return self._domains.get((owner, domain_id))
 
     def list_domains_by_owner(self, owner: str) -> list[str]:
+        self._check_open()
         with self._lock:
             return sorted(d for o, d in self._domains if o == owner)
 
     def get_all_domains(self) -> list[DomainStore]:
+        self._check_open()
         with self._lock:
-            return list(self._domains.values())
+            return [self._domains[key] for key in sorted(self._domains)]
 
     def remove_domain(self, owner: str, domain_id: str) -> None:
+        self._check_open()
         with self._lock:
             domain = self._domains.pop((owner, domain_id), None)
             if domain is None:
@@ -221,6 +281,7 @@ class MemoryEPUMStore(EPUMStore):
         self._notify(owner, domain_id)
 
     def get_domain_for_instance_id(self, instance_id: str) -> DomainStore | None:
+        self._check_open()
         with self._lock:
             key = self._index.get(instance_id)
             return self._domains.get(key) if key else None

@@ -1,34 +1,28 @@
-"""One domain of the ZooKeeper store, and the encoding both modules share.
+"""One domain of the ZooKeeper store.
 
 A ``ZooKeeperDomainStore`` is a handle: it holds no state of its own and
-reads and writes through its ``ZooKeeperEPUMStore`` (``epum.store.zookeeper``
-documents the layout, the caching and the guarantees).  Only
-``epum.store.zookeeper`` uses this module.
+reads and writes through a ``ZkAccess`` (the session, the cache and the
+codec) at the paths ``ZkPaths`` gives; ``epum.store.zookeeper`` documents
+the layout, the caching and the guarantees.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import uuid
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any
 
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 from kazoo.protocol.states import ZnodeStat
 
-from epum.errors import BadRequestError, NotFoundError, WriteConflictError
+from epum.errors import BadRequestError, CorruptDataError, NotFoundError, WriteConflictError
 from epum.instances import Instance
 from epum.store.base import CONFIG_SECTIONS, DomainStore
-
-if TYPE_CHECKING:
-    from epum.store.zookeeper import ZkCalls, ZooKeeperEPUMStore
-
-#: How often a merge (read, change, compare-and-set) is retried after
-#: losing a race before it gives up with WriteConflictError; more than a
-#: handful of lost races in a row means a writer storm worth reporting.
-MERGE_TRIES = 20
+from epum.store.codec import dump, load
+from epum.store.zk_access import MERGE_TRIES, ZkAccess
+from epum.store.zk_paths import ZkPaths
+from epum.store.zk_session import ZkCalls
 
 #: The znodes every domain has under its own, besides ``instances``.
 DOMAIN_LEAVES = (*CONFIG_SECTIONS, "subscribers", "sensor_data")
@@ -43,26 +37,33 @@ class ZooKeeperDomainStore(DomainStore):
     (then True) and ``get_instance`` (then None).
     """
 
-    def __init__(self, store: ZooKeeperEPUMStore, owner: str, domain_id: str):
+    def __init__(self, access: ZkAccess, paths: ZkPaths, owner: str, domain_id: str):
         super().__init__(owner, domain_id)
-        self._store = store
-        self._path = store._domain_path(owner, domain_id)
+        self._access = access
+        self._paths = paths
+        self._path = paths.domain(owner, domain_id)
+
+    @property
+    def path(self) -> str:
+        """The domain's own znode."""
+        return self._path
 
     def missing(self) -> NotFoundError:
         """The error for this domain being gone."""
         return NotFoundError(f"domain {self.domain_id} of {self.owner} not found")
 
     def _leaf(self, name: str) -> tuple[Any, ZnodeStat]:
-        store = self._store
-        return store._read_required(f"{self._path}/{name}", store._fresh(self._path), self)
+        access = self._access
+        return access.read_required(f"{self._path}/{name}", access.fresh(self._path), self.missing)
 
     # config ---------------------------------------------------------------
     def get_all_config(self) -> dict[str, dict[str, Any]]:
         """Every config section, as ``{section: dict}``."""
-        store = self._store
-        cached = store._fresh(self._path)
+        access = self._access
+        cached = access.fresh(self._path)
         return {
-            s: store._read_required(f"{self._path}/{s}", cached, self)[0] for s in CONFIG_SECTIONS
+            s: access.read_required(f"{self._path}/{s}", cached, self.missing)[0]
+            for s in CONFIG_SECTIONS
         }
 
     def get_versioned_config(self, section: str) -> tuple[dict[str, Any], int]:
@@ -77,8 +78,8 @@ class ZooKeeperDomainStore(DomainStore):
             check_section(section)
         if not changes:
             return
-        dump(changes)  # refuse what JSON cannot carry before touching anything
-        store = self._store
+        dump(changes, "config")  # refuse what JSON cannot carry before touching anything
+        access = self._access
         paths = {s: f"{self._path}/{s}" for s in changes}
 
         def op(zk: ZkCalls, retried: bool) -> list[ZnodeStat]:
@@ -89,7 +90,7 @@ class ZooKeeperDomainStore(DomainStore):
                         raw, stat = zk.get(path)
                     except NoNodeError:
                         raise self.missing() from None
-                    merged = load(raw)
+                    merged = load(raw, path)
                     merged.update(copy.deepcopy(changes[section]))
                     txn.set_data(path, dump(merged), version=stat.version)
                 try:
@@ -100,22 +101,22 @@ class ZooKeeperDomainStore(DomainStore):
                     raise self.missing() from None
             raise WriteConflictError(f"config of {self.domain_id} kept changing")
 
-        stats = store._call(op)
+        stats = access.call(op)
         for path, stat in zip(paths.values(), stats, strict=True):
-            store._cache_expect(path, stat)
+            access.expect_present(path, stat)
 
     # removal --------------------------------------------------------------
     def is_removed(self) -> bool:
         """True once the domain is marked for removal (or no longer exists)."""
-        store = self._store
-        cached = store._fresh(self._path)
-        if store._read(f"{self._path}/removed", cached) is not None:
+        access = self._access
+        cached = access.fresh(self._path)
+        if access.read(f"{self._path}/removed", cached) is not None:
             return True
-        return store._read_or_server(self._path, cached) is None
+        return access.read_or_server(self._path, cached) is None
 
     def mark_removed(self) -> None:
         """Create the ``removed`` marker (no error if already marked)."""
-        store = self._store
+        access = self._access
         path = f"{self._path}/removed"
 
         def op(zk: ZkCalls, retried: bool) -> ZnodeStat | None:
@@ -126,7 +127,7 @@ class ZooKeeperDomainStore(DomainStore):
             except NoNodeError:
                 raise self.missing() from None
 
-        store._cache_expect(path, store._call(op))
+        access.expect_present(path, access.call(op))
 
     # subscribers ----------------------------------------------------------
     def get_subscribers(self) -> list[tuple[str, str]]:
@@ -144,7 +145,7 @@ class ZooKeeperDomainStore(DomainStore):
                 return [[n, op if n == name else o] for n, o in subs], None
             return [*subs, [name, op]], None
 
-        self._store._merge(f"{self._path}/subscribers", change, self)
+        self._access.merge(f"{self._path}/subscribers", change, self.missing)
 
     def remove_subscriber(self, name: str) -> bool:
         """Unsubscribe ``name``; False if it was not subscribed."""
@@ -153,7 +154,7 @@ class ZooKeeperDomainStore(DomainStore):
             kept = [s for s in subs if s[0] != name]
             return (kept, True) if len(kept) != len(subs) else (None, False)
 
-        return self._store._merge(f"{self._path}/subscribers", change, self)
+        return self._access.merge(f"{self._path}/subscribers", change, self.missing)
 
     # sensor data ----------------------------------------------------------
     def get_domain_sensor_data(self) -> dict[str, Any]:
@@ -162,9 +163,9 @@ class ZooKeeperDomainStore(DomainStore):
 
     def set_domain_sensor_data(self, data: dict[str, Any]) -> None:
         """Replace the domain-wide sensor data (a plain replace: no version check)."""
-        store = self._store
+        access = self._access
         path = f"{self._path}/sensor_data"
-        raw = dump(data)
+        raw = dump(data, "sensor data")
 
         def op(zk: ZkCalls, retried: bool) -> ZnodeStat:
             try:
@@ -172,11 +173,12 @@ class ZooKeeperDomainStore(DomainStore):
             except NoNodeError:
                 raise self.missing() from None
 
-        store._cache_expect(path, store._call(op))
+        access.expect_present(path, access.call(op))
 
     # instances ------------------------------------------------------------
-    def _instance_path(self, instance_id: str) -> str:
-        return f"{self._path}/instances/{quote_name(instance_id)}"
+    def instance_path(self, instance_id: str) -> str:
+        """The znode of one of this domain's records."""
+        return self._paths.instance(self._path, instance_id)
 
     def add_instance(self, instance: Instance) -> Instance:
         """Create the record and its index entry in one transaction.
@@ -184,12 +186,12 @@ class ZooKeeperDomainStore(DomainStore):
         WriteConflictError if the id exists in any domain, NotFoundError if
         this domain is gone.  Returns the record at version 0.
         """
-        store = self._store
-        path = self._instance_path(instance.instance_id)
-        index_path = store._index_path(instance.instance_id)
+        access = self._access
+        path = self.instance_path(instance.instance_id)
+        index_path = self._paths.index_entry(instance.instance_id)
         token = uuid.uuid4().hex
         entry = dump({"owner": self.owner, "domain_id": self.domain_id, "token": token})
-        record = dump(instance.to_dict())
+        record = dump(instance.to_dict(), f"instance {instance.instance_id}")
 
         def op(zk: ZkCalls, retried: bool) -> ZnodeStat:
             txn = zk.transaction()
@@ -209,16 +211,16 @@ class ZooKeeperDomainStore(DomainStore):
             except NoNodeError:
                 raise self.missing() from None
 
-        store._cache_expect(path, store._call(op))
+        access.expect_present(path, access.call(op))
         return instance.replace(version=0)
 
     def update_instance(self, instance: Instance) -> Instance:
         """Set the record if its znode is still at ``instance.version``."""
         if instance.version is None or instance.version < 0:
             raise WriteConflictError(f"instance {instance.instance_id} was never read")
-        store = self._store
-        path = self._instance_path(instance.instance_id)
-        record = dump(instance.to_dict())
+        access = self._access
+        path = self.instance_path(instance.instance_id)
+        record = dump(instance.to_dict(), f"instance {instance.instance_id}")
         gone = f"instance {instance.instance_id} not found"
 
         def op(zk: ZkCalls, retried: bool) -> ZnodeStat:
@@ -238,41 +240,43 @@ class ZooKeeperDomainStore(DomainStore):
                     f"instance {instance.instance_id} changed since version {instance.version}"
                 ) from None
 
-        stat = store._call(op)
-        store._cache_expect(path, stat)
+        stat = access.call(op)
+        access.expect_present(path, stat)
         return instance.replace(version=stat.version)
 
     def get_instance(self, instance_id: str) -> Instance | None:
         """One record read from the server (never from the cache), or None."""
-        got = self._store._server_read(self._instance_path(instance_id))
+        path = self.instance_path(instance_id)
+        got = self._access.server_read(path)
         if got is None:
             return None
         value, stat = got
-        return Instance.from_dict(value, version=stat.version)
+        return decode_instance(value, stat.version, path)
 
     def get_instances(self) -> list[Instance]:
         """Every record of the domain, sorted by instance id, from the cache."""
-        store = self._store
+        access = self._access
         parent = f"{self._path}/instances"
-        cached = store._fresh(parent)
-        names = store._children(parent, cached)
+        cached = access.fresh(parent)
+        names = access.children(parent, cached)
         if names is None and cached:
-            names = store._children(parent, False)
+            names = access.children(parent, False)
         if names is None:
             raise self.missing()
         out = []
         for name in names:
-            got = store._read(f"{parent}/{name}", cached)
+            path = f"{parent}/{name}"
+            got = access.read(path, cached)
             if got is not None:
-                out.append(Instance.from_dict(got[0], version=got[1].version))
+                out.append(decode_instance(got[0], got[1].version, path))
         out.sort(key=lambda i: i.instance_id)
         return out
 
     def remove_instance(self, instance_id: str) -> None:
         """Delete the record and its index entry together (no error if gone)."""
-        store = self._store
-        path = self._instance_path(instance_id)
-        index_path = store._index_path(instance_id)
+        access = self._access
+        path = self.instance_path(instance_id)
+        index_path = self._paths.index_entry(instance_id)
 
         def op(zk: ZkCalls, retried: bool) -> None:
             txn = zk.transaction()
@@ -286,31 +290,8 @@ class ZooKeeperDomainStore(DomainStore):
                 with contextlib.suppress(NoNodeError):
                     zk.delete(path)
 
-        store._call(op)
-        store._cache_expect_absent(path)
-
-
-def quote_name(name: str) -> str:
-    """A znode name for an id: percent-quoted, never empty, ``.`` or ``..``."""
-    if not isinstance(name, str) or not name:
-        raise BadRequestError(f"invalid name {name!r}")
-    quoted = quote(name, safe="")
-    if quoted in (".", ".."):
-        quoted = quoted.replace(".", "%2E")
-    return quoted
-
-
-def dump(value: Any) -> bytes:
-    """JSON bytes of ``value``; BadRequestError if JSON cannot carry it."""
-    try:
-        return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
-    except (TypeError, ValueError) as exc:
-        raise BadRequestError(f"value cannot be stored as JSON: {exc}") from exc
-
-
-def load(raw: bytes | None) -> Any:
-    """The value of JSON bytes (None for an empty znode)."""
-    return json.loads(raw) if raw else None
+        access.call(op)
+        access.expect_absent(path)
 
 
 def check_section(section: str) -> None:
@@ -319,3 +300,13 @@ def check_section(section: str) -> None:
         raise BadRequestError(
             f"unknown config section {section!r}; expected one of {', '.join(CONFIG_SECTIONS)}"
         )
+
+
+def decode_instance(value: Any, version: int, path: str) -> Instance:
+    """The record stored at ``path``; CorruptDataError naming it if it is not a record."""
+    if not isinstance(value, dict):
+        raise CorruptDataError(f"{path} holds no instance record: {value!r:.200}")
+    try:
+        return Instance.from_dict(value, version=version)
+    except (BadRequestError, TypeError, ValueError) as exc:
+        raise CorruptDataError(f"{path} holds no valid instance record: {exc}") from exc

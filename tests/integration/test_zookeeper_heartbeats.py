@@ -17,7 +17,7 @@ def test_heartbeats_cost_a_bounded_number_of_znode_writes(zk_store_factory):
     sc.decide()
     sc.cloud.run_all()
     (node,) = sc.provisioner.provisioned_ids()
-    path = store.get_domain("alice", "dom")._instance_path(node)
+    path = store.get_domain("alice", "dom").instance_path(node)
 
     def znode_version() -> int:
         return store.kazoo_client.exists(path).version

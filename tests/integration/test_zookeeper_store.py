@@ -19,6 +19,7 @@ from kazoo.exceptions import ConnectionLoss, NoAuthError
 
 from epum.errors import StoreUnavailableError, WriteConflictError
 from epum.instances import Instance
+from epum.settings import ZooKeeperSettings
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.zookeeper import ZooKeeperEPUMStore
 from tests.zk_server import ZooKeeperServer, wait_for
@@ -293,7 +294,9 @@ def test_digest_acl_keeps_strangers_out(zk_store_factory, zk_server, zk_base_pat
 
     # A store without the right credentials refuses to start, loudly.
     for creds in ({}, {"username": "epum", "password": "guess"}):
-        intruder = ZooKeeperEPUMStore(zk_server.hosts, base, timeout=5, **creds)
+        intruder = ZooKeeperEPUMStore(
+            ZooKeeperSettings(hosts=zk_server.hosts, path=base, timeout=5, **creds)
+        )
         with pytest.raises(StoreUnavailableError, match="credentials"):
             intruder.initialize()
     assert store.get_domain("alice", "dom").get_instance("i1") is not None
@@ -422,7 +425,10 @@ def private_zk_server():
 
 
 def test_a_server_restart_keeps_the_session_the_data_and_the_leader(private_zk_server):
-    store = ZooKeeperEPUMStore(private_zk_server.hosts, "/epum", timeout=6.0, worker_name="solo")
+    store = ZooKeeperEPUMStore(
+        ZooKeeperSettings(hosts=private_zk_server.hosts, path="/epum", timeout=6.0),
+        worker_name="solo",
+    )
     store.initialize()
     try:
         terms: list[float] = []

@@ -1,0 +1,42 @@
+"""How the stores encode what they keep: JSON bytes, and the checks on the way back.
+
+``dump`` refuses a value JSON cannot carry (``CorruptDataError``: it cannot
+be stored) before anything is written; ``load`` and ``field`` refuse stored
+bytes that are not the JSON (or the shape) epum wrote, naming the path.
+Both are server-side problems, never the caller's ``BadRequestError``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from epum.errors import CorruptDataError
+
+
+def dump(value: Any, what: str = "value") -> bytes:
+    """JSON bytes of ``value``; CorruptDataError (naming ``what``) if JSON cannot carry it."""
+    try:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+    except (TypeError, ValueError) as exc:
+        raise CorruptDataError(f"{what} cannot be stored as JSON: {exc}") from exc
+
+
+def load(raw: bytes | None, path: str) -> Any:
+    """The value of the JSON bytes stored at ``path`` (None for an empty znode).
+
+    CorruptDataError naming ``path`` if they are not JSON.
+    """
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError) as exc:
+        raise CorruptDataError(f"{path} holds data that is not JSON: {exc}") from exc
+
+
+def field(value: Any, key: str, path: str) -> Any:
+    """``value[key]`` of the object stored at ``path``; CorruptDataError if it has none."""
+    if not isinstance(value, dict) or key not in value:
+        raise CorruptDataError(f"{path} holds no {key!r}: {value!r:.200}")
+    return value[key]
