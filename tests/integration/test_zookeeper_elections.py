@@ -150,6 +150,38 @@ def test_a_brief_connection_loss_deposes_the_leader_who_then_leads_again(
     timeline.assert_one_leader_at_a_time()
 
 
+def test_a_depose_before_the_leader_looks_at_its_term_is_never_lost(zk_proxy, zk_store_factory):
+    a = zk_store_factory(hosts=zk_proxy.hosts, timeout=4.0, worker_name="a")
+    given: list[Term] = []
+    entered, gate = threading.Event(), threading.Event()
+    saw_end: list[bool] = []
+    second_in = threading.Event()
+
+    class SlowStarter:
+        def inaugurate(self, term: Term) -> None:
+            given.append(term)
+            if len(given) > 1:
+                second_in.set()
+                term.wait()
+                return
+            entered.set()
+            gate.wait(10)  # the term starts late: the connection wavers first
+            saw_end.append(term.wait(0))
+
+    a.contend_decider(SlowStarter())
+    assert entered.wait(10)
+    zk_proxy.block()
+    zk_proxy.cut()
+    assert given[0].wait(2), "the connection loss did not end the term"
+    gate.set()
+    wait_for(lambda: saw_end, timeout=5)
+    assert saw_end == [True]  # the leader found its term already over
+    zk_proxy.unblock()
+    assert second_in.wait(10)
+    assert not given[1].ended  # and the next term does not inherit that end
+    assert given[0].identity != given[1].identity
+
+
 def test_a_partition_past_the_session_timeout_moves_leadership(
     zk_proxy, zk_store_factory, timeline
 ):
