@@ -9,17 +9,18 @@ answered yet (records still REQUESTING or TERMINATING) are re-sent by
 per instance; the provisioner treats a repeated request for the same node as
 the same request.
 
-A control acts only while its decider may: once ``may_act()`` says no (the
+A control acts only within its decider's term: once ``term`` has ended (the
 decider was deposed, and another may be in office), ``launch`` and
 ``destroy_instances`` raise ``NotLeaderError`` before their next write or
-request, so a decision under way when leadership is lost stops there.
+request, so a decision under way when leadership is lost stops there.  A
+control with no term (``term=None``, a control built outside a decider) is
+not fenced.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from epum.errors import EpumError
@@ -27,6 +28,7 @@ from epum.instances import Instance
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.base import DomainStore, update_instance_with_retry
 from epum.subscribers import Subscribers
+from epum.term import Term
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,9 @@ class NotLeaderError(EpumError):
 class DomainControl:
     """The ``EngineControl`` of one domain.
 
-    ``now`` is the time of the current decision and ``launch_vars`` the vars
-    every launch carries; the decider sets both before each decision.
+    ``now`` is the time of the current decision, ``launch_vars`` the vars
+    every launch carries and ``term`` the decider's term the decision runs
+    under; the decider sets all three before each decision.
     """
 
     def __init__(
@@ -55,10 +58,10 @@ class DomainControl:
         launch_vars: dict[str, Any] | None = None,
         now: float = 0.0,
         subscribers: Subscribers | None = None,
-        may_act: Callable[[], bool] | None = None,
+        term: Term | None = None,
     ):
         self.domain = domain
-        self.may_act = may_act
+        self.term = term
         self.subscribers = subscribers
         self.provisioner = provisioner
         self.heartbeat_dest = heartbeat_dest
@@ -120,7 +123,7 @@ class DomainControl:
             self._send_terminate(ids)
 
     def _check_office(self) -> None:
-        if self.may_act is not None and not self.may_act():
+        if self.term is not None and self.term.ended:
             raise NotLeaderError(f"no longer the decider of {self.domain.domain_id}")
 
     def _to_terminating(self, record: Instance) -> Instance | None:

@@ -11,6 +11,13 @@ Passes run every ``interval`` seconds, and at once for the domains whose
 records or config changed (``domain_changed``); the timed pass over every
 domain is the safety net.  A newly elected decider first asks the
 provisioner to resend the state of every live instance.
+
+Each pass runs under the decider's current ``term`` (``LeaderLoop``): it
+stops before the next domain once the term has ended, and the engines'
+controls carry the term, so a launch or termination asked for after the end
+raises ``NotLeaderError`` and the pass stops.  Passes run by hand
+(external-decide mode) run under the decider's unelected term, which only
+``depose()`` ends.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from epum.settings import EPUMSettings
 from epum.states import InstanceState
 from epum.store.base import DomainStore, EPUMStore
 from epum.subscribers import Subscribers
+from epum.term import Term
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +118,7 @@ class Decider(LeaderLoop):
         self._pass(now, full=True)
 
     def _pass(self, now: float, full: bool) -> None:
+        term = self.term
         started = time.monotonic()
         with self._changed_lock:
             changed, self._changed = self._changed, set()
@@ -120,14 +129,14 @@ class Decider(LeaderLoop):
         else:
             domains = [d for d in domains if d.key in changed]
         for domain in domains:
-            if self.deposed:
+            if term.ended:
                 return
             with log_context(caller=domain.owner, domain=domain.domain_id):
                 try:
                     if domain.is_removed():
-                        self._finish_removal(domain, now)
+                        self._finish_removal(domain, now, term)
                     else:
-                        self._decide(domain, now)
+                        self._decide(domain, now, term)
                 except NotLeaderError:
                     log.info("deposed mid-decision; stopping")
                     return
@@ -137,11 +146,11 @@ class Decider(LeaderLoop):
             self.statsd.gauge("domains.active", len(self._engines))
             self.statsd.timing("decider.pass", (time.monotonic() - started) * 1000.0)
 
-    def _decide(self, domain: DomainStore, now: float) -> None:
+    def _decide(self, domain: DomainStore, now: float, term: Term) -> None:
         config = domain.get_all_config()
         engine_conf, version = domain.get_versioned_config("engine_conf")
         engine_conf = engine_conf_with_defaults(engine_conf, self.settings)
-        control = self._control(domain, config, now)
+        control = self._control(domain, config, now, term)
         state = DomainState(domain.get_instances(), domain.get_domain_sensor_data(), now)
         control.resend_unanswered(list(state.instances.values()))
         entry = self._engines.get(domain.key)
@@ -160,8 +169,8 @@ class Decider(LeaderLoop):
             log.info("engine reconfigured (version %s)", version)
         entry.engine.decide(control, state)
 
-    def _finish_removal(self, domain: DomainStore, now: float) -> None:
-        control = self._control(domain, domain.get_all_config(), now)
+    def _finish_removal(self, domain: DomainStore, now: float, term: Term) -> None:
+        control = self._control(domain, domain.get_all_config(), now, term)
         instances = domain.get_instances()
         live = [i.instance_id for i in instances if i.state < InstanceState.TERMINATING]
         if live:
@@ -180,18 +189,17 @@ class Decider(LeaderLoop):
         self.store.remove_domain(domain.owner, domain.domain_id)
         log.info("domain removed")
 
-    def _control(self, domain: DomainStore, config: dict[str, Any], now: float) -> DomainControl:
+    def _control(
+        self, domain: DomainStore, config: dict[str, Any], now: float, term: Term
+    ) -> DomainControl:
         control = self._controls.get(domain.key)
         if control is None:
             control = DomainControl(
-                domain,
-                self.provisioner,
-                self.settings.service_name,
-                subscribers=self.subscribers,
-                may_act=lambda: not self.deposed,
+                domain, self.provisioner, self.settings.service_name, subscribers=self.subscribers
             )
             self._controls[domain.key] = control
         control.domain = domain  # a store may hand out a new handle each pass
+        control.term = term  # the engine acts within this pass's term only
         control.now = now
         control.launch_vars = self._launch_vars(config)
         return control

@@ -23,6 +23,7 @@ from epum.instances import Instance
 from epum.leader_loop import LeaderLoop
 from epum.logcontext import log_context
 from epum.store.base import DomainStore, EPUMStore, update_instance_with_retry
+from epum.term import Term
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,10 @@ class Doctor(LeaderLoop):
     ``ouagent_client`` sends ``dump_state(address, mock_timestamp=...)`` to
     instance agents; with None, an instance that loses contact goes straight
     to MISSING.  ``run_pass(now)`` is one round over every domain (the
-    facade's ``_doctor_appt`` calls it by hand in external-decide mode).  A
-    failing domain, write or agent request is logged and the pass goes on.
+    facade's ``_doctor_appt`` calls it by hand in external-decide mode,
+    under the doctor's unelected term).  A pass stops before the next domain
+    or write once the term it runs under has ended.  A failing domain, write
+    or agent request is logged and the pass goes on.
     """
 
     def __init__(
@@ -60,9 +63,10 @@ class Doctor(LeaderLoop):
 
     def run_pass(self, now: float) -> None:
         """Judge and update the health of every monitored domain's instances at ``now``."""
+        term = self.term
         keep: set[tuple[str, str]] = set()
         for domain in self.store.get_all_domains():
-            if self.deposed:
+            if term.ended:
                 return
             with log_context(caller=domain.owner, domain=domain.domain_id):
                 try:
@@ -73,13 +77,13 @@ class Doctor(LeaderLoop):
                     if not config.monitor_health:
                         keep.discard(domain.key)
                         continue
-                    self._examine(domain, config, now)
+                    self._examine(domain, config, now, term)
                 except Exception:
                     log.exception("health check of the domain failed; next domain")
         for key in set(self._monitors) - keep:
             del self._monitors[key]
 
-    def _examine(self, domain: DomainStore, config: HealthConfig, now: float) -> None:
+    def _examine(self, domain: DomainStore, config: HealthConfig, now: float, term: Term) -> None:
         monitor = self._monitors.get(domain.key)
         if monitor is None:
             monitor = HealthMonitor(
@@ -89,7 +93,7 @@ class Doctor(LeaderLoop):
             log.info("health monitoring starts")
         monitor.config = config
         for verdict in monitor.update(now, domain.get_instances()):
-            if self.deposed:
+            if term.ended:
                 return
             final: Verdict | None = verdict
             if verdict.health is not None:

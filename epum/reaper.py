@@ -19,8 +19,10 @@ class Reaper(LeaderLoop):
 
     "Older" means ``state_time < now - max_age``; a record exactly
     ``max_age`` old stays until the next pass.  Every domain is swept,
-    removal-marked ones included.  Nothing else is touched.  A failing
-    domain is logged and the pass goes on.
+    removal-marked ones included.  Nothing else is touched.  A pass stops
+    before the next domain once the term it runs under has ended (passes
+    run by hand run under the reaper's unelected term).  A failing domain
+    is logged and the pass goes on.
     """
 
     def __init__(
@@ -36,9 +38,10 @@ class Reaper(LeaderLoop):
 
     def run_pass(self, now: float) -> None:
         """Remove every terminal record whose ``state_time`` is before ``now - max_age``."""
+        term = self.term
         cutoff = now - self.max_age
         for domain in self.store.get_all_domains():
-            if self.deposed:
+            if term.ended:
                 return
             with log_context(caller=domain.owner, domain=domain.domain_id):
                 try:

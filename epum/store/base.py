@@ -25,11 +25,15 @@ a store shut down (or unreachable) ``StoreUnavailableError``; a store that
 cannot be built from its settings ``ConfigError``.
 
 Leadership: ``contend_decider`` / ``contend_doctor`` / ``contend_reaper``
-enter a ``Leader`` in that role's election.  When elected, the store calls
-``leader.inaugurate()`` in a thread of its own; it runs the role and returns
-when ``leader.depose()`` is called (by the store when leadership may be lost,
-or at shutdown).  A deposed leader rejoins the election when the store can
-again offer leadership.
+enter a ``Leader`` in that role's election.  When elected, the store creates
+a new ``Term`` (``epum.term``) and calls ``leader.inaugurate(term)`` in a
+thread of its own; the leader runs the role and returns when ``term`` ends.
+The store ends the term when leadership may be lost or at shutdown (an end
+that comes before the leader looked at its term is never lost), and also
+once ``inaugurate`` has returned, so nothing holding the term acts on.  Each
+term is a new object with an identity of its own: no later term inherits
+an earlier one's end.  A deposed leader rejoins the election when the store
+can again offer leadership.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from typing import Any, Protocol
 
 from epum.errors import NotFoundError, WriteConflictError
 from epum.instances import Instance
+from epum.term import Term
 
 #: The sections of a domain config.
 CONFIG_SECTIONS = ("general", "engine_conf", "health")
@@ -62,11 +67,8 @@ def notify_listeners(listeners: list[ChangeListener], owner: str, domain_id: str
 class Leader(Protocol):
     """A role that can be elected: the decider, the doctor or the reaper."""
 
-    def inaugurate(self) -> None:
-        """Act as leader until ``depose()`` is called, then return."""
-
-    def depose(self) -> None:
-        """Stop acting as leader as soon as possible; never blocks."""
+    def inaugurate(self, term: Term) -> None:
+        """Act as leader until ``term`` ends, then return (at once if it already has)."""
 
 
 class DomainStore(abc.ABC):

@@ -12,6 +12,7 @@ write that changes a domain, none for one that changes nothing.
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import threading
 import time
@@ -28,12 +29,16 @@ from epum.store.base import (
     notify_listeners,
 )
 from epum.store.codec import dump
+from epum.term import Term
 
 log = logging.getLogger(__name__)
 
 #: Pause before a leader whose term ended re-enters its election (as on the
 #: ZooKeeper store), so a leader that fails or quits at once cannot spin.
 REJOIN_PAUSE = 0.5
+
+#: How long ``shutdown`` waits for leaders to return once their terms ended.
+SHUTDOWN_JOIN = 5.0
 
 
 class MemoryDomainStore(DomainStore):
@@ -196,8 +201,9 @@ class MemoryEPUMStore(EPUMStore):
         self._listeners: list[ChangeListener] = []
         self._closed = threading.Event()
         self._role_locks = {role: threading.Lock() for role in ("decider", "doctor", "reaper")}
-        self._leaders: list[Leader] = []
         self._threads: list[threading.Thread] = []
+        self._terms: set[Term] = set()
+        self._term_numbers = itertools.count(1)
 
     def _notify(self, owner: str, domain_id: str) -> None:
         notify_listeners(self._listeners, owner, domain_id)
@@ -291,29 +297,48 @@ class MemoryEPUMStore(EPUMStore):
             self._listeners.append(listener)
 
     # elections: one process, so the first contender of a role leads until
-    # it is deposed (at shutdown); later contenders wait their turn.
+    # its term ends (at shutdown, or when it returns on its own); later
+    # contenders wait their turn.  States of a contender's thread: waiting
+    # for the role's lock -> in office (``inaugurate(term)`` with a new
+    # term, numbered by the store) -> the term is ended when ``inaugurate``
+    # returns -> a pause of REJOIN_PAUSE -> waiting again; shut down ->
+    # stopped.  A term is created and recorded under the store's lock, so
+    # ``shutdown`` ends every term that was or will be handed out.
     def _contend(self, role: str, leader: Leader) -> None:
         if self._closed.is_set():
-            raise BadRequestError("store is shut down")
+            raise StoreUnavailableError("the store is shut down")
 
         def run() -> None:
             while not self._closed.is_set():
                 with self._role_locks[role]:
-                    if self._closed.is_set():
+                    term = self._begin_term(role)
+                    if term is None:
                         return
                     try:
-                        leader.inaugurate()
+                        leader.inaugurate(term)
                     except Exception:
                         log.exception("%s leader failed; rejoining the election", role)
+                    finally:
+                        term.end()
+                        with self._lock:
+                            self._terms.discard(term)
                 # Outside the lock, so another contender may take the role
                 # meanwhile; a leader that fails (or quits) at once must not spin.
                 self._closed.wait(REJOIN_PAUSE)
 
         thread = threading.Thread(target=run, name=f"epum-{role}-election", daemon=True)
         with self._lock:
-            self._leaders.append(leader)
             self._threads.append(thread)
         thread.start()
+
+    def _begin_term(self, role: str) -> Term | None:
+        """A new term of ``role``, recorded as in office; None once shut down."""
+        with self._lock:
+            if self._closed.is_set():
+                return None
+            term = Term(role, next(self._term_numbers))
+            self._terms.add(term)
+            return term
 
     def contend_decider(self, leader: Leader) -> None:
         self._contend("decider", leader)
@@ -325,17 +350,16 @@ class MemoryEPUMStore(EPUMStore):
         self._contend("reaper", leader)
 
     def shutdown(self) -> None:
-        self._closed.set()
         with self._lock:
-            leaders, threads = list(self._leaders), list(self._threads)
-        # A leader clears its stop flag as its term starts, so a depose that
-        # lands just before that is lost: repeat it until every term is over.
-        deadline = time.monotonic() + 5
+            self._closed.set()
+            terms, threads = list(self._terms), list(self._threads)
+        for term in terms:
+            term.end()
+        deadline = time.monotonic() + SHUTDOWN_JOIN
+        me = threading.current_thread()
         for thread in threads:
-            while thread.is_alive() and time.monotonic() < deadline:
-                for leader in leaders:
-                    leader.depose()
-                thread.join(timeout=0.05)
+            if thread is not me:  # a leader may shut its own store down
+                thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _check_section(section: str) -> None:

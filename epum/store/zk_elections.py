@@ -2,9 +2,12 @@
 
 Each ``Leader`` entered by a store gets a ``Contender``: a daemon thread
 that runs kazoo's ``Election`` recipe for its role and the state machine
-documented on ``Contender``.  The ``ElectionBoard`` holds a store's
-contenders and the session state they act on; its connection listener is
-what deposes leaders the moment the connection is in doubt.
+documented on ``Contender``.  Each time a contender takes office it creates
+a new ``Term`` (``epum.term``), tied to its election znode and the session,
+and hands it to ``leader.inaugurate(term)``.  The ``ElectionBoard`` holds a
+store's contenders and the session state they act on; its connection
+listener is what ends the terms in office the moment the connection is in
+doubt.
 
 Only ``epum.store.zookeeper`` uses this module.
 """
@@ -21,17 +24,12 @@ from kazoo.protocol.states import KazooState
 from kazoo.recipe.election import Election
 
 from epum.store.base import Leader
+from epum.term import Term
 
 log = logging.getLogger(__name__)
 
 #: The elected roles, one election znode each under ``<base>/elections``.
 ROLES = ("decider", "doctor", "reaper")
-
-#: How often the board repeats ``depose()`` to a deposed leader whose
-#: ``inaugurate`` has not returned yet: a leader that resets its stop flag
-#: when its term starts could miss a ``depose()`` that raced with that
-#: start, so one call is not enough.
-REDEPOSE_INTERVAL = 0.05
 
 #: Pause before re-entering an election after a failure (a kazoo error or
 #: a leader whose ``inaugurate`` raised), so a broken leader or a flapping
@@ -53,12 +51,13 @@ class ElectionBoard:
     """A store's contenders and the ZooKeeper session state they act on.
 
     The board listens to the kazoo client's connection state.  The listener
-    never blocks: on SUSPENDED or LOST it calls ``depose()`` on every leader
-    in office (``depose`` must not block either), and repeats it every
-    ``REDEPOSE_INTERVAL`` until that leader's ``inaugurate`` has returned;
-    on LOST it also cancels the elections of the contenders still queued so
-    they re-enter with the new session.  A LOST also starts a new *session
-    generation*: a seat won in an older generation is never used to lead.
+    never blocks: on SUSPENDED or LOST it ends the term of every leader in
+    office, under its condition (``Term.end`` never blocks); on LOST it
+    also cancels the elections of the contenders still queued so they
+    re-enter with the new session.  A LOST also starts a new *session generation*: a seat won in
+    an older generation is never used to lead.  A term is created and
+    recorded under the board's condition, so no end meant for it can be
+    missed, and a term once ended stays ended: the next term is a new one.
     """
 
     def __init__(self, client: KazooClient, elections_path: str, identifier: str):
@@ -91,31 +90,32 @@ class ElectionBoard:
         return contender
 
     def leading(self, role: str) -> bool:
-        """True while one of this board's leaders of ``role`` is in office."""
+        """True while one of this board's leaders of ``role`` holds a term not yet ended."""
         with self._cond:
-            return any(c.role == role and c.in_term for c in self._contenders)
+            return any(
+                c.role == role and c.term is not None and not c.term.ended for c in self._contenders
+            )
 
     def contenders(self, role: str) -> list[str]:
         """Identifiers queued in ``role``'s election (all boards), leader first."""
         return Election(self.client, f"{self.path}/{role}", self.identifier).contenders()
 
     def shutdown(self, timeout: float = 2.0) -> list[Contender]:
-        """Depose every leader, cancel every election, join the threads.
+        """End every term, cancel every election, join the threads.
 
         Returns the contenders whose thread did not finish within
-        ``timeout`` (a leader that ignores ``depose``).  A leader that does
-        return gives its seat up here (its lock znode is deleted), so a
+        ``timeout`` (a leader that ignores its term's end).  A leader that
+        does return gives its seat up here (its lock znode is deleted), so a
         contender elsewhere is elected at once.
         """
         with self._cond:
             if self._closed:
                 return []
             self._closed = True
-            to_depose = self._mark_deposed()
+            self._end_terms()
             elections = [c.election for c in self._contenders if c.election is not None]
             contenders = list(self._contenders)
             self._cond.notify_all()
-        self._depose(to_depose)
         for election in elections:
             election.cancel()
         deadline = time.monotonic() + timeout
@@ -152,24 +152,32 @@ class ElectionBoard:
                 self._cond.wait()
             return not self._closed and self._generation == generation
 
-    def begin_term(self, contender: Contender, generation: int) -> bool:
-        """Mark ``contender`` in office if still connected in ``generation``."""
+    def begin_term(self, contender: Contender, generation: int, seat: str) -> Term | None:
+        """A new term for ``contender`` won with ``seat``, if still connected in ``generation``.
+
+        The term carries the seat's znode path and the session id; it is
+        recorded as ``contender.term`` under the board's condition, so a
+        connection change from now on ends it.  None if the connection
+        wavered or the board shut down.
+        """
         with self._cond:
             if (
                 self._closed
                 or self._generation != generation
                 or self._state != KazooState.CONNECTED
             ):
-                return False
-            contender.in_term = True
-            contender.deposed = False
-            return True
+                return None
+            client_id = self.client.client_id
+            session = client_id[0] if client_id else None
+            contender.terms += 1
+            contender.term = Term(contender.role, contender.terms, seat=seat, session=session)
+            return contender.term
 
     def end_term(self, contender: Contender) -> bool:
-        """Mark ``contender`` out of office; whether the board had deposed it."""
+        """End ``contender``'s term and mark it out of office; whether it ended before this."""
         with self._cond:
-            contender.in_term = False
-            return contender.deposed
+            term, contender.term = contender.term, None
+            return term is not None and not term.end()
 
     def set_election(self, contender: Contender, election: Election | None) -> bool:
         """Remember ``contender``'s current election; False once shut down."""
@@ -190,51 +198,24 @@ class ElectionBoard:
             if state == KazooState.LOST:
                 self._generation += 1
                 to_cancel = [
-                    c.election for c in self._contenders if c.election is not None and not c.in_term
+                    c.election
+                    for c in self._contenders
+                    if c.election is not None and c.term is None
                 ]
-            to_depose = self._mark_deposed() if state != KazooState.CONNECTED else []
+            ended = self._end_terms() if state != KazooState.CONNECTED else []
             self._cond.notify_all()
-        if to_depose:
+        if ended:
             log.warning(
-                "ZooKeeper connection %s: deposing %s", state, ", ".join(c.role for c in to_depose)
+                "ZooKeeper connection %s: deposed %s", state, ", ".join(t.role for t in ended)
             )
-        self._depose(to_depose)
         for election in to_cancel:
             election.cancel()
 
-    def _mark_deposed(self) -> list[Contender]:
-        # under self._cond
-        out = [c for c in self._contenders if c.in_term and not c.deposed]
-        for contender in out:
-            contender.deposed = True
-        return out
-
-    def _depose(self, contenders: list[Contender]) -> None:
-        """``depose()`` each, and keep at it until its ``inaugurate`` returns."""
-        for contender in contenders:
-            self._call_depose(contender)
-            threading.Thread(
-                target=self._keep_deposed,
-                args=(contender,),
-                name=f"epum-{contender.role}-depose",
-                daemon=True,
-            ).start()
-
-    def _keep_deposed(self, contender: Contender) -> None:
-        with self._cond:
-            while True:
-                self._cond.wait(REDEPOSE_INTERVAL)
-                if not (contender.in_term and contender.deposed):
-                    return
-                # Under the lock, so it can never reach the leader's next term.
-                self._call_depose(contender)
-
-    @staticmethod
-    def _call_depose(contender: Contender) -> None:
-        try:
-            contender.leader.depose()
-        except Exception:
-            log.exception("%s leader failed to depose", contender.role)
+    def _end_terms(self) -> list[Term]:
+        # Under self._cond, so whether a term was ended by the board or by
+        # its leader returning (``end_term``) is decided in one place.
+        # ``Term.end`` never blocks (nor may its callbacks).
+        return [c.term for c in self._contenders if c.term is not None and c.term.end()]
 
 
 class Contender:
@@ -252,12 +233,14 @@ class Contender:
         JOINING.  Cancelled (LOST, shutdown) or a kazoo error -> JOINING
         (after ``REJOIN_PAUSE`` on error) or STOPPED.
     LEADING
-        ``leader.inaugurate()`` runs.  SUSPENDED or LOST: ``depose()`` is
-        called at once, from the connection listener, before the session
-        could expire and anyone else be elected; when ``inaugurate``
-        returns -> HOLDING.  Shut down: ``depose()``, seat released ->
-        STOPPED.  ``inaugurate`` returns on its own or raises: seat released
-        -> JOINING (after ``REJOIN_PAUSE`` if it raised).
+        A new ``Term`` (seat znode path, session id, term number) is
+        created and ``leader.inaugurate(term)`` runs.  SUSPENDED or LOST:
+        the term is ended at once, from the connection listener, before the
+        session could expire and anyone else be elected; when
+        ``inaugurate`` returns -> HOLDING.  Shut down: the term is ended,
+        seat released -> STOPPED.  ``inaugurate`` returns on its own or
+        raises: the term is ended, seat released -> JOINING (after
+        ``REJOIN_PAUSE`` if it raised).
     HOLDING
         Deposed, seat kept: the session may still be alive, and while it
         is nobody else can win.  CONNECTED again in generation *g* and the
@@ -268,11 +251,10 @@ class Contender:
         The thread has ended.
 
     Only one thread ever calls ``inaugurate`` for a contender, and never
-    twice at once.  ``depose`` comes from the connection listener or from
-    ``shutdown``, possibly before ``inaugurate`` has started running, and is
-    repeated every ``REDEPOSE_INTERVAL`` until ``inaugurate`` returns (never
-    after): a leader that resets its stop flag when a term starts, as
-    ``epum.leader_loop.LeaderLoop`` does, cannot miss it.
+    twice at once.  A term's end comes from the connection listener or from
+    ``shutdown``, possibly before ``inaugurate`` has started running: the
+    leader then finds its term already ended.  Each term is a new object,
+    so an end meant for an earlier term never reaches a later one.
     """
 
     def __init__(self, board: ElectionBoard, role: str, leader: Leader):
@@ -281,9 +263,8 @@ class Contender:
         self.leader = leader
         self.state = ContenderState.JOINING
         self.election: Election | None = None
-        self.in_term = False  # guarded by the board's condition
-        self.deposed = False  # guarded by the board's condition
-        self.terms = 0
+        self.term: Term | None = None  # the term in office; guarded by the board's condition
+        self.terms = 0  # terms begun so far (each term's number)
         self.thread = threading.Thread(target=self._run, name=f"epum-{role}-election", daemon=True)
 
     def _run(self) -> None:
@@ -331,14 +312,14 @@ class Contender:
                         "%s lost its %s seat while deposed; rejoining", board.identifier, self.role
                     )
                     return
-            if not board.begin_term(self, generation):
+            term = board.begin_term(self, generation, f"{election.lock.path}/{election.lock.node}")
+            if term is None:
                 continue  # the connection wavered again: wait for it
             first = False
             self.state = ContenderState.LEADING
-            self.terms += 1
-            log.info("%s is %s (term %d)", board.identifier, self.role, self.terms)
+            log.info("%s is %s (%r)", board.identifier, self.role, term)
             try:
-                self.leader.inaugurate()
+                self.leader.inaugurate(term)
             finally:
                 deposed = board.end_term(self)
             if not deposed:

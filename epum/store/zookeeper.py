@@ -364,7 +364,11 @@ class ZooKeeperEPUMStore(EPUMStore):
         known = self._instance_domains.get(instance_id)
         if known is not None:
             domain = self._domain(*known)
-            if self._access.cached_present(domain.instance_path(instance_id)):
+            # Trust the cache only once it shows this store's own writes to
+            # the domain (a removed record or domain must not be found).
+            if self._access.fresh(self._paths.domain(*known)) and self._access.cached_present(
+                domain.instance_path(instance_id)
+            ):
                 self._instance_domains.move_to_end(instance_id)
                 return domain
             self._instance_domains.pop(instance_id, None)

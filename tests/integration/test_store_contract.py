@@ -225,19 +225,19 @@ def test_change_listener_sees_domain_changes(store):
 
 
 class FakeLeader:
+    """Leads until its term ends, keeping every term it was given."""
+
     def __init__(self):
         self.elected = threading.Event()
-        self.deposed = threading.Event()
+        self.terms = []
 
-    def inaugurate(self):
+    def inaugurate(self, term):
+        self.terms.append(term)
         self.elected.set()
-        self.deposed.wait()
-
-    def depose(self):
-        self.deposed.set()
+        term.wait()
 
 
-def test_one_leader_per_role_and_shutdown_deposes(store):
+def test_one_leader_per_role_and_shutdown_ends_the_terms(store):
     first, second, doctor = FakeLeader(), FakeLeader(), FakeLeader()
     store.contend_decider(first)
     assert first.elected.wait(10)
@@ -245,58 +245,80 @@ def test_one_leader_per_role_and_shutdown_deposes(store):
     store.contend_doctor(doctor)
     assert doctor.elected.wait(10)
     assert not second.elected.wait(0.5)
+    (first_term,) = first.terms
+    (doctor_term,) = doctor.terms
+    assert (first_term.role, doctor_term.role) == ("decider", "doctor")
+    assert not first_term.ended and not doctor_term.ended
     store.shutdown()
-    assert first.deposed.is_set()
-    assert doctor.deposed.is_set()
+    assert first_term.ended
+    assert doctor_term.ended
+    assert second.terms == []
 
 
 class LateStartingLeader:
-    """A leader whose term starts (clearing its stop flag) only when the test says."""
+    """A leader that only looks at its term when the test says."""
 
     def __init__(self):
         self.entered = threading.Event()
         self.gate = threading.Event()
-        self.depose_calls = 0
-        self.stop = threading.Event()
+        self.term = None
+        self.saw_end = None
         self.returned = threading.Event()
 
-    def inaugurate(self):
+    def inaugurate(self, term):
+        self.term = term
         self.entered.set()
         self.gate.wait(10)
-        self.stop.clear()  # a new term starts: an earlier depose is forgotten
-        self.stop.wait(10)
+        self.saw_end = term.wait(10)
         self.returned.set()
 
-    def depose(self):
-        self.depose_calls += 1
-        self.stop.set()
 
-
-def test_shutdown_deposes_a_leader_whose_term_starts_late(store):
+def test_an_early_depose_is_never_lost(store):
     leader = LateStartingLeader()
     store.contend_reaper(leader)
     assert leader.entered.wait(10)
     stopper = threading.Thread(target=store.shutdown)
     stopper.start()
-    deadline = time.monotonic() + 5
-    while leader.depose_calls == 0 and time.monotonic() < deadline:
-        threading.Event().wait(0.01)
-    leader.gate.set()  # the term starts after the first depose
+    assert leader.term.wait(10), "shutdown did not end the term"
+    leader.gate.set()  # the leader gets to its term only after it was ended
     stopper.join(10)
     assert not stopper.is_alive()
     assert leader.returned.wait(1), "the leader was left running after shutdown"
+    assert leader.saw_end is True
+
+
+def test_a_new_term_never_inherits_a_stale_stop(store):
+    terms = []
+    in_second = threading.Event()
+
+    class QuitsOnce:
+        def inaugurate(self, term):
+            terms.append(term)
+            if len(terms) == 1:
+                return  # quits on its own: its term is over, it rejoins
+            in_second.set()
+            term.wait()
+
+    store.contend_decider(QuitsOnce())
+    assert in_second.wait(10)
+    first, second = terms
+    assert first.ended, "a term outlived the leader's inaugurate"
+    assert not second.ended
+    assert first.identity != second.identity
+    assert first.role == second.role == "decider"
+    first.end()  # a late signal for the old term reaches only the old term
+    assert not second.ended
+    store.shutdown()
+    assert second.ended
 
 
 def test_a_leader_that_keeps_failing_rejoins_at_a_bounded_pace(store):
     calls: list[float] = []
 
     class Broken:
-        def inaugurate(self):
+        def inaugurate(self, term):
             calls.append(time.monotonic())
             raise RuntimeError("broken at once")
-
-        def depose(self):
-            pass
 
     store.contend_reaper(Broken())
     deadline = time.monotonic() + 10

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from epum.term import Term
 from tests.zk_server import expire_session, wait_for
 
 pytestmark = pytest.mark.zookeeper
@@ -46,27 +47,25 @@ class Timeline:
 
 
 class TermLeader:
-    """A leader that acts until deposed; like LeaderLoop it forgets earlier
-    deposes when a term starts (the store repeats a depose until it lands)."""
+    """A leader that acts until its term ends, keeping every term it was given."""
 
     def __init__(self, name: str, timeline: Timeline):
         self.name = name
         self.timeline = timeline
         self.in_office = threading.Event()
-        self.terms = 0
-        self._stop = threading.Event()
+        self.given: list[Term] = []
 
-    def inaugurate(self) -> None:
-        self._stop.clear()
-        self.terms += 1
+    @property
+    def terms(self) -> int:
+        return len(self.given)
+
+    def inaugurate(self, term: Term) -> None:
+        self.given.append(term)
         self.timeline.record(self.name, "in")
         self.in_office.set()
-        self._stop.wait()
+        term.wait()
         self.in_office.clear()
         self.timeline.record(self.name, "out")
-
-    def depose(self) -> None:
-        self._stop.set()
 
 
 @pytest.fixture
@@ -138,8 +137,49 @@ def test_a_brief_connection_loss_deposes_the_leader_who_then_leads_again(
     assert a.kazoo_client.client_id == session  # the session survived
     assert a_leader.terms == 2
     assert b_leader.terms == 0
+    # Same seat, same session, a new term: the stop of the first is not inherited.
+    first, second = a_leader.given
+    assert first.ended and not second.ended
+    assert (first.seat, first.session) == (second.seat, second.session)
+    assert first.session == session[0]
+    assert first.seat.startswith(f"{a.base_path}/elections/decider/")
+    assert first.identity != second.identity
+    first.end()  # a late signal meant for the first term
+    assert not second.ended and a.is_leading("decider")
     assert a.election_contenders("decider") == [a.identifier, b.identifier]
     timeline.assert_one_leader_at_a_time()
+
+
+def test_a_depose_before_the_leader_looks_at_its_term_is_never_lost(zk_proxy, zk_store_factory):
+    a = zk_store_factory(hosts=zk_proxy.hosts, timeout=4.0, worker_name="a")
+    given: list[Term] = []
+    entered, gate = threading.Event(), threading.Event()
+    saw_end: list[bool] = []
+    second_in = threading.Event()
+
+    class SlowStarter:
+        def inaugurate(self, term: Term) -> None:
+            given.append(term)
+            if len(given) > 1:
+                second_in.set()
+                term.wait()
+                return
+            entered.set()
+            gate.wait(10)  # the term starts late: the connection wavers first
+            saw_end.append(term.wait(0))
+
+    a.contend_decider(SlowStarter())
+    assert entered.wait(10)
+    zk_proxy.block()
+    zk_proxy.cut()
+    assert given[0].wait(2), "the connection loss did not end the term"
+    gate.set()
+    wait_for(lambda: saw_end, timeout=5)
+    assert saw_end == [True]  # the leader found its term already over
+    zk_proxy.unblock()
+    assert second_in.wait(10)
+    assert not given[1].ended  # and the next term does not inherit that end
+    assert given[0].identity != given[1].identity
 
 
 def test_a_partition_past_the_session_timeout_moves_leadership(
@@ -190,6 +230,9 @@ def test_an_expired_session_moves_leadership_and_the_old_leader_follows(
     assert a_leader.terms == 1
     # Alone in its election, a's reaper is elected again in the new session.
     wait_for(lambda: a_reaper.terms == 2 and a_reaper.in_office.is_set(), 10)
+    old, new = a_reaper.given
+    assert old.ended and not new.ended
+    assert old.session != new.session and old.seat != new.seat  # a new session, a new seat
     timeline.assert_one_leader_at_a_time()
 
 
@@ -200,21 +243,21 @@ def test_a_leader_that_stops_on_its_own_rejoins(zk_store_factory):
     stop = threading.Event()
 
     class Quitter:
-        def inaugurate(self) -> None:
-            terms.append(len(terms) + 1)
+        def inaugurate(self, term: Term) -> None:
+            terms.append(term)
             if len(terms) == 1:
                 return  # quits at once
             if len(terms) == 2:
                 raise RuntimeError("boom")  # fails
             again.set()
-            stop.wait()
-
-        def depose(self) -> None:
+            term.wait()
             stop.set()
 
     store.contend_doctor(Quitter())
     assert again.wait(10)
-    assert terms == [1, 2, 3]
+    assert [t.number for t in terms] == [1, 2, 3]
+    assert terms[0].ended and terms[1].ended and not terms[2].ended
+    assert len({t.identity for t in terms}) == 3
     store.shutdown()
     assert stop.is_set()
 
@@ -224,12 +267,10 @@ def test_a_leader_may_shut_its_own_store_down(zk_store_factory):
     done = threading.Event()
 
     class SelfStopper:
-        def inaugurate(self) -> None:
+        def inaugurate(self, term: Term) -> None:
             store.shutdown()
+            assert term.ended
             done.set()
-
-        def depose(self) -> None:
-            pass
 
     store.contend_reaper(SelfStopper())
     assert done.wait(10)

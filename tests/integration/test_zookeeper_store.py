@@ -224,15 +224,11 @@ def test_digest_acl_keeps_strangers_out(zk_store_factory, zk_server, zk_base_pat
     domain.mark_removed()
     store.add_domain_definition("def", {"general": {}})
     elected = threading.Event()
-    stop = threading.Event()
 
     class Leader:
-        def inaugurate(self):
+        def inaugurate(self, term):
             elected.set()
-            stop.wait()
-
-        def depose(self):
-            stop.set()
+            term.wait()
 
     store.contend_decider(Leader())
     assert elected.wait(10)
@@ -431,17 +427,12 @@ def test_a_server_restart_keeps_the_session_the_data_and_the_leader(private_zk_s
     )
     store.initialize()
     try:
-        terms: list[float] = []
-        stop = threading.Event()
+        terms = []
 
         class Leader:
-            def inaugurate(self):
-                stop.clear()
-                terms.append(time.monotonic())
-                stop.wait()
-
-            def depose(self):
-                stop.set()
+            def inaugurate(self, term):
+                terms.append(term)
+                term.wait()
 
         store.contend_decider(Leader())
         wait_for(lambda: len(terms) == 1)
@@ -452,6 +443,12 @@ def test_a_server_restart_keeps_the_session_the_data_and_the_leader(private_zk_s
         private_zk_server.restart()
         wait_for(lambda: len(terms) == 2, timeout=15)
         assert store.kazoo_client.client_id == session
+        # The same seat and session, but a new term: the old one stays ended.
+        first, second = terms
+        assert first.ended and not second.ended
+        assert first.seat == second.seat and first.seat.startswith("/epum/elections/decider/")
+        assert first.session == second.session == session[0]
+        assert first.identity != second.identity
         assert domain.get_instance("i1").instance_id == "i1"
 
         # A stalled server holds calls up until it resumes.

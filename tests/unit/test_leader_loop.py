@@ -1,4 +1,4 @@
-"""LeaderLoop: passes, wake-ups, deposing, failures and new terms."""
+"""LeaderLoop: passes, wake-ups, deposing, failures and new terms (each a ``Term``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 import pytest
 
 from epum.leader_loop import LeaderLoop
+from epum.term import Term
 
 LONG = 3600.0  # an interval no test waits out
 PROMPT = 5.0  # how long a test waits for something that should happen at once
@@ -44,18 +45,21 @@ class Recorder(LeaderLoop):
 
 @pytest.fixture
 def run():
-    """Start loops' inaugurate() in threads; depose and join them at the end."""
-    started: list[tuple[LeaderLoop, threading.Thread]] = []
+    """Start loops' inaugurate(term) in threads (a new term each unless given one);
+    end the terms and join the threads at the end."""
+    started: list[tuple[Term, threading.Thread]] = []
+    numbers = iter(range(1, 1000))
 
-    def start(loop: LeaderLoop) -> threading.Thread:
-        thread = threading.Thread(target=loop.inaugurate, name="leader-loop-test")
-        started.append((loop, thread))
+    def start(loop: LeaderLoop, term: Term | None = None) -> threading.Thread:
+        term = term if term is not None else Term(loop.name, next(numbers))
+        thread = threading.Thread(target=loop.inaugurate, args=(term,), name="leader-loop-test")
+        started.append((term, thread))
         thread.start()
         return thread
 
     yield start
-    for loop, thread in started:
-        loop.depose()
+    for term, thread in started:
+        term.end()
         thread.join(timeout=PROMPT)
 
 
@@ -63,6 +67,7 @@ def test_follower_at_start():
     loop = Recorder()
     assert not loop.is_leader
     assert not loop.deposed
+    assert loop.term.identity == ("test", None, None, 0)  # the unelected term
 
 
 def test_inaugurate_runs_on_elected_then_a_first_pass_at_once(run):
@@ -155,28 +160,94 @@ def test_a_failing_on_elected_is_logged_and_passes_still_run(run, caplog):
     assert any("on_elected failed" in r.getMessage() for r in caplog.records)
 
 
+def test_the_end_of_the_term_deposes_like_depose(run):
+    loop = Recorder()
+    term = Term("test", 1)
+    thread = run(loop, term)
+    loop.wait_passes(1)
+    assert loop.term is term
+    term.end()
+    thread.join(timeout=PROMPT)
+    assert not thread.is_alive()
+    assert loop.deposed
+    assert not loop.is_leader
+    assert loop.term is term  # stays the ended term until the next one
+
+
 def test_inaugurate_again_after_depose_starts_a_new_term(run):
     loop = Recorder()
     first = run(loop)
     loop.wait_passes(1)
+    old = loop.term
     loop.depose()
     first.join(timeout=PROMPT)
     assert not first.is_alive()
+    assert old.ended
 
     run(loop)
     loop.wait_passes(2)
     assert loop.elected == 2
     assert loop.is_leader
     assert not loop.deposed
+    assert loop.term is not old
+    assert loop.term.identity != old.identity
 
 
-def test_a_depose_before_inaugurate_is_forgotten_by_the_new_term(run):
+def test_a_new_term_never_inherits_a_stale_stop(run):
     loop = Recorder()
-    loop.depose()
+    first = run(loop)
+    loop.wait_passes(1)
+    old = loop.term
+    old.end()
+    first.join(timeout=PROMPT)
+
+    run(loop)
+    loop.wait_passes(2)
+    old.end()  # a late signal meant for the old term
+    loop.wake()
+    loop.wait_passes(3)  # the new term still runs passes
+    assert loop.is_leader
+    assert not loop.term.ended
+
+
+def test_a_depose_before_inaugurate_ends_only_the_term_then_current(run):
+    loop = Recorder()
+    loop.depose()  # ends the unelected term: hand passes bail out
     assert loop.deposed
     run(loop)
     loop.wait_passes(1)
     assert loop.is_leader
+
+
+def test_an_early_end_of_the_term_is_never_lost(run):
+    loop = Recorder()
+    term = Term("test", 1)
+    term.end()  # deposed before the role got to its term
+    thread = run(loop, term)
+    thread.join(timeout=PROMPT)
+    assert not thread.is_alive()
+    assert loop.elected == 0
+    assert loop.passes == []
+    assert not loop.is_leader
+
+
+def test_a_term_that_ends_while_on_elected_runs_gets_no_pass(run):
+    class SlowStart(Recorder):
+        def on_elected(self) -> None:
+            super().on_elected()
+            self.term.end()  # e.g. the connection wavered meanwhile
+
+    loop = SlowStart()
+    thread = run(loop)
+    thread.join(timeout=PROMPT)
+    assert not thread.is_alive()
+    assert loop.elected == 1
+    assert loop.passes == []
+
+
+def test_inaugurate_needs_a_term():
+    with pytest.raises(ValueError, match="needs a Term"):
+        Recorder().inaugurate(None)  # type: ignore[arg-type]
 
 
 def test_inaugurate_twice_at_once_is_refused(run):
@@ -184,7 +255,7 @@ def test_inaugurate_twice_at_once_is_refused(run):
     run(loop)
     loop.wait_passes(1)
     with pytest.raises(RuntimeError, match="already leading"):
-        loop.inaugurate()
+        loop.inaugurate(Term("test", 99))
     assert loop.is_leader
 
 
