@@ -29,6 +29,7 @@ from epum.sensors.polled import (
     SensorQueryError,
     metric_list,
     string_key,
+    validate_polling_keys,
 )
 
 DEFAULT_NAMESPACE = "AWS/EC2"
@@ -83,6 +84,7 @@ class CloudWatchSensorSource(PolledSensorSource):
     @classmethod
     def validate_config(cls, conf: Mapping[str, Any]) -> None:
         """Check the metric lists, the namespace, the dimensions, the period and statistic."""
+        validate_polling_keys(conf)
         instance_metrics = metric_list(conf, "monitor_sensors")
         domain_metrics = metric_list(conf, "monitor_domain_sensors")
         if not instance_metrics and not domain_metrics:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -22,20 +21,20 @@ from epum.errors import NotFoundError, WriteConflictError
 from epum.sensors.credentials import SensorCredentials
 from epum.sensors.factory import SENSOR_TYPE_KEY, get_sensor_source, is_polled
 from epum.sensors.polled import (
+    DEFAULT_SAMPLE_PERIOD,
+    MIN_SAMPLE_PERIOD,
     CredentialsLookup,
     PolledSensorSource,
     PollTarget,
     Readings,
+    sample_period,
     stored_reading,
 )
 
+__all__ = ["DEFAULT_SAMPLE_PERIOD", "MIN_SAMPLE_PERIOD", "PollFailure", "SensorCollector"]
+
 log = logging.getLogger(__name__)
 
-#: The original's sample period (seconds) when a domain names none.
-DEFAULT_SAMPLE_PERIOD = 90.0
-#: No domain is polled more often than this (seconds): a metrics server is
-#: shared, and the decider's pass is seconds apart anyway.
-MIN_SAMPLE_PERIOD = 10.0
 #: A query taking longer than this (seconds) counts as failed.
 DEFAULT_QUERY_TIMEOUT = 10.0
 
@@ -51,14 +50,6 @@ class PollFailure:
     sensor_type: str
     since: float
     error: str
-
-
-def sample_period(conf: Mapping[str, Any], minimum: float = MIN_SAMPLE_PERIOD) -> float:
-    """The domain's ``sample_period`` (default 90 s), never below ``minimum``."""
-    value = conf.get("sample_period", DEFAULT_SAMPLE_PERIOD)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        value = DEFAULT_SAMPLE_PERIOD
-    return max(float(value), minimum)
 
 
 class SensorCollector:
@@ -137,7 +128,9 @@ class SensorCollector:
                 continue
             period = sample_period(conf, self.min_period)
             last = self._last_started.get(domain.key)
-            if domain.key in self._running or (last is not None and now - last < period):
+            with self._lock:
+                running = domain.key in self._running
+            if running or (last is not None and now - last < period):
                 continue
             due.append((domain, conf, period))
         return due
@@ -153,8 +146,9 @@ class SensorCollector:
                 future = self._pool.submit(self._collect, domain, conf, period, now)
             except RuntimeError:  # closed
                 break
-            self._running[domain.key] = future
-            future.add_done_callback(lambda _f, key=domain.key: self._running.pop(key, None))
+            with self._lock:
+                self._running[domain.key] = future
+            future.add_done_callback(lambda _f, key=domain.key: self._finished(key))
             futures[future] = (domain, sensor_type)
         if not futures:
             return []
@@ -178,6 +172,10 @@ class SensorCollector:
                 self._failures.pop(domain.key, None)
             stored.append(domain.key)
         return stored
+
+    def _finished(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._running.pop(key, None)
 
     def _collect(self, domain: Any, conf: Mapping[str, Any], period: float, now: float) -> Readings:
         source = self.source_factory(conf)

@@ -26,6 +26,7 @@ from epum.sensors.polled import (
     metric_list,
     port_key,
     string_key,
+    validate_polling_keys,
 )
 
 DEFAULT_PORT = 4242
@@ -68,6 +69,7 @@ class OpenTSDBSensorSource(PolledSensorSource):
     @classmethod
     def validate_config(cls, conf: Mapping[str, Any]) -> None:
         """Check the host, port, metric lists, tag and aggregator."""
+        validate_polling_keys(conf)
         if string_key(conf, "opentsdb_host") is None:
             raise BadRequestError("sensor_type opentsdb needs opentsdb_host")
         port_key(conf, "opentsdb_port", DEFAULT_PORT)

@@ -29,6 +29,15 @@ READING_TIME_KEY = "time"
 #: The key of a stored reading that holds its samples (the original's name).
 READING_SERIES_KEY = "Series"
 
+#: The original's sample period (seconds) when a domain names none.
+DEFAULT_SAMPLE_PERIOD = 90.0
+#: No domain is polled more often than this (seconds): a metrics server is
+#: shared, and the decider's passes are seconds apart anyway.
+MIN_SAMPLE_PERIOD = 10.0
+#: A reading older than this many sample periods counts as no reading: one
+#: or two missed polls are tolerated, a dead source is not trusted for long.
+DEFAULT_STALE_PERIODS = 3.0
+
 #: Looks up a site's cloud credentials for an owner (the DTRS's
 #: ``describe_credentials(caller, site_name)``); returns a mapping with
 #: ``access_key`` and ``secret_key``, or None.
@@ -91,6 +100,32 @@ def fresh_samples(
     return samples
 
 
+def sample_period(conf: Mapping[str, Any], minimum: float = MIN_SAMPLE_PERIOD) -> float:
+    """The domain's ``sample_period`` (default 90 s), never below ``minimum``."""
+    value = conf.get("sample_period", DEFAULT_SAMPLE_PERIOD)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        value = DEFAULT_SAMPLE_PERIOD
+    return max(float(value), minimum)
+
+
+def validate_polling_keys(conf: Mapping[str, Any]) -> None:
+    """Check the keys every polled source shares: ``sample_period``, ``sensor_stale_periods``."""
+    for key, low in (("sample_period", 0.0), ("sensor_stale_periods", 1.0)):
+        value = conf.get(key)
+        if value is None:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < low
+            or value <= 0
+        ):
+            raise BadRequestError(
+                f"{key} must be a number of at least {low or 'above 0'}, not {value!r}"
+            )
+
+
 def string_key(conf: Mapping[str, Any], key: str, default: str | None = None) -> str | None:
     """``conf[key]`` as a non-empty string (or ``default``), else BadRequestError."""
     value = conf.get(key, default)
@@ -124,6 +159,10 @@ def port_key(conf: Mapping[str, Any], key: str, default: int) -> int:
 class PolledSensorSource(SensorSource):
     """A source whose readings the collector fetches and stores.
 
+    Engines read the stored readings; one older than ``sensor_stale_periods``
+    (default 3) sample periods at the decision's time (``state.now``, when
+    given) counts as no reading.
+
     Built as ``cls(engine_conf, credentials=None)``: the engine builds it
     without credentials (it only reads stored data); the collector passes
     the worker's ``SensorCredentials``.  ``collect`` may block up to about
@@ -136,6 +175,12 @@ class PolledSensorSource(SensorSource):
         self.validate_config(conf)
         self.conf = conf
         self.credentials = credentials or SensorCredentials()
+        periods = conf.get("sensor_stale_periods") or DEFAULT_STALE_PERIODS
+        self.max_age = sample_period(conf) * float(periods)
+
+    def _fresh(self, value: Any, state: DomainState) -> list[float] | None:
+        now = state.now if state.now else None
+        return fresh_samples(value, now, self.max_age)
 
     @abc.abstractmethod
     def collect(self, target: PollTarget, timeout: float) -> Readings:
@@ -150,11 +195,11 @@ class PolledSensorSource(SensorSource):
             inst = state.instances.get(instance_id)
             data = inst.sensor_data if inst is not None else None
             if isinstance(data, Mapping):
-                samples = to_samples(data.get(metric))
+                samples = self._fresh(data.get(metric), state)
                 if samples is not None:
                     out[instance_id] = samples
         return out
 
     def domain_samples(self, metric: str, state: DomainState) -> list[float] | None:
-        """The domain's stored reading of ``metric``, or None."""
-        return to_samples(state.sensor_data.get(metric))
+        """The domain's stored reading of ``metric``, or None (also when stale)."""
+        return self._fresh(state.sensor_data.get(metric), state)

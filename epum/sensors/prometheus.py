@@ -25,6 +25,7 @@ from epum.sensors.polled import (
     Readings,
     SensorQueryError,
     string_key,
+    validate_polling_keys,
 )
 
 #: Which record field an instance label is compared with.
@@ -67,6 +68,7 @@ class PrometheusSensorSource(PolledSensorSource):
     @classmethod
     def validate_config(cls, conf: Mapping[str, Any]) -> None:
         """Check the URL, the queries, the label, the match field, the mode and step."""
+        validate_polling_keys(conf)
         url = string_key(conf, "prometheus_url")
         if url is None or not url.startswith(("http://", "https://")):
             raise BadRequestError(f"prometheus_url must be an http(s) URL, not {url!r}")

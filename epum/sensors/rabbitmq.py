@@ -29,6 +29,7 @@ from epum.sensors.polled import (
     Readings,
     SensorQueryError,
     string_key,
+    validate_polling_keys,
 )
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class RabbitMQSensorSource(PolledSensorSource):
     @classmethod
     def validate_config(cls, conf: Mapping[str, Any]) -> None:
         """Check the queue, the vhost and the management URL."""
+        validate_polling_keys(conf)
         if string_key(conf, "rabbitmq_queue") is None:
             raise BadRequestError("sensor_type rabbitmq needs rabbitmq_queue")
         string_key(conf, "rabbitmq_vhost", "/")

@@ -10,8 +10,14 @@ from typing import Any
 
 import pytest
 
-from epum.sensors.collector import SensorCollector, sample_period
-from epum.sensors.polled import PolledSensorSource, PollTarget, Readings, fresh_samples
+from epum.sensors.collector import SensorCollector
+from epum.sensors.polled import (
+    PolledSensorSource,
+    PollTarget,
+    Readings,
+    fresh_samples,
+    sample_period,
+)
 from epum.store.memory import MemoryEPUMStore
 from tests.unit.engine_fakes import make_instance
 

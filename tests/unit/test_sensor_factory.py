@@ -80,3 +80,30 @@ def test_an_engine_reads_the_stored_readings_without_credentials():
     assert source.instance_samples("cpu", ["i1", "i2"], state) == {"i1": [0.5, 0.7]}
     assert source.domain_samples("backlog", state) == [3.0]
     assert source.domain_samples("nosuch", state) is None
+
+
+def test_an_engine_ignores_readings_older_than_the_stale_bound():
+    conf = {"sensor_type": "rabbitmq", "rabbitmq_queue": "jobs", "sample_period": 60}
+    source = get_sensor_source({**conf, "sensor_stale_periods": 2})
+    inst = make_instance("i1", sensor_data={"cpu": stored_reading([0.5], 1000.0)})
+    data = {"backlog": stored_reading([3], 1000.0)}
+    fresh = DomainState([inst], data, now=1120.0)
+    stale = DomainState([inst], data, now=1120.5)
+    assert source.instance_samples("cpu", ["i1"], fresh) == {"i1": [0.5]}
+    assert source.domain_samples("backlog", fresh) == [3.0]
+    assert source.instance_samples("cpu", ["i1"], stale) == {}
+    assert source.domain_samples("backlog", stale) is None
+    # the default bound is three periods
+    default = get_sensor_source(conf)
+    assert default.domain_samples("backlog", DomainState([], data, now=1180.0)) == [3.0]
+    assert default.domain_samples("backlog", DomainState([], data, now=1180.5)) is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("sample_period", 0), ("sample_period", "90"), ("sensor_stale_periods", 0.5)],
+)
+def test_bad_polling_keys_are_named(key, value):
+    conf = {"sensor_type": "rabbitmq", "rabbitmq_queue": "jobs", key: value}
+    with pytest.raises(BadRequestError, match=key):
+        validate_sensor_conf(conf)
