@@ -11,7 +11,7 @@ from epum.sensors.cloudwatch import CloudWatchSensorSource
 from epum.sensors.config import ConfigSensorSource
 from epum.sensors.credentials import SensorCredentials
 from epum.sensors.opentsdb import OpenTSDBSensorSource
-from epum.sensors.polled import PolledSensorSource
+from epum.sensors.polled import POLLING_DOC, PolledSensorSource
 from epum.sensors.prometheus import PrometheusSensorSource
 from epum.sensors.rabbitmq import RabbitMQSensorSource
 
@@ -76,5 +76,5 @@ def sensor_config_doc() -> str:
         f" from; one of {', '.join(sorted(SENSOR_TYPES))}."
     ]
     docs = {cls.CONFIG_DOC for cls in SENSOR_TYPES.values() if cls.CONFIG_DOC}
-    lines += sorted(docs)
+    lines += [*sorted(docs), POLLING_DOC]
     return "\n".join(lines)

@@ -38,6 +38,14 @@ MIN_SAMPLE_PERIOD = 10.0
 #: or two missed polls are tolerated, a dead source is not trusted for long.
 DEFAULT_STALE_PERIODS = 3.0
 
+#: The documentation of the keys every polled source shares.
+POLLING_DOC = f"""\
+sample_period (number, default {DEFAULT_SAMPLE_PERIOD:g}, sensor_types prometheus, rabbitmq,
+    cloudwatch, opentsdb): seconds between polls of the domain's source (at
+    least {MIN_SAMPLE_PERIOD:g}), and the history a query covers.
+sensor_stale_periods (number >= 1, default {DEFAULT_STALE_PERIODS:g}): a stored reading older
+    than this many sample periods counts as no reading."""
+
 #: Looks up a site's cloud credentials for an owner (the DTRS's
 #: ``describe_credentials(caller, site_name)``); returns a mapping with
 #: ``access_key`` and ``secret_key``, or None.

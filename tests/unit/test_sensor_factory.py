@@ -62,6 +62,8 @@ def test_the_doc_names_every_sources_keys():
         "opentsdb_host",
         "opentsdb_tag",
         "domain_sensor_data",
+        "sample_period",
+        "sensor_stale_periods",
     ):
         assert key in doc
 
