@@ -16,10 +16,6 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-import boto3
-import botocore.config
-import botocore.exceptions
-
 from epum.errors import BadRequestError
 from epum.sensors.credentials import SensorCredentials
 from epum.sensors.polled import (
@@ -106,6 +102,11 @@ class CloudWatchSensorSource(PolledSensorSource):
         _statistic(conf)
 
     def _client(self, site_keys: Mapping[str, Any] | None, timeout: float) -> Any:
+        # boto3 is imported when first polled, not with the engines: it takes a
+        # good part of a second to import, and only the collector needs it
+        import boto3
+        import botocore.config
+
         creds = self.credentials
         keys: dict[str, Any] = {}
         if creds.aws_access_key_id:
@@ -133,6 +134,8 @@ class CloudWatchSensorSource(PolledSensorSource):
         self, client: Any, metric: str, dimensions: Mapping[str, str], target: PollTarget
     ) -> list[float]:
         """One metric's statistic over the last sample period, oldest first."""
+        import botocore.exceptions
+
         end = datetime.datetime.fromtimestamp(target.now, tz=datetime.timezone.utc)
         start = end - datetime.timedelta(seconds=max(target.sample_period, self.period))
         try:
