@@ -10,11 +10,14 @@ from __future__ import annotations
 import pytest
 
 from epum.errors import BadRequestError
+from epum.instances import DomainState
 from epum.sensors import get_sensor_source
+from epum.sensors.collector import SensorCollector
 from epum.sensors.credentials import SensorCredentials
 from epum.sensors.opentsdb import OpenTSDBSensorSource
 from epum.sensors.polled import PollTarget, SensorQueryError
 from epum.sensors.prometheus import PrometheusSensorSource
+from epum.store.memory import MemoryEPUMStore
 from tests.http_stub import HTTPStub
 from tests.unit.engine_fakes import make_instance
 
@@ -137,3 +140,21 @@ def test_prometheus_auth_comes_from_the_worker_credentials(creds, header):
     finally:
         stub.close()
     assert stub.requests[0][2].get("Authorization") == header
+
+
+def test_collector_stores_what_the_source_read_and_the_engine_source_reads_it(tsdb):
+    store = MemoryEPUMStore()
+    store.initialize()
+    conf = conf_for(tsdb, sample_period=90)
+    domain = store.add_domain("alice", "d1", {"engine_conf": conf})
+    domain.add_instance(make_instance("i1", hostname="h-a"))
+    collector = SensorCollector(store)
+    try:
+        assert collector.poll_due(1700000100.0) == [("alice", "d1")]
+    finally:
+        collector.close()
+    state = DomainState(domain.get_instances(), domain.get_domain_sensor_data(), now=1700000200.0)
+    engine_source = get_sensor_source(conf)
+    assert engine_source.domain_samples("jobs", state) == [1.0, 3.0]
+    assert engine_source.instance_samples("cpu", ["i1"], state) == {"i1": [10.0]}
+    store.shutdown()
