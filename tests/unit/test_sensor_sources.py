@@ -26,7 +26,7 @@ def test_factory_defaults_to_config_source():
     assert isinstance(get_sensor_source({"sensor_type": "config"}), ConfigSensorSource)
 
 
-@pytest.mark.parametrize("bad", ["opentsdb", 3, ""])
+@pytest.mark.parametrize("bad", ["nosuch", 3, ""])
 def test_unknown_sensor_type_is_bad_request(bad):
     with pytest.raises(BadRequestError, match="sensor_type"):
         validate_sensor_conf({"sensor_type": bad})

@@ -1,0 +1,41 @@
+"""The RabbitMQ management API for tests: enabled on the shared broker when off.
+
+``rabbitmq-plugins enable rabbitmq_management`` does not restart the broker,
+so it is safe on a broker other test runs use.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import pytest
+import requests
+
+MANAGEMENT_URL = "http://127.0.0.1:15672"
+
+
+def management_answers(url: str = MANAGEMENT_URL) -> bool:
+    """True when the management API answers an authenticated overview request."""
+    try:
+        return requests.get(url + "/api/overview", auth=("guest", "guest"), timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def ensure_management(url: str = MANAGEMENT_URL, wait: float = 60.0) -> str:
+    """Enable the management plugin if its API does not answer; return its URL."""
+    if management_answers(url):
+        return url
+    if not shutil.which("rabbitmq-plugins"):
+        pytest.fail("the RabbitMQ management API is off and rabbitmq-plugins is not installed")
+    subprocess.run(
+        ["rabbitmq-plugins", "enable", "rabbitmq_management"], capture_output=True, check=False
+    )
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if management_answers(url):
+            return url
+        time.sleep(0.5)
+    pytest.fail(f"enabled rabbitmq_management but {url} did not answer within {wait} s")
