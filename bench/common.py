@@ -323,8 +323,12 @@ def zookeeper_store_available() -> bool:
 
 
 @contextlib.contextmanager
-def zookeeper() -> Iterator[Any]:
-    """A private ZooKeeper server for the benchmark (the test kit's), closed afterwards."""
+def zookeeper(running: Any = None) -> Iterator[Any]:
+    """A private ZooKeeper server for the benchmark (the test kit's), closed afterwards;
+    or ``running``, a test kit server already started, left running."""
+    if running is not None:
+        yield running
+        return
     from tests.zk_server import ZooKeeperServer
 
     server = ZooKeeperServer(tick_time_ms=2000)

@@ -1,12 +1,12 @@
 """Benchmark: one ``epum-worker`` on ZooKeeper over AMQP, next to the bare infrastructure.
 
-The worker (a process of its own, ``bench.worker_proc``) runs on a private
+The worker (a process of its own, ``bench.worker_rig``) runs on a private
 ZooKeeper with a provisioner and a DTRS double on the broker
-(``bench.doubles``).  It is given D domains of N instances each (simplest
-engine, health monitored, ``missing_timeout`` 600 s), every instance
-reported RUNNING by the provisioner and heartbeated once.  Then, with the
-bare consumer (``bench.bare``: kombu, same prefetch, JSON decode + ack,
-a process of its own) measured in the same run:
+(``bench.doubles``).  Its store is seeded with D domains of N RUNNING
+instances each (simplest engine, health monitored, ``missing_timeout``
+600 s) before it starts, and every instance heartbeats once through it.
+Then, with the bare consumer (``bench.bare``: kombu, same prefetch, JSON
+decode + ack, a process of its own) measured in the same run:
 
 - steady heartbeats drained per second: the worker is paused (SIGSTOP), H
   heartbeats that change nothing are queued, then a call; the clock runs
@@ -37,15 +37,11 @@ import itertools
 import logging
 import random
 import statistics
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from bench.bare import BareConsumer, bare_queue
+from bench.bare import BareConsumer
 from bench.common import (
     Figure,
     Target,
@@ -56,65 +52,27 @@ from bench.common import (
     zookeeper,
     zxid,
 )
-from bench.doubles import ProvisionerDouble, served
+from bench.doubles import ProvisionerDouble
 from bench.probes import paused, requests_between, zookeeper_requests
 from bench.wire import Wire
-from bench.worker_proc import SERVICE, WorkerProcess, epum_client
-from epum.messaging import EPUManagementClient, Names, envelope
+from bench.worker_rig import (
+    BARE,
+    MARKER,
+    OWNER,
+    SERVICE,
+    Fleet,
+    Rig,
+    WorkerProcess,
+    rig,
+    seed,
+)
+from epum.messaging import EPUManagementClient, envelope
 from epum.sim.agents import agent_address
-from epum.states import InstanceHealthState, InstanceState
+from epum.states import InstanceHealthState
 
-OWNER = "bench"
-BARE = "bench_bare"
-MISSING_TIMEOUT = 600.0  # a heartbeat's time is written after 150 s: the drains stay steady
 MB = 1024 * 1024
 #: The size the issue states the memory target for.
 RSS_TARGET_INSTANCES = 10_000
-
-
-@dataclass
-class Fleet:
-    """The domains of the benchmark and their live instances."""
-
-    instances: dict[str, list[str]]
-
-    @property
-    def ids(self) -> list[str]:
-        """Every live instance id."""
-        return [i for ids in self.instances.values() for i in ids]
-
-
-def populate(
-    client: EPUManagementClient, provisioner: ProvisionerDouble, domains: int, instances: int
-) -> Fleet:
-    """Add the domains and wait until every instance is RUNNING in the worker's store."""
-    client.add_domain_definition(
-        "bench",
-        {
-            "general": {"engine_class": "simplest"},
-            "engine_conf": {"epuworker_type": "dt", "force_site": "site1"},
-            "health": {"monitor_health": True, "missing_timeout": MISSING_TIMEOUT},
-        },
-    )
-    names = [f"dom{d:05d}" for d in range(domains)]
-    for name in names:
-        client.add_domain(name, "bench", {"engine_conf": {"preserve_n": instances}}, caller=OWNER)
-    wait = 60 + domains * instances / 50
-    if domains * instances:
-        provisioner.wait_for(domains * instances, wait)
-    deadline = time.monotonic() + wait
-    fleet: dict[str, list[str]] = {}
-    for name in names:
-        while True:
-            records = client.describe_domain(name, caller=OWNER)["instances"]
-            running = [r["instance_id"] for r in records if r["state"] == InstanceState.RUNNING]
-            if len(running) == instances:
-                fleet[name] = running
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} has {len(running)} of {instances} instances RUNNING")
-            time.sleep(0.05)
-    return Fleet(fleet)
 
 
 def heartbeat_messages(ids: list[str], count: int) -> list[tuple[str, str]]:
@@ -127,11 +85,6 @@ def heartbeat_messages(ids: list[str], count: int) -> list[tuple[str, str]]:
         )
         beats.append((body, agent_address(instance_id)))
     return beats
-
-
-#: The call queued behind the messages of a drain: its reply says they are all done.  An
-#: operation the worker does not have, so it is refused at once, touching no store.
-MARKER = envelope.request("bench_drained", {})
 
 
 def queue_behind(wire: Wire, queue: str, messages: list[tuple[str, str]]) -> str:
@@ -233,65 +186,21 @@ def add_domain_times(client: EPUManagementClient, adds: int) -> list[float]:
     return list(time_runs(add, adds, warmup=1).samples)
 
 
-@dataclass
-class Rig:
-    """Everything one run talks to: the worker, its doubles, the bare consumer, the wire."""
-
-    names: Names
-    server: Any
-    wire: Wire
-    bare: BareConsumer
-    provisioner: ProvisionerDouble
-    client: EPUManagementClient
-    worker: WorkerProcess
-
-
-@contextlib.contextmanager
-def rig(url: str, server: Any, prefetch: int) -> Iterator[Rig]:
-    """A started worker on ``server`` with its doubles and a bare consumer, under a fresh
-    sysname whose queues are deleted afterwards."""
-    names = Names(sysname=f"bench{uuid.uuid4().hex[:10]}")
-    bare_name = names.qualify(BARE)
-    with contextlib.ExitStack() as stack:
-        stack.callback(delete_namespace, url, names, (SERVICE, "provisioner", "dtrs", BARE))
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="epum-bench-")))
-        wire = Wire(url, names)
-        stack.callback(wire.close)
-        bare_queue(bare_name, names.exchange).bind(wire.channel).declare()
-        bare = stack.enter_context(BareConsumer(url, bare_name, names.exchange, prefetch))
-        provisioner = stack.enter_context(served(url, names, SERVICE))
-        client = epum_client(url, names, "bench")
-        stack.callback(client.rpc.close)
-        worker = WorkerProcess(
-            url, names, server.hosts, unique_path("worker"), workdir, prefetch=prefetch
-        )
-        stack.callback(worker.stop)
-        worker.start(client)
-        wire.call(bare_name, MARKER, timeout=30)  # the bare consumer consumes too
-        yield Rig(names, server, wire, bare, provisioner, client, worker)
-
-
-def delete_namespace(url: str, names: Names, services: tuple[str, ...]) -> None:
-    """The test kit's ``delete_namespace`` (imported late: it needs pytest)."""
-    from tests.rabbit import delete_namespace as delete
-
-    delete(url, names, services)
-
-
 def measure(
     r: Rig,
-    domains: int,
-    instances: int,
+    worker: WorkerProcess,
+    fleet: Fleet,
+    empty_rss: int,
     heartbeats: int,
     rounds: int,
     calls: int,
     adds: int,
     failures: int,
 ) -> list[Figure]:
-    """Every figure, measured on a started rig (see ``figures``)."""
-    empty_rss = r.worker.rss()
-    fleet = populate(r.client, r.provisioner, domains, instances)
-    drains = measure_drains(r.wire, r.worker, r.bare, r.server, fleet, heartbeats, rounds)
+    """Every figure, measured on a rig and its worker, whose store holds ``fleet``
+    (see ``figures``); ``empty_rss`` is the memory of a worker on an empty store."""
+    total = len(fleet.ids)
+    drains = measure_drains(r.wire, worker, r.bare, r.server, fleet, heartbeats, rounds)
     check_health(r.client, fleet)
     names = sorted(fleet.instances)
     pick = random.Random(0)
@@ -308,8 +217,7 @@ def measure(
     echo = timings["echo"].median
     added = add_domain_times(r.client, adds)
     replaced = replacement_times(r.provisioner, fleet, failures)
-    full_rss = r.worker.rss()
-    total = domains * instances
+    full_rss = worker.rss()
     return [
         Figure(
             "worker: steady heartbeats drained",
@@ -394,10 +302,15 @@ def figures(
         if server is None:
             server = stack.enter_context(zookeeper())
         r = stack.enter_context(rig(url, server, prefetch))
+        with r.worker(unique_path("empty")) as empty:
+            empty_rss = empty.rss()
+        zk_path = unique_path("worker")
+        fleet = seed(server.hosts, zk_path, domains, instances)
+        worker = stack.enter_context(r.worker(zk_path))
         try:
-            return measure(r, domains, instances, heartbeats, rounds, calls, adds, failures)
+            return measure(r, worker, fleet, empty_rss, heartbeats, rounds, calls, adds, failures)
         except Exception as exc:
-            raise RuntimeError(f"{exc}\n--- the worker's log ---\n{r.worker.log_tail()}") from exc
+            raise RuntimeError(f"{exc}\n--- the worker's log ---\n{worker.log_tail()}") from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -414,6 +327,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n(benchmark took {time.monotonic() - began:.1f} s)")
     return 0
 
+
+#: Sizes small enough for the test suite (seconds, not minutes).
+TINY = {
+    "domains": 3,
+    "instances": 2,
+    "heartbeats": 60,
+    "rounds": 1,
+    "calls": 10,
+    "adds": 2,
+    "failures": 2,
+}
 
 #: The sizes ``figures`` takes, with their defaults (the command line's options).
 SIZES = {
