@@ -45,13 +45,16 @@ from bench.wire import Wire
 from epum.messaging import EPUManagementClient, NoSuchServiceError, RpcClient, envelope
 from epum.messaging.connection import make_connection
 from epum.messaging.names import Names
-from epum.states import InstanceState
+from epum.sim.agents import agent_address
+from epum.states import InstanceHealthState, InstanceState
 
 SERVICE = "epu_management_service"
 LOOPS_APART = 3600.0
 OWNER = "bench"
 BARE = "bench_bare"
-MISSING_TIMEOUT = 600.0  # a heartbeat's time is written after 150 s: the drains stay steady
+#: A heartbeat's time is written once the stored one is 900 s old: every heartbeat of a run
+#: after the seeding is steady.
+MISSING_TIMEOUT = 3600.0
 
 #: The call queued behind other messages: its reply says they are all done.  An operation
 #: the worker does not have, so it is refused at once, touching no store.
@@ -173,13 +176,14 @@ DEFINITION = {
 
 
 def seed(hosts: str, base_path: str, domains: int, instances: int) -> Fleet:
-    """Store the definition and the domains, every instance RUNNING, under ``base_path``.
+    """Store the definition and the domains under ``base_path``, every instance RUNNING,
+    healthy and heard from.
 
     Done before the worker starts, through an in-process facade on the same
-    ZooKeeper store (its decider launches, then one RUNNING report per
-    instance): the store ends as the worker's own work would leave it, in a
-    fraction of the time (the worker's decider, woken by every report it
-    takes, would handle them at a few dozen a second).
+    ZooKeeper store (its decider launches, then one RUNNING report and one
+    heartbeat per instance): the store ends as the worker's own work would
+    leave it, in a fraction of the time (the worker's decider, woken by
+    every record it changes, takes such reports at a few dozen a second).
     """
     from epum.management import EPUManagement
     from epum.store.zookeeper import ZooKeeperEPUMStore
@@ -197,10 +201,13 @@ def seed(hosts: str, base_path: str, domains: int, instances: int) -> Fleet:
             conf = {"engine_conf": {"preserve_n": instances}}
             epum.msg_add_domain(OWNER, f"dom{d:05d}", "bench", conf)
         epum._run_decisions()
-        for request in provisioner.provisioned:
-            for instance_id in request["instance_ids"]:
-                report = {"node_id": instance_id, "state": InstanceState.RUNNING}
-                epum.msg_instance_info("provisioner", {**report, "update_counter": 1})
+        ids = [i for request in provisioner.provisioned for i in request["instance_ids"]]
+        for instance_id in ids:
+            report = {"node_id": instance_id, "state": InstanceState.RUNNING}
+            epum.msg_instance_info("provisioner", {**report, "update_counter": 1})
+        for instance_id in ids:  # on the wall clock, which the worker stamps heartbeats with
+            beat = {"node_id": instance_id, "state": InstanceHealthState.OK}
+            epum.msg_heartbeat(agent_address(instance_id), beat, timestamp=time.time())
         fleet = {
             d.domain_id: [
                 r.instance_id for r in d.get_instances() if r.state == InstanceState.RUNNING
