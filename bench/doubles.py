@@ -95,10 +95,10 @@ class ProvisionerDouble:
 
     def dump_state(self, nodes: list[str], force_subscribe: str | None = None) -> None:
         """Resend the last record of each known node (a fire)."""
-        for node_id in nodes:
-            record = self._records.get(node_id)
-            if record is not None:
-                self.epum.instance_info(record)
+        with self._changed:
+            records = [self._records[n] for n in nodes if n in self._records]
+        for record in records:
+            self.epum.instance_info(record)
 
     def fail(self, node_id: str) -> float:
         """Report ``node_id`` FAILED, as a cloud that lost it would; returns
@@ -119,10 +119,11 @@ class ProvisionerDouble:
             return self.requests[count - 1]
 
     def _report(self, node_id: str, state: str, **fields: Any) -> None:
-        previous = self._records.get(node_id, {})
-        record = {**previous, **fields, "node_id": node_id, "state": state}
-        record["update_counter"] = next(self._counter)
-        self._records[node_id] = record
+        with self._changed:  # the RPC thread and the benchmark (``fail``) both report
+            previous = self._records.get(node_id, {})
+            record = {**previous, **fields, "node_id": node_id, "state": state}
+            record["update_counter"] = next(self._counter)
+            self._records[node_id] = record
         self.epum.instance_info(record)
 
 

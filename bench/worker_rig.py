@@ -198,8 +198,8 @@ def seed(hosts: str, base_path: str, domains: int, instances: int) -> Fleet:
         epum.initialize()
         epum.msg_add_domain_definition("bench", DEFINITION)
         for d in range(domains):
-            conf = {"engine_conf": {"preserve_n": instances}}
-            epum.msg_add_domain(OWNER, f"dom{d:05d}", "bench", conf)
+            domain_conf = {"engine_conf": {"preserve_n": instances}}
+            epum.msg_add_domain(OWNER, f"dom{d:05d}", "bench", domain_conf)
         epum._run_decisions()
         ids = [i for request in provisioner.provisioned for i in request["instance_ids"]]
         for instance_id in ids:
@@ -217,8 +217,9 @@ def seed(hosts: str, base_path: str, domains: int, instances: int) -> Fleet:
     finally:
         epum.shutdown()
         store.shutdown()
-    if sum(len(ids) for ids in fleet.values()) != domains * instances:
-        raise RuntimeError(f"seeding left {fleet and len(fleet)} domains short of instances")
+    running = sum(len(ids) for ids in fleet.values())
+    if running != domains * instances:
+        raise RuntimeError(f"seeding left {running} instances RUNNING, not {domains * instances}")
     return Fleet(fleet)
 
 
