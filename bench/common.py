@@ -2,19 +2,26 @@
 
 Benchmarks measure epum and the bare infrastructure under it in the same
 run and print both with their ratio, so a figure means something on any
-machine.  Servers are the test kit's: ``zookeeper()`` starts a private
-ZooKeeper (``tests/zk_server.py``) on a free port and stops it afterwards.
+machine.  Each benchmark module's ``figures(...)`` returns what it measured
+as ``Figure`` objects, the one shape of a result (``bench/results.json``
+holds one per figure; ``check_results`` is its schema).  Servers are the
+test kit's: ``zookeeper()`` starts a private ZooKeeper
+(``tests/zk_server.py``) on a free port and stops it afterwards.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
+import operator
 import re
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -92,6 +99,217 @@ def table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
+# Figures -------------------------------------------------------------------
+
+#: The comparisons a target may make, by the symbol it is written with.
+TARGET_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "=": operator.eq,
+}
+
+#: The keys of one figure in ``bench/results.json``, in order.
+FIGURE_KEYS = ("name", "value", "unit", "bare", "ratio", "target", "met")
+
+_TARGET_TEXT = re.compile(r"^(<=|>=|<|>|=) (-?[0-9.]+(?:e-?[0-9]+)?)(?: (\S.*))?$")
+
+
+class ResultsError(ValueError):
+    """A figure or a results file that does not have the declared shape (names what is wrong)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a figure should reach: ``op limit`` of its ratio, or, with a ``unit``, of its value.
+
+    Written as text the way ``results.json`` holds it: ``">= 0.5"`` is a goal
+    for the ratio, ``"< 10 ms"`` one for the value (the unit says which).
+    """
+
+    op: str
+    limit: float
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.op not in TARGET_OPS:
+            raise ResultsError(
+                f"target operator {self.op!r}; expected one of {', '.join(TARGET_OPS)}"
+            )
+        if not isinstance(self.limit, int | float) or not math.isfinite(self.limit):
+            raise ResultsError(f"target limit must be a finite number, not {self.limit!r}")
+
+    def __str__(self) -> str:
+        text = f"{self.op} {self.limit:g}"
+        return f"{text} {self.unit}" if self.unit else text
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        """The target written as ``text`` (``"<= 1.5"``, ``"< 10 ms"``); ResultsError if not one."""
+        match = _TARGET_TEXT.match(text) if isinstance(text, str) else None
+        if match is None:
+            raise ResultsError(f"target {text!r} is not '<op> <number> [unit]'")
+        return cls(match.group(1), float(match.group(2)), match.group(3))
+
+    def met(self, value: float, ratio: float | None) -> bool | None:
+        """Whether the figure reaches the target (None when it has no ratio to judge)."""
+        measured = value if self.unit else ratio
+        if measured is None:
+            return None
+        return TARGET_OPS[self.op](measured, self.limit)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure, next to the bare figure from the same run when there is one.
+
+    ``ratio`` is always ``value / bare``.  ``met`` judges the ``target``;
+    it is None without a target, and when ``judged`` is False (the run was
+    smaller than the size the target is stated for).
+    """
+
+    name: str
+    value: float
+    unit: str
+    bare: float | None = None
+    target: Target | None = None
+    judged: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ResultsError(f"a figure needs a name, not {self.name!r}")
+        for key in ("value", "bare"):
+            number = getattr(self, key)
+            if number is None and key == "bare":
+                continue
+            if isinstance(number, bool) or not isinstance(number, int | float):
+                raise ResultsError(f"figure {self.name!r}: {key} must be a number, not {number!r}")
+            if not math.isfinite(number):
+                raise ResultsError(f"figure {self.name!r}: {key} must be finite, not {number!r}")
+        if self.target is not None and self.target.unit not in (None, self.unit):
+            raise ResultsError(
+                f"figure {self.name!r}: target {self.target} is in {self.target.unit}, "
+                f"the figure in {self.unit}"
+            )
+
+    @property
+    def ratio(self) -> float | None:
+        """``value / bare``; None without a bare figure (or with a bare figure of 0)."""
+        return self.value / self.bare if self.bare else None
+
+    @property
+    def met(self) -> bool | None:
+        """True/False against the target; None when there is none or it is not judged."""
+        if self.target is None or not self.judged:
+            return None
+        return self.target.met(self.value, self.ratio)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figure as ``results.json`` holds it (numbers to 4 significant digits)."""
+        return {
+            "name": self.name,
+            "value": _round(self.value),
+            "unit": self.unit,
+            "bare": _round(self.bare),
+            "ratio": _round(self.ratio),
+            "target": None if self.target is None else str(self.target),
+            "met": self.met,
+        }
+
+
+def _round(number: float | None) -> float | None:
+    return None if number is None else float(f"{number:.4g}")
+
+
+def check_results(data: Any) -> list[dict[str, Any]]:
+    """``data`` (a decoded ``results.json``) if it has the declared shape, else ResultsError.
+
+    The shape: a list of objects with exactly ``FIGURE_KEYS``; ``name`` a
+    unique non-empty string, ``value`` a number, ``unit`` a string, ``bare``
+    a number or null, ``ratio`` null exactly when there is no (non-zero)
+    bare figure, ``target`` null or a target's text, ``met`` a bool or null
+    (null when there is no target).
+    """
+    if not isinstance(data, list):
+        raise ResultsError(f"results must be a list of figures, not {type(data).__name__}")
+    seen: set[str] = set()
+    for i, item in enumerate(data):
+        where = f"figure {i}"
+        if not isinstance(item, dict):
+            raise ResultsError(f"{where} must be an object, not {type(item).__name__}")
+        if set(item) != set(FIGURE_KEYS):
+            raise ResultsError(f"{where} has keys {sorted(item)}; expected {list(FIGURE_KEYS)}")
+        name = item["name"]
+        if not isinstance(name, str) or not name:
+            raise ResultsError(f"{where}: name must be a non-empty string, not {name!r}")
+        where = f"figure {i} ({name})"
+        if name in seen:
+            raise ResultsError(f"{where}: the name is used twice")
+        seen.add(name)
+        if not isinstance(item["unit"], str):
+            raise ResultsError(f"{where}: unit must be a string, not {item['unit']!r}")
+        for key, nullable in (("value", False), ("bare", True), ("ratio", True)):
+            number = item[key]
+            if number is None and nullable:
+                continue
+            if isinstance(number, bool) or not isinstance(number, int | float):
+                raise ResultsError(f"{where}: {key} must be a number, not {number!r}")
+        if (item["ratio"] is None) != (not item["bare"]):
+            raise ResultsError(f"{where}: ratio must be given exactly when bare is (non-zero)")
+        if item["target"] is not None:
+            target = Target.parse(item["target"])
+            if target.unit not in (None, item["unit"]):
+                raise ResultsError(f"{where}: target {item['target']!r} is not in {item['unit']}")
+        if item["met"] not in (True, False, None):
+            raise ResultsError(f"{where}: met must be true, false or null, not {item['met']!r}")
+        if item["target"] is None and item["met"] is not None:
+            raise ResultsError(f"{where}: met must be null without a target")
+    return data
+
+
+def write_results(path: Path | str, figures: Iterable[Figure]) -> list[dict[str, Any]]:
+    """Write ``figures`` to ``path`` as a results file; returns what was written."""
+    data = check_results([f.to_dict() for f in figures])
+    Path(path).write_text(json.dumps(data, indent=2) + "\n")
+    return data
+
+
+def number(value: float | None) -> str:
+    """A figure's number for a table: about 3 significant digits, thousands separated."""
+    if value is None:
+        return ""
+    size = abs(value)
+    if size >= 100 or value == int(value):
+        return f"{value:,.0f}"
+    if size >= 10:
+        return f"{value:.1f}"
+    if size >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def figures_table(figures: Iterable[Figure | dict[str, Any]]) -> str:
+    """Figures (objects or their dicts) as one table: value and bare with units, ratio,
+    target, and whether it is met."""
+    rows = [("figure", "value", "bare", "ratio", "target", "met")]
+    for f in figures:
+        d = f.to_dict() if isinstance(f, Figure) else f
+        met = {True: "yes", False: "no", None: ""}[d["met"]]
+        bare = f"{number(d['bare'])} {d['unit']}" if d["bare"] is not None else ""
+        rows.append(
+            (
+                d["name"],
+                f"{number(d['value'])} {d['unit']}",
+                bare,
+                f"{number(d['ratio'])}x" if d["ratio"] is not None else "",
+                d["target"] or "",
+                met,
+            )
+        )
+    return table(rows)
+
+
 # ZooKeeper -------------------------------------------------------------------
 
 
@@ -105,8 +323,12 @@ def zookeeper_store_available() -> bool:
 
 
 @contextlib.contextmanager
-def zookeeper() -> Iterator[Any]:
-    """A private ZooKeeper server for the benchmark (the test kit's), closed afterwards."""
+def zookeeper(running: Any = None) -> Iterator[Any]:
+    """A private ZooKeeper server for the benchmark (the test kit's), closed afterwards;
+    or ``running``, a test kit server already started, left running."""
+    if running is not None:
+        yield running
+        return
     from tests.zk_server import ZooKeeperServer
 
     server = ZooKeeperServer(tick_time_ms=2000)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.common import (
+    Figure,
     Timing,
     kazoo_client,
     ms,
@@ -148,6 +149,58 @@ def measure_zookeeper(hosts: str, domains: int, instances: int, passes: int) -> 
         client.stop()
         client.close()
     return ZooKeeperFigures(timings["decider"], timings["bare"], len(paths))
+
+
+def figures(
+    domains: int = 20,
+    instances: int = 50,
+    passes: int = 20,
+    zk_domains: int = 20,
+    zk_instances: int = 50,
+    zk_passes: int = 10,
+    *,
+    server: Any = None,
+) -> list[Figure]:
+    """The median pass on both stores against its bare reads (ZooKeeper: on ``server``, a
+    running test kit server, or a private one; skipped while the store is missing)."""
+    mem = measure_memory(domains, instances, passes)
+    found = [
+        Figure(
+            "decider pass, memory store",
+            mem.decider.median * 1000,
+            "ms",
+            bare=mem.reads.median * 1000,
+        ),
+        Figure(
+            "decider pass, memory store, vs a plain loop",
+            mem.decider.median * 1000,
+            "ms",
+            bare=mem.plain.median * 1000,
+        ),
+    ]
+    if zookeeper_store_available():
+        with zookeeper(server) as zk:
+            on_zk = measure_zookeeper(zk.hosts, zk_domains, zk_instances, zk_passes)
+        found.append(
+            Figure(
+                "decider pass, ZooKeeper store",
+                on_zk.decider.median * 1000,
+                "ms",
+                bare=on_zk.bare_gets.median * 1000,
+            )
+        )
+    return found
+
+
+#: Sizes small enough for the test suite (seconds, not minutes).
+TINY = {
+    "domains": 2,
+    "instances": 2,
+    "passes": 2,
+    "zk_domains": 2,
+    "zk_instances": 2,
+    "zk_passes": 2,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

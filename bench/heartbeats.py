@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.common import (
+    Figure,
     kazoo_client,
     ratio,
     table,
@@ -227,6 +228,55 @@ def measure_zookeeper(
         client.stop()
         client.close()
     return ZooKeeperFigures(figures, zk_writes, sets.per_second, gets.per_second)
+
+
+def figures(
+    instances: int = 200,
+    rounds: int = 30,
+    interval: float = 5.0,
+    zk_instances: int = 50,
+    zk_rounds: int = 30,
+    *,
+    server: Any = None,
+) -> list[Figure]:
+    """Facade heartbeats/s against the bare reads and writes on both stores, and the writes
+    they cost (ZooKeeper: on ``server``, a running test kit server, or a private one;
+    skipped while the store is missing)."""
+    mem, bare_lookups = measure_memory(instances, rounds, interval)
+    found = [
+        Figure("facade heartbeats, memory store", mem.per_second, "/s", bare=bare_lookups),
+        Figure(
+            "facade record writes per heartbeat, memory store", mem.writes_per_heartbeat, "writes"
+        ),
+    ]
+    if zookeeper_store_available():
+        with zookeeper(server) as zk_server:
+            zk = measure_zookeeper(zk_server, zk_instances, zk_rounds, interval)
+        rate = zk.heartbeats.per_second
+        found += [
+            Figure(
+                "facade heartbeats, ZooKeeper store, vs kazoo set",
+                rate,
+                "/s",
+                bare=zk.bare_sets_per_second,
+            ),
+            Figure(
+                "facade heartbeats, ZooKeeper store, vs kazoo get",
+                rate,
+                "/s",
+                bare=zk.bare_gets_per_second,
+            ),
+            Figure(
+                "facade ZooKeeper writes per heartbeat",
+                zk.zk_writes_per_heartbeat,
+                "writes",
+            ),
+        ]
+    return found
+
+
+#: Sizes small enough for the test suite (seconds, not minutes).
+TINY = {"instances": 3, "rounds": 2, "zk_instances": 3, "zk_rounds": 2}
 
 
 def main(argv: list[str] | None = None) -> int:

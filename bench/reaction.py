@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from bench.common import kazoo_client, ms, ratio, table, unique_path, zookeeper
+from bench.common import Figure, kazoo_client, ms, ratio, table, unique_path, zookeeper
 from epum.management import EPUManagement
 from epum.states import InstanceState
 from tests.fakes import FakeDTRS, FakeNotifier, FakeProvisioner
@@ -119,6 +119,34 @@ def reaction_times(hosts: str, rounds: int, interval: float, wait: float = 30.0)
     finally:
         for epum in workers:
             epum.shutdown()
+
+
+def figures(rounds: int = 30, interval: float = 5.0, *, server: Any = None) -> list[Figure]:
+    """The median reaction against a bare watch round trip and against polling (on
+    ``server``, a running test kit server, or a private one)."""
+    with zookeeper(server) as zk:
+        bare = statistics.median(watch_round_trips(zk.hosts, rounds))
+        reaction = reaction_times(zk.hosts, rounds, interval, wait=10 + 2 * min(interval, 60))
+    median = statistics.median(reaction) * 1000
+    return [
+        Figure(
+            "FAILED report to replacement, two facades on ZooKeeper",
+            median,
+            "ms",
+            bare=bare * 1000,
+        ),
+        Figure(
+            "FAILED report to replacement, vs a polling decider",
+            median,
+            "ms",
+            bare=interval / 2 * 1000,
+        ),
+    ]
+
+
+#: Sizes small enough for the test suite: with an hour between timed passes only
+#: the wake path can replace within the wait.
+TINY = {"rounds": 2, "interval": 3600.0}
 
 
 def main(argv: list[str] | None = None) -> int:

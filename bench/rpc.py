@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 
 from kombu import Connection, Consumer, Producer, Queue
 
-from bench.common import Timing, ms, ratio, table, time_interleaved
+from bench.common import Figure, Timing, ms, ratio, table, time_interleaved
 from epum.management import EPUManagement
 from epum.messaging import (
     Dispatcher,
@@ -229,6 +229,34 @@ def ensure_broker(url: str) -> None:
         ensure(url)
     except (pytest.skip.Exception, pytest.fail.Exception) as exc:
         raise SystemExit(f"bench.rpc: {exc}") from None
+
+
+def figures(calls: int = 2000, warmup: int = 50, *, amqp_url: str | None = None) -> list[Figure]:
+    """The round trip's p50 and p99 against the bare echo's (broker: ``amqp_url``, else
+    ``EPUM_TEST_AMQP_URL``, the local one started if none answers)."""
+    from tests.rabbit import AMQP_URL
+
+    url = amqp_url or AMQP_URL
+    ensure_broker(url)
+    epum, bare = measure(url, calls, warmup)
+    return [
+        Figure(
+            "list_domains round trip p50, memory facade",
+            epum.median * 1000,
+            "ms",
+            bare=bare.median * 1000,
+        ),
+        Figure(
+            "list_domains round trip p99, memory facade",
+            epum.percentile(99) * 1000,
+            "ms",
+            bare=bare.percentile(99) * 1000,
+        ),
+    ]
+
+
+#: Sizes small enough for the test suite (seconds, not minutes).
+TINY = {"calls": 5, "warmup": 1}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,353 @@
+"""Benchmark: one ``epum-worker`` on ZooKeeper over AMQP, next to the bare infrastructure.
+
+The worker (a process of its own, ``bench.worker_rig``) runs on a private
+ZooKeeper with a provisioner and a DTRS double on the broker
+(``bench.doubles``).  Its store is seeded with D domains of N RUNNING
+instances each (simplest engine, health monitored, ``missing_timeout``
+3600 s), healthy and heard from, before it starts; every instance then
+heartbeats once through it, untimed.
+Then, with the bare consumer (``bench.bare``: kombu, same prefetch, JSON
+decode + ack, a process of its own) measured in the same run:
+
+- steady heartbeats drained per second: the worker is paused (SIGSTOP), H
+  heartbeats that change nothing are queued, then a call; the clock runs
+  from the resume (SIGCONT) until the call's reply, i.e. until the queue
+  is drained.  The bare consumer drains the same messages the same way,
+  round by round in turns with the worker;
+- ZooKeeper requests per steady heartbeat: the worker's own sessions'
+  request counters (``bench.probes``) over those drains; and the write
+  transactions (the server's zxid);
+- ``describe_domain`` round trip p50 against the bare consumer's echo,
+  both replying through direct reply-to, call by call in turns;
+- ``add_domain`` p50, each with its DTRS checks (two calls to the double);
+- a FAILED report (fired as the provisioner does) until the worker's
+  decider asks the provisioner for the replacement, p50;
+- the worker's resident memory with the D x N instances, against the same
+  worker just started with an empty store.
+
+Run: ``.venv/bin/python -m bench.worker [--domains D] [--instances N]``
+(``--help`` lists every size; RabbitMQ at ``EPUM_TEST_AMQP_URL``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import inspect
+import itertools
+import logging
+import random
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench.bare import BareConsumer
+from bench.common import (
+    Figure,
+    Target,
+    figures_table,
+    time_interleaved,
+    time_runs,
+    unique_path,
+    zookeeper,
+    zxid,
+)
+from bench.doubles import ProvisionerDouble
+from bench.probes import paused, requests_between, zookeeper_requests
+from bench.wire import Wire
+from bench.worker_rig import (
+    BARE,
+    MARKER,
+    OWNER,
+    SERVICE,
+    Fleet,
+    Rig,
+    WorkerProcess,
+    rig,
+    seed,
+)
+from epum.messaging import EPUManagementClient, envelope
+from epum.sim.agents import agent_address
+from epum.states import InstanceHealthState
+
+MB = 1024 * 1024
+#: The size the issue states the memory target for.
+RSS_TARGET_INSTANCES = 10_000
+
+
+def heartbeat_messages(ids: list[str], count: int) -> list[tuple[str, str]]:
+    """``count`` OK heartbeats as (body, sender), cycling over the instances ``ids``."""
+    beats = []
+    for instance_id in itertools.islice(itertools.cycle(ids), count):
+        body = envelope.request(
+            "ou_heartbeat",
+            {"heartbeat": {"node_id": instance_id, "state": InstanceHealthState.OK}},
+        )
+        beats.append((body, agent_address(instance_id)))
+    return beats
+
+
+def queue_behind(wire: Wire, queue: str, messages: list[tuple[str, str]]) -> str:
+    """Publish ``messages`` to ``queue``, then the marker call; the marker's correlation id."""
+    for body, sender in messages:
+        wire.publish(queue, body, sender)
+    return wire.send_call(queue, MARKER)
+
+
+def drain(wire: Wire, pid: int, queue: str, messages: list[tuple[str, str]]) -> float:
+    """Seconds the consumer of ``queue`` (process ``pid``) takes to work through
+    ``messages`` queued while it was paused: from its resume to the reply to the marker
+    call queued behind them.  One consumer, one queue: the reply comes after the rest."""
+    with paused(pid):
+        marker = queue_behind(wire, queue, messages)
+    started = time.perf_counter()
+    wire.wait_reply(marker, timeout=60 + len(messages) / 100)
+    return time.perf_counter() - started
+
+
+def check_health(client: EPUManagementClient, fleet: Fleet) -> None:
+    """RuntimeError unless every instance's health is OK (the heartbeats were handled)."""
+    for name in fleet.instances:
+        for record in client.describe_domain(name, caller=OWNER)["instances"]:
+            if record["health"] != InstanceHealthState.OK:
+                raise RuntimeError(f"{record['instance_id']} of {name} is {record['health']}")
+
+
+@dataclass
+class Drains:
+    """What the steady-heartbeat drains came to, over every round."""
+
+    heartbeats: int = 0
+    worker_seconds: float = 0.0
+    bare_seconds: float = 0.0
+    zk_requests: int = 0
+    zk_writes: int = 0
+
+
+def measure_drains(
+    wire: Wire,
+    worker: WorkerProcess,
+    bare: BareConsumer,
+    server: Any,
+    fleet: Fleet,
+    per_drain: int,
+    rounds: int,
+) -> Drains:
+    """Steady heartbeats drained by the worker and by the bare consumer, in turns.
+
+    The instances are seeded healthy and heard from, so no heartbeat changes
+    anything; every instance heartbeats once first, untimed (the worker's
+    first touch of each record is not the steady state).  ZooKeeper is read
+    only around the worker's drains, when the worker is idle.
+    """
+    queue, bare_name = worker.names.qualify(SERVICE), worker.names.qualify(BARE)
+    first = heartbeat_messages(fleet.ids, len(fleet.ids))
+    wire.wait_reply(queue_behind(wire, queue, first), timeout=60 + len(first) / 100)
+    messages = heartbeat_messages(fleet.ids, per_drain)
+    drains = Drains()
+    for _ in range(rounds):
+        requests, writes = zookeeper_requests(server, worker.pid), zxid(server)
+        drains.worker_seconds += drain(wire, worker.pid, queue, messages)
+        drains.zk_requests += requests_between(requests, zookeeper_requests(server, worker.pid))
+        drains.zk_writes += zxid(server) - writes
+        drains.bare_seconds += drain(wire, bare.pid, bare_name, messages)
+        drains.heartbeats += len(messages)
+    return drains
+
+
+def replacement_times(
+    provisioner: ProvisionerDouble, fleet: Fleet, rounds: int, timeout: float = 30.0
+) -> list[float]:
+    """Seconds from a FAILED report of one instance until the replacement is asked for.
+
+    Round by round a different domain loses its oldest instance; the
+    replacement (reported RUNNING by the double at once) joins the fleet.
+    """
+    names = sorted(fleet.instances)
+    times = []
+    for i in range(rounds):
+        name = names[i % len(names)]
+        asked = len(provisioner.requests)
+        started = provisioner.fail(fleet.instances[name].pop(0))
+        replacement = provisioner.wait_for(asked + 1, timeout)
+        times.append(replacement.arrived - started)
+        fleet.instances[name].append(replacement.instance_id)
+    return times
+
+
+def add_domain_times(client: EPUManagementClient, adds: int) -> list[float]:
+    """Seconds of each of ``adds`` ``add_domain`` calls (empty domains, DTRS checked)."""
+    counter = itertools.count()
+
+    def add() -> None:
+        client.add_domain(
+            f"added{next(counter):05d}", "bench", {"engine_conf": {"preserve_n": 0}}, caller=OWNER
+        )
+
+    return list(time_runs(add, adds, warmup=1).samples)
+
+
+def measure(
+    r: Rig,
+    worker: WorkerProcess,
+    fleet: Fleet,
+    empty_rss: int,
+    heartbeats: int,
+    rounds: int,
+    calls: int,
+    adds: int,
+    failures: int,
+) -> list[Figure]:
+    """Every figure, measured on a rig and its worker, whose store holds ``fleet``
+    (see ``figures``); ``empty_rss`` is the memory of a worker on an empty store."""
+    total = len(fleet.ids)
+    drains = measure_drains(r.wire, worker, r.bare, r.server, fleet, heartbeats, rounds)
+    check_health(r.client, fleet)
+    names = sorted(fleet.instances)
+    pick = random.Random(0)
+    bare_name = r.names.qualify(BARE)
+    echo_body = envelope.request("describe_domain", {"domain_id": names[0], "caller": OWNER})
+    timings = time_interleaved(
+        {
+            "describe": lambda: r.client.describe_domain(pick.choice(names), caller=OWNER),
+            "echo": lambda: r.wire.call(bare_name, echo_body),
+        },
+        calls,
+        warmup=min(20, calls),
+    )
+    echo = timings["echo"].median
+    added = add_domain_times(r.client, adds)
+    replaced = replacement_times(r.provisioner, fleet, failures)
+    full_rss = worker.rss()
+    return [
+        Figure(
+            "worker: steady heartbeats drained",
+            drains.heartbeats / drains.worker_seconds,
+            "/s",
+            bare=drains.heartbeats / drains.bare_seconds,
+            target=Target(">=", 0.5),
+        ),
+        Figure(
+            "worker: ZooKeeper requests per steady heartbeat",
+            drains.zk_requests / drains.heartbeats,
+            "requests",
+            target=Target("=", 0, "requests"),
+        ),
+        Figure(
+            "worker: ZooKeeper writes per steady heartbeat",
+            drains.zk_writes / drains.heartbeats,
+            "writes",
+        ),
+        Figure(
+            "worker: describe_domain p50",
+            timings["describe"].median * 1000,
+            "ms",
+            bare=echo * 1000,
+            target=Target("<=", 1.5),
+        ),
+        Figure(
+            "worker: add_domain p50, DTRS checked",
+            statistics.median(added) * 1000,
+            "ms",
+            bare=echo * 1000,
+            target=Target("<", 10, "ms"),
+        ),
+        Figure(
+            "worker: FAILED report to replacement provision p50",
+            statistics.median(replaced) * 1000,
+            "ms",
+            bare=echo * 1000,
+            target=Target("<", 100, "ms"),
+        ),
+        Figure(
+            f"worker: RSS with {total:,} instances",
+            full_rss / MB,
+            "MB",
+            bare=empty_rss / MB,
+            target=Target("<", 200, "MB"),
+            judged=total >= RSS_TARGET_INSTANCES,
+        ),
+    ]
+
+
+def figures(
+    domains: int = 1000,
+    instances: int = 10,
+    heartbeats: int = 10_000,
+    rounds: int = 2,
+    calls: int = 1000,
+    adds: int = 50,
+    failures: int = 30,
+    prefetch: int = 1,
+    *,
+    amqp_url: str | None = None,
+    server: Any = None,
+) -> list[Figure]:
+    """Every figure of the benchmark (see the module's docstring), from one worker.
+
+    ``domains`` x ``instances`` live instances; ``heartbeats`` queued per
+    drain (cycling over the instances) in ``rounds`` drains each;
+    ``calls`` ``describe_domain`` round trips; ``adds`` domains added;
+    ``failures`` instances failed; the worker's and the bare consumer's
+    ``prefetch``.  ``server`` is a running ZooKeeper of the test kit (else
+    a private one is started), ``amqp_url`` the broker (else
+    ``EPUM_TEST_AMQP_URL``, the local broker started if none answers).
+    """
+    from tests.rabbit import AMQP_URL, ensure_broker
+
+    if min(domains, instances, heartbeats, rounds, calls, adds, failures, prefetch) < 1:
+        raise ValueError("every size of bench.worker must be at least 1")
+    url = amqp_url or AMQP_URL
+    ensure_broker(url)
+    with contextlib.ExitStack() as stack:
+        if server is None:
+            server = stack.enter_context(zookeeper())
+        r = stack.enter_context(rig(url, server, prefetch))
+        with r.worker(unique_path("empty")) as empty:
+            empty_rss = empty.rss()
+        zk_path = unique_path("worker")
+        fleet = seed(server.hosts, zk_path, domains, instances)
+        worker = stack.enter_context(r.worker(zk_path))
+        try:
+            return measure(r, worker, fleet, empty_rss, heartbeats, rounds, calls, adds, failures)
+        except Exception as exc:
+            raise RuntimeError(f"{exc}\n--- the worker's log ---\n{worker.log_tail()}") from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name, default in SIZES.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    began = time.monotonic()
+    found = figures(**{name: getattr(args, name) for name in SIZES})
+    print(f"one epum-worker on ZooKeeper over AMQP: {args.domains} domains x {args.instances}")
+    print(figures_table(found))
+    print(f"\n(benchmark took {time.monotonic() - began:.1f} s)")
+    return 0
+
+
+#: Sizes small enough for the test suite (seconds, not minutes).
+TINY = {
+    "domains": 3,
+    "instances": 2,
+    "heartbeats": 60,
+    "rounds": 1,
+    "calls": 10,
+    "adds": 2,
+    "failures": 2,
+}
+
+#: The sizes ``figures`` takes, with their defaults (the command line's options).
+SIZES = {
+    name: param.default
+    for name, param in inspect.signature(figures).parameters.items()
+    if param.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
