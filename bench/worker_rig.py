@@ -186,10 +186,12 @@ def seed(hosts: str, base_path: str, domains: int, instances: int) -> Fleet:
     every record it changes, takes such reports at a few dozen a second).
     """
     from epum.management import EPUManagement
+    from epum.settings import ZooKeeperSettings
     from epum.store.zookeeper import ZooKeeperEPUMStore
     from tests.fakes import FakeDTRS, FakeNotifier, FakeProvisioner
 
-    store = ZooKeeperEPUMStore(hosts, base_path, worker_name="bench-seed")
+    settings = ZooKeeperSettings(hosts=hosts, path=base_path)
+    store = ZooKeeperEPUMStore(settings, worker_name="bench-seed")
     store.initialize()
     provisioner = FakeProvisioner()
     conf = {"_external_decide_invocations": True}
