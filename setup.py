@@ -12,6 +12,7 @@ setup(
         "PyYAML>=6.0",
         "requests>=2.28",
         "boto3>=1.26",
+        "prometheus-client>=0.17",
     ],
     extras_require={
         "statsd": ["statsd>=4.0"],
