@@ -241,6 +241,8 @@ def ctl_main(
                 result = _status(config, amqp, names, service)
             else:
                 result = run_operation(client, op, args)
+                if result is None and args.verb == "describe":
+                    raise NotFoundError(f"{args.group} {_subject(op, args)} not found")
             if mode != "table":
                 text = ctl_output.machine(result, mode)
             elif op is None:
