@@ -27,6 +27,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
+            "epum=epum.cli:epum_main",
             "epum-worker=epum.cli:worker_main",
             "epumctl=epum.cli:ctl_main",
         ]

@@ -1,8 +1,9 @@
 """Command lines: ``epum-worker`` (the daemon) and ``epumctl`` (an operator's client).
 
 ``epum-worker --config FILE [--config FILE ...]`` runs a worker until
-SIGTERM/SIGINT.  ``epumctl`` is in ``epum.ctl`` (groups, output modes, exit
-codes); this module keeps what it derives commands with.
+SIGTERM/SIGINT; ``epum demo`` plays the demo.  ``epumctl`` is in ``epum.ctl``
+(groups, output modes, exit codes); this module keeps what it derives
+commands with.
 
 epumctl's sub-commands are derived from ``epum.operations.OPERATIONS``: one
 per operation on the command line, named ``Operation.command_name`` (the
@@ -53,6 +54,18 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         print(f"epum-worker: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+def epum_main(argv: Sequence[str] | None = None) -> int:
+    """``epum <command>``: ``epum demo [--seed N] [--plain] [-v]`` plays the demo."""
+    parser = argparse.ArgumentParser(prog="epum", description="epum's own tools.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # the demo parses its own options (and its own --help)
+    sub.add_parser("demo", add_help=False, help="the demo, in memory and simulated time")
+    _, rest = parser.parse_known_args(argv)
+    from epum.sim.demo import main as demo_main
+
+    return demo_main(rest)
 
 
 def _read_mapping(path: str) -> dict[str, Any]:
