@@ -29,6 +29,7 @@ setup(
         "console_scripts": [
             "epum=epum.cli:epum_main",
             "epum-worker=epum.cli:worker_main",
+            "epum-sim-provisioner=epum.sim.provisioner:main",
             "epumctl=epum.cli:ctl_main",
         ]
     },
