@@ -17,7 +17,7 @@ import yaml
 
 from epum.messaging.names import Names
 from tests import rabbit
-from tests.system.test_worker import finish, launch, write_config
+from tests.system.test_worker import epumctl, finish, launch, write_config
 from tests.zk_server import ZooKeeperServer, free_port, wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.zookeeper]
@@ -98,6 +98,15 @@ def test_health_readiness_and_metrics_of_a_worker(amqp_url, names: Names, own_zo
         )
         assert "epum_decider_pass_seconds_count" in metrics
         assert "epum_launches_total" in metrics
+
+        # epumctl status reads the leaders from the same ZooKeeper store
+        status = epumctl(amqp_url, names, "--config", str(extra), "status", "-o", "json")
+        assert status.returncode == 0, status.stderr
+        leaders = json.loads(status.stdout)["leaders"]
+        assert sorted(leaders) == ["decider", "doctor", "reaper"]
+        assert all(who.startswith(f"{names.sysname}-w1@") for who in leaders.values()), leaders
+        text = epumctl(amqp_url, names, "--config", str(extra), "status").stdout
+        assert f"Leader:   decider = {names.sysname}-w1@" in text
 
         own_zookeeper.stop()
         assert wait_for(lambda: get(port, "/readyz")[0] == 503, timeout=15)
