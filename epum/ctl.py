@@ -200,10 +200,9 @@ def _leaders(config: Any) -> dict[str, str | None] | None:
     """Each role's leader, from the ZooKeeper store when one is configured."""
     if config.epum.persistence_type != "zookeeper":
         return None
-    from epum.settings import to_initial_conf
     from epum.store import get_epum_store
 
-    store = get_epum_store(to_initial_conf(config))
+    store = get_epum_store(config)
     store.initialize()
     try:
         return {
