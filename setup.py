@@ -12,6 +12,7 @@ setup(
         "PyYAML>=6.0",
         "requests>=2.28",
         "boto3>=1.26",
+        "prometheus-client>=0.17",
     ],
     extras_require={
         "statsd": ["statsd>=4.0"],
@@ -26,7 +27,9 @@ setup(
     },
     entry_points={
         "console_scripts": [
+            "epum=epum.cli:epum_main",
             "epum-worker=epum.cli:worker_main",
+            "epum-sim-provisioner=epum.sim.provisioner:main",
             "epumctl=epum.cli:ctl_main",
         ]
     },

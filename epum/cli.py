@@ -1,9 +1,9 @@
 """Command lines: ``epum-worker`` (the daemon) and ``epumctl`` (an operator's client).
 
 ``epum-worker --config FILE [--config FILE ...]`` runs a worker until
-SIGTERM/SIGINT.  ``epumctl [--config FILE | --amqp-url URL] [--sysname S]
-[--caller C] <command> ...`` runs one EPUM operation and prints its result
-as JSON; errors go to stderr with exit code 1.
+SIGTERM/SIGINT; ``epum demo`` plays the demo.  ``epumctl`` is in ``epum.ctl``
+(groups, output modes, exit codes); this module keeps what it derives
+commands with.
 
 epumctl's sub-commands are derived from ``epum.operations.OPERATIONS``: one
 per operation on the command line, named ``Operation.command_name`` (the
@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
-import json
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -26,7 +24,6 @@ from typing import Any
 import yaml
 
 from epum.config import ConfigError, load_config
-from epum.errors import EpumError
 from epum.operations import CALLER_ARG, OPERATIONS, Arg, Operation
 from epum.settings import Settings
 
@@ -59,11 +56,26 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def epum_main(argv: Sequence[str] | None = None) -> int:
+    """``epum <command>``: ``epum demo [--seed N] [--plain] [-v]`` plays the demo."""
+    parser = argparse.ArgumentParser(prog="epum", description="epum's own tools.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # the demo parses its own options (and its own --help)
+    sub.add_parser("demo", add_help=False, help="the demo, in memory and simulated time")
+    _, rest = parser.parse_known_args(argv)
+    from epum.sim.demo import main as demo_main
+
+    return demo_main(rest)
+
+
 def _read_mapping(path: str) -> dict[str, Any]:
-    """A YAML (or JSON) file holding a mapping."""
+    """A YAML (or JSON) file holding a mapping; ``-`` reads stdin."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+        if path == "-":
+            data = yaml.safe_load(sys.stdin)
+        else:
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
     if not isinstance(data, dict):
@@ -136,53 +148,15 @@ def run_operation(client: Any, op: Operation, args: argparse.Namespace) -> Any:
 
 
 def ctl_parser(operations: Iterable[Operation] = OPERATIONS) -> argparse.ArgumentParser:
-    """epumctl's parser: the global options, then one sub-command per operation on
-    the command line (``command_line_operations``); the parsed namespace's
-    ``operation`` is the one to run."""
-    parser = argparse.ArgumentParser(
-        prog="epumctl", description="Operate an epum service over AMQP; prints JSON."
-    )
-    parser.add_argument("--config", action="append", metavar="FILE", help="worker config file(s)")
-    parser.add_argument("--amqp-url", help="broker URL (overrides the config)")
-    parser.add_argument("--sysname", help="system namespace (overrides the config)")
-    parser.add_argument("--service", help="EPUM service name (overrides the config)")
-    parser.add_argument("--caller", help="domain owner (default: the service's default_user)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, op in command_line_operations(operations).items():
-        add_operation_command(sub, name, op)
-    return parser
+    """epumctl's parser (``epum.ctl.ctl_parser``): the groups, ``status`` and the flat
+    sub-commands of ``command_line_operations`` as aliases."""
+    from epum import ctl
+
+    return ctl.ctl_parser(operations)
 
 
 def ctl_main(argv: Sequence[str] | None = None) -> int:
-    """``epumctl``: run one EPUM operation, print its result as JSON."""
-    from epum.messaging import EPUManagementClient, Names, RpcClient, connection_from_settings
+    """``epumctl`` (``epum.ctl.ctl_main``): run one command; the exit code says how."""
+    from epum import ctl
 
-    args = ctl_parser().parse_args(argv)
-    try:
-        config = _load(args.config)
-        amqp = config.amqp
-        if args.amqp_url:
-            amqp = dataclasses.replace(amqp, url=args.amqp_url)
-        if args.sysname:
-            amqp = dataclasses.replace(amqp, sysname=args.sysname)
-        rpc = RpcClient(
-            connection_from_settings(amqp, name="epumctl", heartbeat=False),
-            Names(amqp.sysname, amqp.exchange),
-            sender="epumctl",
-            timeout=args.timeout,
-            connect_retries=1,
-        )
-    except ValueError as exc:  # ConfigError, or a broker URL kombu cannot use
-        print(f"epumctl: {exc}", file=sys.stderr)
-        return 1
-    try:
-        client = EPUManagementClient(rpc, args.service or config.epum.service_name)
-        result = run_operation(client, args.operation, args)
-    except (EpumError, ConfigError) as exc:
-        print(f"epumctl: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        rpc.close()
-    print(json.dumps(result, indent=2, sort_keys=True))
-    return 0
+    return ctl.ctl_main(argv)

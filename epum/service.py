@@ -5,6 +5,12 @@ loads the configured initial definitions and domains; ``serve()`` answers
 RPC requests until ``stop()``; ``close()`` shuts the facade down (leaving
 the elections) and closes the broker connections.  ``run_worker`` does all
 of it with SIGTERM/SIGINT wired to ``stop()``.
+
+With ``server.http.port`` set, the worker serves ``/healthz`` (the consumer
+loop is running), ``/readyz`` (consuming from the broker, connected to
+ZooKeeper when that is the store, initial state loaded) and Prometheus
+``/metrics`` on ``server.http.host`` from the start of ``start()`` to
+``close()``; ``telemetry`` (a ``WorkerMetrics``) holds the metrics either way.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import threading
 from typing import Any
 
 from epum.errors import WriteConflictError
+from epum.http_endpoint import HttpEndpoint
 from epum.messaging import (
     Dispatcher,
     DTRSClient,
@@ -36,6 +43,13 @@ from epum.messaging.connection import broker_url
 from epum.messaging.retry import RetryPolicy
 from epum.settings import Settings
 from epum.store import get_epum_store
+from epum.telemetry import (
+    CountingProvisioner,
+    OpObserver,
+    StateProbe,
+    StatsdObserver,
+    WorkerMetrics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +125,24 @@ class Worker:
         self.rpc: RpcClient | None = None
         self.facade: Any = None
         self.server: RpcServer | None = None
+        self.store: Any = None
+        self.telemetry = WorkerMetrics()
+        self.http: HttpEndpoint | None = None
+        self._serving = threading.Event()
+        self._loaded = threading.Event()
 
     def start(self) -> None:
         """Build the store, clients, facade and server; initialize; load initial state."""
         cfg = self.config
+        if cfg.http.port is not None:
+            self.http = HttpEndpoint(
+                cfg.http.host,
+                cfg.http.port,
+                self.health_checks(),
+                self.readiness_checks(),
+                self.telemetry.registry,
+            )
+            self.http.start()
         names = Names(cfg.amqp.sysname, cfg.amqp.exchange)
         service = cfg.epum.service_name
         log.info(
@@ -132,21 +160,27 @@ class Worker:
             timeout=cfg.amqp.rpc_timeout,
             dashi_replies=True,  # the original's services answer only to the header
         )
-        store = get_epum_store(cfg)
+        store = self.store = get_epum_store(cfg)
         store.initialize()
         factory = self._facade_factory or _epum_management()
         self.facade = factory(
             cfg,
             SubscriberNotifier(self.rpc),
-            ProvisionerClient(self.rpc, cfg.epum.provisioner_service_name),
+            CountingProvisioner(
+                self.telemetry, ProvisionerClient(self.rpc, cfg.epum.provisioner_service_name)
+            ),
             OUAgentClient(self.rpc),
             # bounded: add_domain checks sites while holding the consumer
             DTRSClient(self.rpc, cfg.epum.dtrs_service_name, timeout=cfg.amqp.dtrs_timeout),
             store=store,
             statsd_cfg=cfg.statsd,
         )
+        if hasattr(self.facade, "statsd"):  # the decider reports its passes through it
+            self.facade.statsd = StatsdObserver(self.telemetry, self.facade.statsd)
         self.facade.initialize()
+        self.telemetry.observe_state(self._state_probe())
         self.load_initial_state()
+        self._loaded.set()
         ops = EPUMOperations(self.facade, cfg.epum.default_user)
         self.server = RpcServer(
             connection_from_settings(cfg.amqp, name=f"{cfg.worker_name}:server"),
@@ -154,8 +188,49 @@ class Worker:
             service,
             Dispatcher(ops.table()),
             prefetch=cfg.amqp.prefetch,
-            metrics=OpMetrics.from_config(cfg.statsd),
+            metrics=OpObserver(self.telemetry, OpMetrics.from_config(cfg.statsd)),
             retry=RetryPolicy.from_settings(cfg.amqp),
+        )
+
+    def health_checks(self) -> dict[str, Any]:
+        """``/healthz``: the process answers and its consumer loop runs."""
+        return {"consumer": self._serving.is_set}
+
+    def readiness_checks(self) -> dict[str, Any]:
+        """``/readyz``: consuming from the broker, ZooKeeper connected (when it is the
+        store), the initial state loaded."""
+        checks: dict[str, Any] = {
+            "broker": lambda: self.server is not None and self.server.ready.is_set(),
+            "initial_state": self._loaded.is_set,
+        }
+        if self.config.epum.persistence_type == "zookeeper":
+            checks["zookeeper"] = self._zookeeper_connected
+        return checks
+
+    def _zookeeper_connected(self) -> bool:
+        client = getattr(self.store, "kazoo_client", None)
+        return client is not None and bool(client.connected)
+
+    def _state_probe(self) -> StateProbe:
+        store, facade = self.store, self.facade
+
+        def instances() -> list[tuple[str, str]]:
+            return [
+                (inst.state, inst.health)
+                for domain in store.get_all_domains()
+                for inst in domain.get_instances()
+            ]
+
+        def leading(role: str) -> bool:
+            loop = getattr(facade, role, None)
+            return bool(getattr(loop, "is_leader", False))
+
+        zookeeper = self.config.epum.persistence_type == "zookeeper"
+        return StateProbe(
+            domains=lambda: len(store.get_all_domains()),
+            instances=instances,
+            leading=leading,
+            zookeeper_connected=self._zookeeper_connected if zookeeper else None,
         )
 
     def load_initial_state(self) -> None:
@@ -189,7 +264,11 @@ class Worker:
         """Answer requests until ``stop()`` (returns after the message in hand)."""
         assert self.server is not None, "start() first"
         if not self._stop.is_set():
-            self.server.run()
+            self._serving.set()
+            try:
+                self.server.run()
+            finally:
+                self._serving.clear()
 
     def stop(self) -> None:
         """Stop taking messages; safe from a signal handler or another thread."""
@@ -209,6 +288,8 @@ class Worker:
             self.server.metrics.close()
         if self.rpc is not None:
             self.rpc.close()
+        if self.http is not None:
+            self.http.stop()
         log.info("worker %s stopped", self.config.worker_name)
 
 

@@ -187,6 +187,20 @@ class StatsdSettings(Checked):
     prefix: str = setting("epum", why="metric names start with the service")
 
 
+@dataclass(frozen=True)
+class HttpSettings(Checked):
+    """``server.http``: the worker's local ``/healthz``, ``/readyz`` and ``/metrics``."""
+
+    port: int | None = setting(
+        None,
+        why="off unless asked: several workers on one host would fight over one port",
+        check=tcp_port,
+    )
+    host: str = setting(
+        "127.0.0.1", why="local only: a scraper or probe on the same host", check=non_empty
+    )
+
+
 def default_worker_name() -> str:
     """``<hostname>-<pid>``: unique among the workers of one host."""
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -207,6 +221,9 @@ class Settings(Checked):
     )
     epum: EPUMSettings = setting(
         why="the service's defaults", factory=EPUMSettings, path="epumanagement"
+    )
+    http: HttpSettings = setting(
+        why="no endpoint unless a port is given", factory=HttpSettings, path="server.http"
     )
     statsd: StatsdSettings | None = setting(None, why="metrics are opt-in", path="statsd")
     logging: dict[str, Any] | None = setting(

@@ -76,6 +76,7 @@ class SimAgents:
         self._asked: set[str] = set()
         self._silent: set[str] = set()
         self._errors: dict[str, str] = {}
+        self._zombies: set[str] = set()
         self.beats: list[Beat] = []
 
     # the agent client interface --------------------------------------------
@@ -104,6 +105,13 @@ class SimAgents:
             self._errors[node_id] = error
             self._asked.add(node_id)
 
+    def zombie(self, node_id: str) -> None:
+        """The agent of ``node_id`` goes on heartbeating whatever its node's state (pair
+        with ``SimProvisioner.vanish`` for an instance the cloud lost but that lives)."""
+        with self._lock:
+            self._zombies.add(node_id)
+            self._asked.add(node_id)
+
     def recover(self, node_id: str) -> None:
         """The agent of ``node_id`` reports OK again."""
         with self._lock:
@@ -113,6 +121,10 @@ class SimAgents:
     def step(self, now: float) -> list[Beat]:
         """Send every heartbeat due by ``now``; return them in the order sent."""
         running = self.cloud.nodes(InstanceState.RUNNING)
+        with self._lock:
+            zombies = self._zombies - {n.instance_id for n in running}
+        if zombies:  # the cloud's lock is never taken under ours
+            running += [n for n in self.cloud.nodes() if n.instance_id in zombies]
         beats = []
         with self._lock:
             alive = {n.instance_id for n in running}

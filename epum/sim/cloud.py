@@ -11,7 +11,10 @@ Each accepted launch walks REQUESTED -> PENDING -> STARTED -> RUNNING, each
 state entered ``Delays`` seconds after the one before; a termination walks
 TERMINATING -> TERMINATED.  A launch fails (FAILED instead of STARTED) with
 the probability configured for its site, drawn from a seeded generator, or
-any live node is failed at the next step by ``fail(instance_id)``.  Every
+any live node is failed at the next step by ``fail(instance_id)``;
+``fail_contextualization(instance_id)`` makes a node RUNNING_FAILED where it
+would have been (or was) RUNNING, and ``vanish(instance_id)`` reports a live
+node TERMINATED at once (its agent may go on: a zombie).  Every
 report carries an ``update_counter`` that rises with each report, so EPUM can
 drop stale or repeated ones.
 """
@@ -239,6 +242,17 @@ class SimProvisioner:
         with self._lock:
             self._inbox.append(("fail", (instance_id, reason)))
 
+    def fail_contextualization(self, instance_id: str) -> None:
+        """At the next step the node's contextualization fails: RUNNING_FAILED instead of
+        RUNNING (at once if it is RUNNING already)."""
+        with self._lock:
+            self._inbox.append(("ctx_fail", instance_id))
+
+    def vanish(self, instance_id: str) -> None:
+        """At the next step a live node is reported TERMINATED, without being asked."""
+        with self._lock:
+            self._inbox.append(("vanish", instance_id))
+
     def nodes(self, state: str | None = None) -> list[NodeView]:
         """Snapshots of the known nodes (only those in ``state`` when given)."""
         with self._lock:
@@ -266,6 +280,10 @@ class SimProvisioner:
                     out.extend(self._terminate(payload, now))
                 elif kind == "dump":
                     out.extend(self._nodes[n] for n in payload if n in self._nodes)
+                elif kind == "ctx_fail":
+                    out.extend(self._fail_contextualization(payload, now))
+                elif kind == "vanish":
+                    out.extend(self._vanish(payload, now))
                 else:
                     out.extend(self._fail(*payload, now))
             contents = [n.content() for n in out]
@@ -335,6 +353,28 @@ class SimProvisioner:
         node.plan = []
         node.errors = [reason]
         self._set(node, InstanceState.FAILED, now)
+        return [node]
+
+    def _fail_contextualization(self, instance_id: str, now: float) -> list[_Node]:
+        node = self._nodes.get(instance_id)
+        if node is None or node.state >= InstanceState.TERMINATING:
+            return []
+        node.errors = ["simulated contextualization failure"]
+        if node.state == InstanceState.RUNNING:
+            self._set(node, InstanceState.RUNNING_FAILED, now)
+            return [node]
+        node.plan = [
+            (due, InstanceState.RUNNING_FAILED if state == InstanceState.RUNNING else state)
+            for due, state in node.plan
+        ]
+        return []
+
+    def _vanish(self, instance_id: str, now: float) -> list[_Node]:
+        node = self._nodes.get(instance_id)
+        if node is None or node.state in InstanceState.TERMINAL:
+            return []
+        node.plan = []
+        self._set(node, InstanceState.TERMINATED, now)
         return [node]
 
     def _advance(self, now: float) -> list[dict[str, Any]]:

@@ -1,24 +1,30 @@
 """The demo: one EPUM keeps a domain of simulated instances at size, in simulated time.
 
-Run ``python -m epum.sim.demo`` (or ``scripts/demo``).  On the in-memory
+Run ``epum demo`` (or ``python -m epum.sim.demo``, or ``scripts/demo``).  On the in-memory
 store, in one process with no servers, it adds a definition and a domain of
 3 with health monitoring on, then: brings the 3 up; has the cloud fail one;
 has one's agent report a process error; has one's agent go silent until the
 doctor finds it MISSING; scales the domain to 5; removes it.  EPUM replaces
-each lost instance on its own.  A timeline of what happened and a final
-table are printed; the exit status is 0 when every stage finished.
+each lost instance on its own.  On a terminal the domain's instances
+are a live table redrawn in place with the timeline below it
+(``epum.sim.live``); otherwise (CI, a pipe, ``--plain``) the timeline is
+printed line by line.  A final table and a summary follow; the exit status
+is 0 when every stage finished.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from epum.errors import NotFoundError
+from epum.sim.live import LiveScreen
 from epum.sim.timeline import Timeline
 from epum.sim.world import Simulation
 from epum.states import InstanceHealthState, InstanceState
@@ -214,31 +220,63 @@ def run_demo(out: Callable[[str], None] = print, seed: int = 0) -> DemoResult:
     return Demo(out=out, seed=seed).run()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The command line: play the demo and print the timeline, the table and a summary."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_live_demo(stream: Any, seed: int = 0, pace: float = 0.0) -> DemoResult:
+    """Play the demo as a live screen on ``stream`` (a terminal), ``pace`` real seconds
+    between changed frames; return what it saw."""
+    demo = Demo(out=lambda line: None, seed=seed)
+    screen = LiveScreen(
+        demo.timeline,
+        stream,
+        "epum demo: one domain of simulated instances, in simulated time",
+        size=lambda: tuple(shutil.get_terminal_size((100, 30))),
+        pace=pace,
+    )
+    demo.sim.observers.append(screen)
+    demo.timeline.out = lambda line: screen.draw()  # announcements show at once
+    result = demo.run()
+    screen.draw()
+    return result
+
+
+def main(argv: list[str] | None = None, stream: Any = None) -> int:
+    """The command line: play the demo (live on a terminal, plain otherwise), then print
+    the table of every instance and a summary."""
+    parser = argparse.ArgumentParser(prog="epum demo", description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show epum's own log")
+    parser.add_argument("--plain", action="store_true", help="no live table, even on a terminal")
+    parser.add_argument(
+        "--pace", type=float, default=0.05, help="live mode: real seconds per change (0.05)"
+    )
     args = parser.parse_args(argv)
+    stream = stream or sys.stdout
+    live = not args.plain and stream.isatty()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",
     )
     started = time.monotonic()
-    print("epum demo: one domain of simulated instances, in simulated time\n")
-    result = run_demo(seed=args.seed)
-    print("\nEvery instance the domain had:\n")
+
+    def say(text: str = "") -> None:
+        stream.write(text + "\n")
+
+    if live:
+        result = run_live_demo(stream, seed=args.seed, pace=args.pace)
+    else:
+        say("epum demo: one domain of simulated instances, in simulated time\n")
+        result = run_demo(out=say, seed=args.seed)
+    say("\nEvery instance the domain had:\n")
     for row in result.table:
-        print("  " + row)
+        say("  " + row)
     states = ", ".join(f"{n} {s.split('-', 1)[-1]}" for s, n in sorted(result.final_states.items()))
-    print(
+    say(
         f"\n{result.launched} launched; ended {states}; peak {result.peak_running} running;"
         f" {result.notifications} subscriber notifications;"
         f" {result.simulated_seconds:.0f} simulated seconds in"
         f" {time.monotonic() - started:.2f} s"
     )
     for name, done in result.stages.items():
-        print(f"  [{'ok' if done else 'FAILED'}] {name}")
+        say(f"  [{'ok' if done else 'FAILED'}] {name}")
     return 0 if result.ok else 1
 
 

@@ -1,26 +1,37 @@
 """A simulated provisioner *service*: a ``SimProvisioner`` on the broker, in real time.
 
-``python -m epum.sim.provisioner --amqp-url URL --sysname NAME`` consumes the
-``provisioner`` queue (ops ``provision``, ``terminate_nodes``, ``dump_state``,
-``describe_nodes``) with the messaging package's ``RpcServer`` and reports
+``epum-sim-provisioner [--config FILE] [--amqp-url URL] [--sysname NAME]``
+(or ``python -m epum.sim.provisioner``) consumes the ``provisioner`` queue
+(ops ``provision``, ``terminate_nodes``, ``dump_state``, ``describe_nodes``,
+and the fault ops of ``epum.sim.faults``: ``fail``, ``silence``, ``zombie``,
+``fail_contextualization``) with the messaging package's ``RpcServer`` and reports
 every state change to EPUM as ``instance_info`` (arg ``record``) through an
 ``EPUManagementClient``.  A ticker thread steps the simulation on the wall
 clock every ``tick`` seconds.  With ``--heartbeat-interval`` the instances'
 agents heartbeat too (``ou_heartbeat``, each from its own address); they do
 not consume a queue, so EPUM's ``dump_state`` requests to them go unanswered.
+
+``--config FILE`` is a YAML mapping of the options' long names with
+underscores (``amqp_url``, ``sysname``, ``heartbeat_interval``, ``seed``,
+``failure_rates: {SITE: P}`` ...); flags given on the command line win.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import yaml
+
+from epum.errors import ConfigError
 from epum.messaging.client import RpcClient
 from epum.messaging.clients import EPUManagementClient
 from epum.messaging.connection import make_connection, mask_url
@@ -29,6 +40,7 @@ from epum.messaging.names import Names
 from epum.messaging.server import RpcServer
 from epum.sim.agents import SimAgents, agent_address
 from epum.sim.cloud import Delays, SimProvisioner
+from epum.sim.faults import FaultOps
 from epum.sim.wire import HeartbeatsOverWire, InstanceInfoOverWire, ProvisionerOps
 from epum.states import InstanceState
 
@@ -96,7 +108,9 @@ class SimProvisionerService:
             make_connection(amqp_url, name=f"sim-{service_name}"),
             self.names,
             service_name,
-            Dispatcher(ProvisionerOps(self.cloud).table()),
+            Dispatcher(
+                ProvisionerOps(self.cloud).table() | FaultOps(self.cloud, self.agents).table()
+            ),
         )
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -166,9 +180,59 @@ def _rate(text: str) -> tuple[str, float]:
     return site, rate
 
 
+#: The keys a ``--config`` file may hold, and their types.
+CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
+    "amqp_url": str,
+    "sysname": str,
+    "service_name": str,
+    "epum_service": str,
+    "pending": (int, float),
+    "started": (int, float),
+    "running": (int, float),
+    "terminated": (int, float),
+    "failure_rates": dict,
+    "default_failure_rate": (int, float),
+    "seed": int,
+    "heartbeat_interval": (int, float),
+    "tick": (int, float),
+    "verbose": bool,
+}
+
+
+def read_config(path: str) -> dict[str, Any]:
+    """The options in the YAML file ``path`` as argparse defaults; ``ConfigError``
+    naming the file and key for an unknown key or a value of the wrong type."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping")
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        kind = CONFIG_KEYS.get(key)
+        if kind is None:
+            raise ConfigError(f"{path}: unknown key {key!r} (known: {', '.join(CONFIG_KEYS)})")
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise ConfigError(f"{path}: {key} has the wrong type ({type(value).__name__})")
+        out[key] = copy.deepcopy(value)
+    rates = out.pop("failure_rates", {})
+    try:
+        out["failure_rate"] = [_rate(f"{site}={p}") for site, p in rates.items()]
+    except (argparse.ArgumentTypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: failure_rates: {exc}") from None
+    return out
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The command line of the simulated provisioner service."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """The command line of the simulated provisioner service (over a ``--config`` file)."""
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--config", metavar="FILE")
+    known, _ = first.parse_known_args(argv)
+    parser = argparse.ArgumentParser(
+        prog="epum-sim-provisioner", description=__doc__.splitlines()[0], parents=[first]
+    )
     parser.add_argument(
         "--amqp-url", default=os.environ.get("EPUM_AMQP_URL", DEFAULT_AMQP_URL), help="broker URL"
     )
@@ -187,12 +251,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--tick", type=float, default=0.2, help="s between simulation steps")
     parser.add_argument("-v", "--verbose", action="store_true")
+    if known.config:
+        defaults = read_config(known.config)
+        rates = defaults.pop("failure_rate")
+        parser.set_defaults(**defaults)
+        args = parser.parse_args(argv)
+        given = {site for site, _ in args.failure_rate}
+        args.failure_rate = [r for r in rates if r[0] not in given] + args.failure_rate
+        return args
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None, stop: threading.Event | None = None) -> int:
-    """Run the service until SIGINT/SIGTERM (or until ``stop`` is set)."""
-    args = parse_args(argv)
+    """Run the service until SIGINT/SIGTERM (or until ``stop`` is set); 2 for a bad
+    config file."""
+    try:
+        args = parse_args(argv)
+    except ConfigError as exc:
+        print(f"epum-sim-provisioner: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -197,14 +197,14 @@ def test_epumctl_runs_operations_and_prints_json(amqp_url, names, daemon, tmp_pa
     assert json.loads(described.stdout)["name"] == "dom2"
 
     missing = epumctl(amqp_url, names, "remove-definition", "nope")
-    assert missing.returncode == 1
+    assert missing.returncode == 3  # epumctl's exit code for not found
     assert "NotFoundError" in missing.stderr
     assert missing.stdout == ""
 
 
 def test_epumctl_reports_a_service_that_is_not_running(amqp_url, names):
     result = epumctl(amqp_url, names, "list-domains")
-    assert result.returncode == 1
+    assert result.returncode == 7  # epumctl's exit code for cannot connect
     assert "NoSuchServiceError" in result.stderr
 
 

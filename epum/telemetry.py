@@ -1,0 +1,229 @@
+"""A worker's Prometheus metrics: one registry, filled by observing the parts.
+
+Nothing here imports kombu or kazoo, so any layer may use it.  The worker
+builds one ``WorkerMetrics`` and hands out adapters that observe its parts
+without changing them:
+
+- ``OpObserver`` stands in for the RPC server's ``OpMetrics`` (same
+  ``measure`` / ``count`` / ``close``), forwards to it (statsd stays as it
+  is) and records per-op requests, errors, latency, messages in hand,
+  heartbeats and reports ingested, retried and dead-lettered messages;
+- ``StatsdObserver`` stands in for the facade's statsd client (``gauge``,
+  ``timing``, ``incr``, ``close``), forwards to it and records the decider's
+  pass duration;
+- ``CountingProvisioner`` wraps the provisioner client and counts launches
+  and terminations;
+- a scrape-time collector reads domains and instances by state and health,
+  leadership per role and the ZooKeeper connection from callables given by
+  the worker (``StateProbe``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+#: The ops whose requests are a heartbeat or a provisioner report.
+HEARTBEAT_OPS = frozenset({"heartbeat", "ou_heartbeat"})
+REPORT_OPS = frozenset({"instance_info"})
+#: The elected roles.
+ROLES = ("decider", "doctor", "reaper")
+
+
+@dataclass
+class StateProbe:
+    """What the scrape-time collector reads; each callable is called at every scrape.
+
+    ``instances`` yields ``(state, health)`` per instance record and
+    ``domains`` the number of domains; ``leading(role)`` says whether this
+    worker leads ``role``; ``zookeeper_connected`` is None without ZooKeeper.
+    """
+
+    domains: Callable[[], int] = lambda: 0
+    instances: Callable[[], Iterable[tuple[str, str]]] = lambda: ()
+    leading: Callable[[str], bool] = lambda role: False
+    zookeeper_connected: Callable[[], bool] | None = None
+    roles: tuple[str, ...] = field(default=ROLES)
+
+
+class _StateCollector(Collector):
+    """Reads the probe at scrape time; a probe that fails leaves its family out."""
+
+    def __init__(self, probe: StateProbe):
+        self.probe = probe
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        probe = self.probe
+        try:
+            yield GaugeMetricFamily("epum_domains", "Domains in the store", value=probe.domains())
+            by_state = GaugeMetricFamily(
+                "epum_instances", "Instance records by state and health", labels=["state", "health"]
+            )
+            for (state, health), n in sorted(Tally(probe.instances()).items()):
+                by_state.add_metric([state, health], n)
+            yield by_state
+        except Exception as exc:  # a store outage must not break the scrape
+            log.warning("metrics: could not read the store: %s", exc)
+        leader = GaugeMetricFamily(
+            "epum_leader", "1 while this worker leads the role", labels=["role"]
+        )
+        for role in probe.roles:
+            leader.add_metric([role], 1.0 if probe.leading(role) else 0.0)
+        yield leader
+        if probe.zookeeper_connected is not None:
+            yield GaugeMetricFamily(
+                "epum_zookeeper_connected",
+                "1 while the ZooKeeper session is connected",
+                value=1.0 if probe.zookeeper_connected() else 0.0,
+            )
+
+
+class WorkerMetrics:
+    """The metric families of one worker, in a registry of their own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("epum_rpc_requests", "RPC requests handled", ["op"], registry=r)
+        self.errors = Counter("epum_rpc_errors", "RPC requests that failed", ["op"], registry=r)
+        self.latency = Histogram(
+            "epum_rpc_duration_seconds", "Time to handle an RPC request", ["op"], registry=r
+        )
+        self.in_hand = Gauge("epum_rpc_in_hand", "Messages being handled now", registry=r)
+        self.server_events = Counter(
+            "epum_rpc_messages",
+            "Messages retried later or dead-lettered, by event",
+            ["event"],
+            registry=r,
+        )
+        self.heartbeats = Counter("epum_heartbeats", "Heartbeats ingested", registry=r)
+        self.reports = Counter(
+            "epum_instance_reports", "instance_info reports ingested", registry=r
+        )
+        self.decider_pass = Histogram(
+            "epum_decider_pass_seconds", "Duration of a full decider pass", registry=r
+        )
+        self.launches = Counter("epum_launches", "Instances asked of the provisioner", registry=r)
+        self.terminations = Counter(
+            "epum_terminations", "Instances the provisioner was told to terminate", registry=r
+        )
+        for event in ("retried", "dead_lettered"):
+            self.server_events.labels(event)
+
+    def observe_state(self, probe: StateProbe) -> None:
+        """Read ``probe`` at every scrape (domains, instances, leadership, ZooKeeper)."""
+        self.registry.register(_StateCollector(probe))
+
+    @contextlib.contextmanager
+    def measure(self, op: str) -> Iterator[None]:
+        """Count ``op``, time it, count an error if it raises; one more message in hand."""
+        start = time.perf_counter()
+        self.in_hand.inc()
+        try:
+            yield
+        except BaseException:
+            self.errors.labels(op).inc()
+            raise
+        finally:
+            self.in_hand.dec()
+            self.requests.labels(op).inc()
+            self.latency.labels(op).observe(time.perf_counter() - start)
+            if op in HEARTBEAT_OPS:
+                self.heartbeats.inc()
+            elif op in REPORT_OPS:
+                self.reports.inc()
+
+    def count(self, event: str) -> None:
+        """Count one server ``event`` (``retried``, ``dead_lettered``)."""
+        self.server_events.labels(event).inc()
+
+
+class OpObserver:
+    """The RPC server's metrics hook: records into ``metrics`` and forwards to ``inner``."""
+
+    def __init__(self, metrics: WorkerMetrics, inner: Any = None):
+        self.metrics = metrics
+        self.inner = inner
+
+    @contextlib.contextmanager
+    def measure(self, op: str) -> Iterator[None]:
+        """Like ``OpMetrics.measure``, recorded in both."""
+        inner = self.inner.measure(op) if self.inner is not None else contextlib.nullcontext()
+        with self.metrics.measure(op), inner:
+            yield
+
+    def count(self, event: str) -> None:
+        """Like ``OpMetrics.count``, recorded in both."""
+        self.metrics.count(event)
+        if self.inner is not None:
+            self.inner.count(event)
+
+    def close(self) -> None:
+        """Close the inner hook (its statsd socket)."""
+        if self.inner is not None:
+            self.inner.close()
+
+
+class StatsdObserver:
+    """Stands in for a statsd client: records the decider's pass, forwards everything."""
+
+    def __init__(self, metrics: WorkerMetrics, inner: Any = None):
+        self.metrics = metrics
+        self.inner = inner
+
+    def timing(self, stat: str, ms: float, *args: Any, **kwargs: Any) -> None:
+        """Record ``decider.pass`` (milliseconds) as seconds; forward."""
+        if stat == "decider.pass":
+            self.metrics.decider_pass.observe(ms / 1000.0)
+        self._forward("timing", stat, ms, *args, **kwargs)
+
+    def gauge(self, stat: str, value: float, *args: Any, **kwargs: Any) -> None:
+        """Forward a gauge (domains are read at scrape time instead)."""
+        self._forward("gauge", stat, value, *args, **kwargs)
+
+    def incr(self, stat: str, *args: Any, **kwargs: Any) -> None:
+        """Forward a counter."""
+        self._forward("incr", stat, *args, **kwargs)
+
+    def close(self) -> None:
+        """Close the inner client."""
+        if self.inner is not None:
+            self.inner.close()
+
+    def _forward(self, kind: str, *args: Any, **kwargs: Any) -> None:
+        if self.inner is not None:
+            getattr(self.inner, kind)(*args, **kwargs)
+
+
+class CountingProvisioner:
+    """A provisioner client that counts the launches and terminations sent through it."""
+
+    def __init__(self, metrics: WorkerMetrics, inner: Any):
+        self.metrics = metrics
+        self.inner = inner
+
+    def provision(self, launch_id: str, instance_ids: list[str], *args: Any, **kwargs: Any) -> Any:
+        """Forward, then count one launch per instance id."""
+        result = self.inner.provision(launch_id, instance_ids, *args, **kwargs)
+        self.metrics.launches.inc(len(instance_ids))
+        return result
+
+    def terminate_nodes(self, nodes: list[str], *args: Any, **kwargs: Any) -> Any:
+        """Forward, then count one termination per node."""
+        result = self.inner.terminate_nodes(nodes, *args, **kwargs)
+        self.metrics.terminations.inc(len(nodes))
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
