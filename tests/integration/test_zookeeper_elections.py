@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from epum.store.zookeeper import ZooKeeperEPUMStore
 from epum.term import Term
 from tests.kit import wait_until
 from tests.zk_server import expire_session
@@ -74,6 +75,18 @@ def timeline() -> Timeline:
     return Timeline()
 
 
+def a_leads_b_waits(
+    a: ZooKeeperEPUMStore, b: ZooKeeperEPUMStore, timeline: Timeline
+) -> tuple[TermLeader, TermLeader]:
+    """Decider leaders for stores ``a`` and ``b``: ``a``'s in office, ``b``'s queued behind."""
+    a_leader, b_leader = TermLeader("a", timeline), TermLeader("b", timeline)
+    a.contend_decider(a_leader)
+    assert a_leader.in_office.wait(10)
+    b.contend_decider(b_leader)
+    wait_until(lambda: a.election_contenders("decider") == [a.identifier, b.identifier])
+    return a_leader, b_leader
+
+
 def test_one_leader_per_role_among_workers(zk_store_factory, timeline):
     a = zk_store_factory(worker_name="a")
     b = zk_store_factory(worker_name="b")
@@ -96,11 +109,7 @@ def test_one_leader_per_role_among_workers(zk_store_factory, timeline):
 def test_a_clean_shutdown_hands_over_in_well_under_a_second(zk_store_factory, timeline):
     a = zk_store_factory(worker_name="a")
     b = zk_store_factory(worker_name="b")
-    a_leader, b_leader = TermLeader("a", timeline), TermLeader("b", timeline)
-    a.contend_decider(a_leader)
-    assert a_leader.in_office.wait(10)
-    b.contend_decider(b_leader)
-    wait_until(lambda: a.election_contenders("decider") == [a.identifier, b.identifier])
+    a_leader, b_leader = a_leads_b_waits(a, b, timeline)
 
     started = time.monotonic()
     a.shutdown()
@@ -117,10 +126,7 @@ def test_a_brief_connection_loss_deposes_the_leader_who_then_leads_again(
 ):
     a = zk_store_factory(hosts=zk_proxy.hosts, timeout=4.0, worker_name="a")
     b = zk_store_factory(worker_name="b")
-    a_leader, b_leader = TermLeader("a", timeline), TermLeader("b", timeline)
-    a.contend_decider(a_leader)
-    assert a_leader.in_office.wait(10)
-    b.contend_decider(b_leader)
+    a_leader, b_leader = a_leads_b_waits(a, b, timeline)
     session = a.kazoo_client.client_id
 
     zk_proxy.block()
@@ -188,11 +194,7 @@ def test_a_partition_past_the_session_timeout_moves_leadership(
 ):
     a = zk_store_factory(hosts=zk_proxy.hosts, timeout=2.0, worker_name="a")
     b = zk_store_factory(worker_name="b")
-    a_leader, b_leader = TermLeader("a", timeline), TermLeader("b", timeline)
-    a.contend_decider(a_leader)
-    assert a_leader.in_office.wait(10)
-    b.contend_decider(b_leader)
-    wait_until(lambda: a.election_contenders("decider") == [a.identifier, b.identifier])
+    a_leader, b_leader = a_leads_b_waits(a, b, timeline)
 
     zk_proxy.block()  # silence, as in a partition: only pings notice
     assert b_leader.in_office.wait(10)
@@ -215,14 +217,10 @@ def test_an_expired_session_moves_leadership_and_the_old_leader_follows(
 ):
     a = zk_store_factory(worker_name="a")
     b = zk_store_factory(worker_name="b")
-    a_leader, b_leader = TermLeader("a", timeline), TermLeader("b", timeline)
     a_reaper = TermLeader("a-reaper", Timeline())
-    a.contend_decider(a_leader)
     a.contend_reaper(a_reaper)
-    assert a_leader.in_office.wait(10)
     assert a_reaper.in_office.wait(10)
-    b.contend_decider(b_leader)
-    wait_until(lambda: a.election_contenders("decider") == [a.identifier, b.identifier])
+    a_leader, b_leader = a_leads_b_waits(a, b, timeline)
 
     expire_session(a.kazoo_client, zk_server.hosts)
     assert b_leader.in_office.wait(10)
