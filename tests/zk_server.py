@@ -16,14 +16,16 @@ Faults:
 - ``TcpProxy`` (``tests/tcp_proxy.py``): clients that connect through it
   can be cut off alone: ``cut()`` closes their connections (they reconnect
   at once, the session survives), ``block()`` / ``unblock()`` stall them (a
-  partition: past the session timeout the server expires their sessions).
+  partition: past the session timeout the server expires their sessions;
+  ``held_while_blocked`` counts their attempts to reconnect meanwhile).
 - ``expire_session(client, hosts)``: expire a client's session for real
   (a second client takes the session over with its id and password and
   closes it), then wait until the first client has seen LOST.
 
 The pytest fixtures that use these (``zk_server``, ``zk_base_path``,
 ``zk_proxy``, ``zk_store_factory``) are defined at the end and imported by
-``tests/integration/conftest.py``.
+``tests/integration/conftest.py``.  Waiting on a condition is
+``tests.kit.wait_until`` (``wait_for`` here is the same function, by its old name).
 """
 
 from __future__ import annotations
