@@ -1,4 +1,5 @@
-"""Shared fixtures: every test fails loudly on leaked threads."""
+"""Shared fixtures and hooks: every test fails loudly on leaked threads, and a test that
+uses the ZooKeeper or RabbitMQ test kit carries the marker that selects it."""
 
 from __future__ import annotations
 
@@ -8,18 +9,52 @@ from collections.abc import Iterator
 import pytest
 
 from epum.logcontext import LogContextFilter
+from tests.kit import threads_left
+
+#: ``pytester`` lets ``tests/unit/test_kit.py`` collect a small suite with these hooks.
+pytest_plugins = ["pytester"]
+
+#: How long, in all, the leaked-thread check waits for a test's threads to end.
+THREAD_SETTLE = 5.0
+
+#: The test-kit modules whose fixtures need a server, and the marker each implies.
+SERVER_KITS = {"tests.zk_server": "zookeeper", "tests.rabbit": "rabbitmq"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a fixture of ``tests/zk_server.py`` (``zookeeper``) or
+    ``tests/rabbit.py`` (``rabbitmq``), directly or through another fixture and under
+    whatever name a module gave it, so ``-m "not zookeeper and not rabbitmq"`` runs
+    with neither server.  (A backend chosen at run time, as in ``tests/store_backends.py``,
+    carries its marker on its parameter.)"""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        for defs in info.name2fixturedefs.values():
+            for fixturedef in defs:
+                marker = SERVER_KITS.get(getattr(fixturedef.func, "__module__", ""))
+                if marker is not None and item.get_closest_marker(marker) is None:
+                    item.add_marker(marker)
 
 
 @pytest.fixture(autouse=True)
-def no_leaked_threads():
-    """Fail a test that leaves a non-daemon thread of its own running."""
+def no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves one of its threads running.
+
+    The rule (``tests.kit.threads_left``), for threads started during the
+    test and alive once it and its fixtures are done: a thread of epum's
+    (its name starts with ``epum-``, ``tests.kit.EPUM_THREAD_PREFIX``),
+    daemon or not, and any non-daemon thread are joined for up to
+    ``THREAD_SETTLE`` seconds in all, and the test fails if one is still
+    alive.  Other daemon threads are ignored: they belong to libraries
+    (kazoo's and kombu's workers) that end them on their own schedule,
+    which a test cannot control.
+    """
     before = set(threading.enumerate())
     yield
-    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
-    for t in leaked:
-        print(f"waiting for thread {t.name} ({t.ident}) started during the test")
-        t.join(timeout=5)
-    leaked = [t for t in leaked if t.is_alive()]
+    leaked = threads_left(before, THREAD_SETTLE)
     assert not leaked, f"test leaked threads: {leaked}"
 
 

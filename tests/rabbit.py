@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -25,6 +24,7 @@ from kombu import Connection
 
 from epum.messaging.names import Names
 from epum.messaging.retry import RetryPolicy
+from tests.kit import WaitTimeout, wait_until
 
 AMQP_URL = os.environ.get("EPUM_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
@@ -46,13 +46,15 @@ def ensure_broker(url: str = AMQP_URL, wait: float = 60.0) -> None:
     if not shutil.which("rabbitmq-server"):
         pytest.fail(f"no broker at {url} and rabbitmq-server is not installed (run scripts/setup)")
     subprocess.run(["rabbitmq-server", "-detached"], check=False, capture_output=True)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         status = subprocess.run(["rabbitmqctl", "-q", "status"], capture_output=True, check=False)
-        if status.returncode == 0 and broker_answers(url):
-            return
-        time.sleep(0.5)
-    pytest.fail(f"started rabbitmq-server but no broker answered at {url} within {wait} s")
+        return status.returncode == 0 and broker_answers(url)
+
+    try:
+        wait_until(answers, wait, interval=0.5)
+    except WaitTimeout:
+        pytest.fail(f"started rabbitmq-server but no broker answered at {url} within {wait} s")
 
 
 @pytest.fixture(scope="session")

@@ -13,24 +13,25 @@ Faults:
   client stalls, as in a partition of the whole server);
   ``restart``: stop it and start it again on the same port and data dir
   (every client loses its connection; sessions survive).
-- ``TcpProxy``: clients that connect through it can be cut off alone:
-  ``cut()`` closes their connections (they reconnect at once, the session
-  survives), ``block()`` / ``unblock()`` stall them (a partition: past the
-  session timeout the server expires their sessions).
+- ``TcpProxy`` (``tests/tcp_proxy.py``): clients that connect through it
+  can be cut off alone: ``cut()`` closes their connections (they reconnect
+  at once, the session survives), ``block()`` / ``unblock()`` stall them (a
+  partition: past the session timeout the server expires their sessions;
+  ``held_while_blocked`` counts their attempts to reconnect meanwhile).
 - ``expire_session(client, hosts)``: expire a client's session for real
   (a second client takes the session over with its id and password and
   closes it), then wait until the first client has seen LOST.
 
 The pytest fixtures that use these (``zk_server``, ``zk_base_path``,
 ``zk_proxy``, ``zk_store_factory``) are defined at the end and imported by
-``tests/integration/conftest.py``.
+``tests/integration/conftest.py``.  Waiting on a condition is
+``tests.kit.wait_until`` (``wait_for`` here is the same function, by its old name).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import selectors
 import shutil
 import signal
 import socket
@@ -39,10 +40,15 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.kit import WaitTimeout, wait_until
+from tests.tcp_proxy import TcpProxy
+
+__all__ = ["TcpProxy", "ZooKeeperServer", "expire_session", "wait_for", "wait_until"]
 
 #: Jars of Debian's zookeeper package a standalone server needs; the
 #: zookeeper jar's manifest names the rest (netty, jute, slf4j-api, ...).
@@ -183,17 +189,22 @@ class ZooKeeperServer:
         finally:
             log.close()
         self._paused = False
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
+        proc = self._proc
+
+        def up() -> bool:
+            if proc.poll() is not None:
                 raise RuntimeError(
-                    f"ZooKeeper exited with {self._proc.returncode}:\n{self.log_since(0)[-4000:]}"
+                    f"ZooKeeper exited with {proc.returncode}:\n{self.log_since(0)[-4000:]}"
                 )
-            if self.serving():
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"ZooKeeper did not start in {timeout}s:\n{self.log_since(0)[-4000:]}")
+            return self.serving()
+
+        try:
+            wait_until(up, timeout, "ZooKeeper to serve", interval=0.05)
+        except WaitTimeout:
+            self.stop()
+            raise RuntimeError(
+                f"ZooKeeper did not start in {timeout}s:\n{self.log_since(0)[-4000:]}"
+            ) from None
 
     def serving(self) -> bool:
         """True if the server answers ``srvr`` as a serving standalone server."""
@@ -270,150 +281,6 @@ class ZooKeeperServer:
             os.kill(proc.pid, sig)
 
 
-class TcpProxy:
-    """A TCP forwarder to one server, to cut or stall only its own clients.
-
-    Clients connect to ``hosts``.  ``cut()`` closes every connection open
-    now (new ones are accepted as usual); ``block()`` stops forwarding and
-    accepting until ``unblock()``, as a network partition would.  One
-    daemon thread does all the work.
-    """
-
-    def __init__(self, target_host: str, target_port: int):
-        self._target = (target_host, target_port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.setblocking(False)
-        self.port = self._listener.getsockname()[1]
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self._listener, selectors.EVENT_READ, None)
-        self._peers: dict[socket.socket, socket.socket] = {}
-        self._lock = threading.Lock()
-        self._blocked = False
-        self._cut_requested = False
-        self._closed = False
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
-        self._thread = threading.Thread(target=self._loop, name="zk-test-proxy", daemon=True)
-        self._thread.start()
-
-    @property
-    def hosts(self) -> str:
-        """``host:port`` for a client that should go through the proxy."""
-        return f"127.0.0.1:{self.port}"
-
-    def cut(self) -> None:
-        """Close every connection open now; clients may reconnect at once."""
-        with self._lock:
-            self._cut_requested = True
-        self._wake()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            with self._lock:
-                if not self._cut_requested:
-                    return
-            time.sleep(0.005)
-
-    def block(self) -> None:
-        """Stop forwarding data and accepting connections (a partition)."""
-        with self._lock:
-            self._blocked = True
-        self._wake()
-
-    def unblock(self) -> None:
-        """Forward again; connections that survived the partition carry on."""
-        with self._lock:
-            self._blocked = False
-        self._wake()
-
-    def close(self) -> None:
-        """Close every connection and stop the proxy."""
-        with self._lock:
-            self._closed = True
-        self._wake()
-        self._thread.join(5)
-
-    def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
-
-    def _loop(self) -> None:
-        try:
-            while True:
-                with self._lock:
-                    closed, blocked, cut = self._closed, self._blocked, self._cut_requested
-                if closed:
-                    break
-                if cut:
-                    self._drop_all()
-                    with self._lock:
-                        self._cut_requested = False
-                for key, _ in self._selector.select(timeout=0.5):
-                    if key.data == "wake":
-                        with contextlib.suppress(BlockingIOError):
-                            self._wake_r.recv(4096)
-                    elif blocked:
-                        continue
-                    elif key.fileobj is self._listener:
-                        self._accept()
-                    else:
-                        self._forward(key.fileobj)  # type: ignore[arg-type]
-                if blocked:
-                    time.sleep(0.01)  # sockets stay readable: do not spin
-        finally:
-            self._drop_all()
-            self._selector.close()
-            self._listener.close()
-            self._wake_r.close()
-            self._wake_w.close()
-
-    def _accept(self) -> None:
-        try:
-            client, _ = self._listener.accept()
-        except BlockingIOError:
-            return
-        try:
-            upstream = socket.create_connection(self._target, timeout=2)
-        except OSError:
-            client.close()
-            return
-        for sock in (client, upstream):
-            sock.setblocking(True)
-            sock.settimeout(2)
-            self._selector.register(sock, selectors.EVENT_READ, "peer")
-        self._peers[client] = upstream
-        self._peers[upstream] = client
-
-    def _forward(self, sock: socket.socket) -> None:
-        other = self._peers.get(sock)
-        if other is None:
-            return
-        try:
-            data = sock.recv(65536)
-            if data:
-                other.sendall(data)
-                return
-        except OSError:
-            pass
-        self._drop(sock)
-
-    def _drop(self, sock: socket.socket) -> None:
-        other = self._peers.pop(sock, None)
-        for s in (sock, other):
-            if s is None:
-                continue
-            self._peers.pop(s, None)
-            with contextlib.suppress(KeyError, ValueError):
-                self._selector.unregister(s)
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-    def _drop_all(self) -> None:
-        for sock in list(self._peers):
-            self._drop(sock)
-
-
 def expire_session(client, hosts: str, timeout: float = 10.0) -> None:
     """Expire ``client``'s ZooKeeper session for real and wait until it sees LOST.
 
@@ -437,12 +304,9 @@ def expire_session(client, hosts: str, timeout: float = 10.0) -> None:
     client.add_listener(watch)
     try:
         while not lost.is_set():
-            client_id = client.client_id
-            if client_id is None:  # reconnecting: wait for a session to steal
-                if time.monotonic() > deadline:
-                    raise TimeoutError("client never reconnected")
-                time.sleep(0.02)
-                continue
+            # reconnecting: wait for a session to steal
+            left = max(0.001, deadline - time.monotonic())
+            client_id = wait_until(lambda: client.client_id, left, "the client to reconnect")
             thief = KazooClient(hosts, client_id=client_id, timeout=1.0)
             thief.start(timeout=5)
             thief.stop()
@@ -455,16 +319,9 @@ def expire_session(client, hosts: str, timeout: float = 10.0) -> None:
         client.remove_listener(watch)
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01):
-    """Poll ``predicate`` until it returns something truthy; return that, or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
-        time.sleep(interval)
+#: The old name of ``tests.kit.wait_until``, kept importable (the same function,
+#: not a copy) until every branch that imports it from here has been merged.
+wait_for = wait_until
 
 
 # fixtures ------------------------------------------------------------------

@@ -118,8 +118,8 @@ class SimProvisionerService:
     def start(self, timeout: float = 30.0) -> SimProvisionerService:
         """Serve and tick in threads of their own; return once consuming."""
         self._threads = [
-            threading.Thread(target=self.server.run, name="sim-provisioner-rpc", daemon=True),
-            threading.Thread(target=self._tick_loop, name="sim-provisioner-tick", daemon=True),
+            threading.Thread(target=self.server.run, name="epum-sim-provisioner-rpc", daemon=True),
+            threading.Thread(target=self._tick_loop, name="epum-sim-provisioner-tick", daemon=True),
         ]
         for thread in self._threads:
             thread.start()

@@ -4,7 +4,6 @@ and what epum sends to the provisioner, the DTRS, agents and subscribers."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -26,6 +25,7 @@ from epum.messaging.connection import make_connection
 from epum.messaging.names import Names
 from epum.states import InstanceHealthState, InstanceState
 from tests import rabbit
+from tests.kit import wait_until
 from tests.rabbit import running
 
 pytestmark = pytest.mark.rabbitmq
@@ -137,15 +137,6 @@ DEFINITION = {
     "engine_conf": {"epuworker_type": "worker-dt", "force_site": "site1"},
     "health": {"monitor_health": True},
 }
-
-
-def wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_definition_ops_round_trip(epum_client):

@@ -36,6 +36,7 @@ from epum.messaging.metrics import OpMetrics
 from epum.messaging.names import Names
 from epum.messaging.retry import REASON_HEADER, RETRIES_HEADER, RetryPolicy
 from tests import rabbit
+from tests.kit import wait_until
 from tests.rabbit import close_connections_named, running
 
 pytestmark = pytest.mark.rabbitmq
@@ -74,7 +75,7 @@ class Service:
     def echo(self, value=None):
         self.handled.append(("echo", value))
         if self.delay:
-            time.sleep(self.delay)
+            time.sleep(self.delay)  # a slow service is what the test is about
         return value
 
     def who(self):
@@ -83,7 +84,7 @@ class Service:
     def note(self, value):
         self.handled.append(("note", value))
         if self.delay:
-            time.sleep(self.delay)
+            time.sleep(self.delay)  # a slow service is what the test is about
         self.event.set()
 
     def bad_request(self):
@@ -165,15 +166,6 @@ def client(amqp_url: str, names: Names) -> Iterator[RpcClient]:
     rpc.close()
 
 
-def wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 def queue_depth(amqp_url: str, name: str) -> int:
     with Connection(amqp_url) as conn:
         return conn.default_channel.queue_declare(name, passive=True).message_count
@@ -206,14 +198,9 @@ class RawPeer:
         self.exchange.publish(message, routing_key=self.names.qualify(SERVICE))
 
     def reply(self, timeout: float = 5.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = self.queue.get(no_ack=True)
-            if message is not None:
-                assert message.content_type == "application/json"
-                return json.loads(message.body)
-            time.sleep(0.02)
-        raise AssertionError("no reply")
+        message = wait_until(lambda: self.queue.get(no_ack=True), timeout, "a reply")
+        assert message.content_type == "application/json"
+        return json.loads(message.body)
 
     def close(self) -> None:
         self.conn.release()
@@ -343,12 +330,7 @@ def test_a_standard_reply_to_request_is_answered_with_its_correlation_id(make_se
             reply_to=raw.reply_key,  # a queue name, through the default exchange
             correlation_id="corr-1",
         )
-        deadline = time.monotonic() + 5
-        message = None
-        while message is None and time.monotonic() < deadline:
-            message = raw.queue.get(no_ack=True)
-            time.sleep(0.02)
-    assert message is not None
+        message = wait_until(lambda: raw.queue.get(no_ack=True), 5, "the reply")
     assert message.properties["correlation_id"] == "corr-1"
     assert json.loads(message.body) == {"result": 7, "error": None}
 
@@ -386,7 +368,7 @@ class _Tripwire:
 
 
 def test_a_pickle_message_is_refused_without_being_deserialized(
-    amqp_url, names, make_server, service, raw, tmp_path: Path
+    amqp_url, names, make_server, service, raw, client, tmp_path: Path
 ):
     tripwire = tmp_path / "unpickled"
     payload = pickle.dumps(_Tripwire(str(tripwire)))
@@ -401,12 +383,15 @@ def test_a_pickle_message_is_refused_without_being_deserialized(
             headers={"reply-to": raw.reply_key},
         )
         reply = raw.reply()
-        time.sleep(0.3)  # room for a (wrong) redelivery
+        # one message at a time (prefetch 1): once a later call is answered, the pickle
+        # has been settled, and a (wrong) redelivery would have been served before it
+        assert client.call(SERVICE, "echo", value="next") == "next"
+        assert raw.queue.get(no_ack=True) is None, "the pickle was served twice"
         assert queue_depth(amqp_url, names.qualify(SERVICE)) == 0
     assert reply["error"]["exc_type"] == "dashi.exceptions.BadRequestError"
     assert "application/x-python-serialize" in reply["error"]["value"]
     assert not tripwire.exists()
-    assert service.handled == []
+    assert service.handled == [("echo", "next")]
 
 
 def test_a_reply_to_header_too_long_to_route_does_not_stop_the_server(
@@ -460,7 +445,7 @@ def test_any_json_object_arrives_as_plain_json(make_server, service, raw, value)
 
 
 def test_requests_sent_while_no_worker_runs_are_served_when_one_starts(
-    make_server, service, client
+    amqp_url, names, make_server, service, client
 ):
     with running(make_server(service)):
         pass  # the queue now exists; nobody consumes from here on
@@ -471,7 +456,8 @@ def test_requests_sent_while_no_worker_runs_are_served_when_one_starts(
         target=lambda: answer.append(client.call(SERVICE, "echo", timeout=10, value="waited"))
     )
     caller.start()
-    time.sleep(0.5)
+    queue = names.qualify(SERVICE)
+    wait_until(lambda: queue_depth(amqp_url, queue) == 4, what="the call to be queued too")
     assert service.handled == []
     with running(make_server(service)):
         caller.join(10)
@@ -515,7 +501,7 @@ def test_the_server_survives_its_connection_closed_by_the_broker(
     with running(server):
         assert client.call(SERVICE, "echo", value=1) == 1
         assert close_connections_named(f"{names.sysname}-victim") == 1
-        assert wait_until(lambda: server.sessions == 2, timeout=10), "no reconnect"
+        wait_until(lambda: server.sessions == 2, 10, "a reconnect")
         assert client.call(SERVICE, "echo", value=2) == 2
 
 
@@ -600,15 +586,12 @@ class Taken:
 
 def take(amqp_url: str, name: str, timeout: float = 10.0) -> Taken:
     """The next message of queue ``name`` (acked, not decoded), waiting up to ``timeout``."""
-    deadline = time.monotonic() + timeout
     with Connection(amqp_url) as conn:
         channel = conn.default_channel
-        while time.monotonic() < deadline:
-            message = channel.basic_get(name, no_ack=True)
-            if message is not None:
-                return Taken(message.body, message.properties.get("application_headers") or {})
-            time.sleep(0.02)
-    raise AssertionError(f"nothing arrived in {name}")
+        message = wait_until(
+            lambda: channel.basic_get(name, no_ack=True), timeout, f"a message in {name}"
+        )
+    return Taken(message.body, message.properties.get("application_headers") or {})
 
 
 def test_a_report_waiting_for_its_retry_does_not_hold_the_consumer(make_server, service, client):
@@ -726,7 +709,7 @@ def test_a_reconnect_redeclares_the_retry_and_dead_letter_queues(
             for queue in server._retry_queues.values():
                 channel.queue_delete(queue.name)
         assert close_connections_named(f"{names.sysname}-victim") == 1
-        assert wait_until(lambda: server.sessions == 2, timeout=10), "no reconnect"
+        wait_until(lambda: server.sessions == 2, 10, "a reconnect")
         client.fire(SERVICE, "store_down", value="after")
         assert wait_until(lambda: server.dead_letter_depth() == 1, timeout=10)
     assert service.handled == [("store_down", "after")] * 2

@@ -25,6 +25,7 @@ from epum.sim.provisioner import SimProvisionerService, main
 from epum.sim.stubs import SimDTRS, SimNotifier
 from epum.states import InstanceHealthState, InstanceState
 from tests import rabbit
+from tests.kit import wait_until
 from tests.rabbit import running
 
 pytestmark = pytest.mark.rabbitmq
@@ -35,13 +36,8 @@ names = rabbit.names
 EPUM_SERVICE = "epum_sim_test"
 
 
-def wait_until(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
+#: How long the simulated instances may take to come and go over the wire.
+SIM_WAIT = 15.0
 
 
 @pytest.fixture
@@ -109,7 +105,7 @@ def test_epum_brings_a_domain_up_and_down_through_the_simulated_service(amqp_url
                 for r in got
             )
 
-        assert wait_until(up), records(epum)
+        wait_until(up, SIM_WAIT, lambda: f"two RUNNING, OK instances: {records(epum)}")
         got = records(epum)
         assert all(r["public_ip"] and r["iaas_id"] for r in got)
         assert {r["agent_address"] for r in got} == {agent_address(r["instance_id"]) for r in got}
@@ -126,7 +122,7 @@ def test_epum_brings_a_domain_up_and_down_through_the_simulated_service(amqp_url
             epum._run_decisions()
             return epum.store.get_domain("owner", "dom") is None
 
-        assert wait_until(gone)
+        wait_until(gone, SIM_WAIT)
         assert {n.state for n in service.cloud.nodes()} == {InstanceState.TERMINATED}
 
 
@@ -142,17 +138,18 @@ def test_failed_instance_is_replaced_over_the_wire(amqp_url, names, epum):
         epum.msg_add_domain_definition("d", {"general": {"engine_class": "simplest"}})
         epum.msg_add_domain("owner", "dom", "d", {"engine_conf": {"preserve_n": 1}})
         epum._run_decisions()
-        assert wait_until(lambda: len(service.cloud.nodes(InstanceState.RUNNING)) == 1)
+        wait_until(lambda: len(service.cloud.nodes(InstanceState.RUNNING)) == 1, SIM_WAIT)
         victim = service.cloud.nodes(InstanceState.RUNNING)[0].instance_id
         service.cloud.fail(victim)
-        assert wait_until(
+        wait_until(
             lambda: any(
                 r["instance_id"] == victim and r["state"] == InstanceState.FAILED
                 for r in records(epum)
-            )
+            ),
+            SIM_WAIT,
         )
         epum._run_decisions()
-        assert wait_until(lambda: len(service.cloud.nodes(InstanceState.RUNNING)) == 1)
+        wait_until(lambda: len(service.cloud.nodes(InstanceState.RUNNING)) == 1, SIM_WAIT)
         assert service.cloud.nodes(InstanceState.RUNNING)[0].instance_id != victim
 
 
@@ -168,7 +165,7 @@ def test_main_serves_until_stopped(amqp_url, names):
     try:
         rpc = RpcClient(make_connection(amqp_url), names, "tester", timeout=5)
         try:
-            assert wait_until(lambda: _answers(rpc))
+            wait_until(lambda: _answers(rpc), SIM_WAIT)
         finally:
             rpc.close()
     finally:

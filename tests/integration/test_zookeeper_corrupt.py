@@ -8,7 +8,7 @@ import pytest
 
 from epum.errors import CorruptDataError
 from epum.instances import Instance
-from tests.zk_server import wait_for
+from tests.kit import wait_until
 
 pytestmark = pytest.mark.zookeeper
 
@@ -57,7 +57,7 @@ def test_a_corrupt_record_names_its_znode(zk_store_factory, raw):
     with pytest.raises(CorruptDataError, match=re.escape(path)):
         domain.get_instance("i1")
     # The cached list sees it once the cache has the change.
-    wait_for(lambda: raises_corrupt(domain.get_instances, path))
+    wait_until(lambda: raises_corrupt(domain.get_instances, path))
 
 
 def test_a_corrupt_index_entry_names_its_znode(zk_store_factory):
@@ -75,6 +75,6 @@ def test_a_corrupt_config_section_names_its_znode(zk_store_factory):
     domain = store.add_domain("alice", "dom", CONFIG)
     path = f"{store.base_path}/domains/alice/dom/general"
     store.kazoo_client.set(path, b"nope")
-    wait_for(lambda: raises_corrupt(domain.get_all_config, path))
+    wait_until(lambda: raises_corrupt(domain.get_all_config, path))
     with pytest.raises(CorruptDataError, match=re.escape(path)):
         domain.update_config({"general": {"x": 1}})

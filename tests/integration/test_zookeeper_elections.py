@@ -13,8 +13,10 @@ import time
 
 import pytest
 
+from epum.store.zookeeper import ZooKeeperEPUMStore
 from epum.term import Term
-from tests.zk_server import expire_session, wait_for
+from tests.kit import wait_until
+from tests.zk_server import expire_session
 
 pytestmark = pytest.mark.zookeeper
 
@@ -73,6 +75,18 @@ def timeline() -> Timeline:
     return Timeline()
 
 
+def a_leads_b_waits(
+    a: ZooKeeperEPUMStore, b: ZooKeeperEPUMStore, timeline: Timeline
+) -> tuple[TermLeader, TermLeader]:
+    """Decider leaders for stores ``a`` and ``b``: ``a``'s in office, ``b``'s queued behind."""
+    a_leader, b_leader = TermLeader("a", timeline), TermLeader("b", timeline)
+    a.contend_decider(a_leader)
+    assert a_leader.in_office.wait(10)
+    b.contend_decider(b_leader)
+    wait_until(lambda: a.election_contenders("decider") == [a.identifier, b.identifier])
+    return a_leader, b_leader
+
+
 def test_one_leader_per_role_among_workers(zk_store_factory, timeline):
     a = zk_store_factory(worker_name="a")
     b = zk_store_factory(worker_name="b")
@@ -95,11 +109,7 @@ def test_one_leader_per_role_among_workers(zk_store_factory, timeline):
 def test_a_clean_shutdown_hands_over_in_well_under_a_second(zk_store_factory, timeline):
     a = zk_store_factory(worker_name="a")
     b = zk_store_factory(worker_name="b")
-    a_leader, b_leader = TermLeader("a", timeline), TermLeader("b", timeline)
-    a.contend_decider(a_leader)
-    assert a_leader.in_office.wait(10)
-    b.contend_decider(b_leader)
-    time.sleep(0.2)  # b is queued behind a
+    a_leader, b_leader = a_leads_b_waits(a, b, timeline)
 
     started = time.monotonic()
     a.shutdown()
@@ -116,21 +126,18 @@ def test_a_brief_connection_loss_deposes_the_leader_who_then_leads_again(
 ):
     a = zk_store_factory(hosts=zk_proxy.hosts, timeout=4.0, worker_name="a")
     b = zk_store_factory(worker_name="b")
-    a_leader, b_leader = TermLeader("a", timeline), TermLeader("b", timeline)
-    a.contend_decider(a_leader)
-    assert a_leader.in_office.wait(10)
-    b.contend_decider(b_leader)
+    a_leader, b_leader = a_leads_b_waits(a, b, timeline)
     session = a.kazoo_client.client_id
 
     zk_proxy.block()
     cut_at = time.monotonic()
     zk_proxy.cut()  # connections drop now; reconnecting hangs until unblock
-    wait_for(lambda: not a_leader.in_office.is_set(), timeout=2)
+    wait_until(lambda: not a_leader.in_office.is_set(), timeout=2)
     deposed_after = timeline.first("a", "out") - cut_at
     print(f"leader deposed {deposed_after * 1000:.0f} ms after its connection dropped")
     assert deposed_after < 0.5
     assert not a.is_leading("decider")
-    time.sleep(1.0)
+    wait_until(lambda: zk_proxy.held_while_blocked, what="a to try to reconnect, in vain")
     zk_proxy.unblock()
 
     assert a_leader.in_office.wait(10)
@@ -174,7 +181,7 @@ def test_a_depose_before_the_leader_looks_at_its_term_is_never_lost(zk_proxy, zk
     zk_proxy.cut()
     assert given[0].wait(2), "the connection loss did not end the term"
     gate.set()
-    wait_for(lambda: saw_end, timeout=5)
+    wait_until(lambda: saw_end, timeout=5)
     assert saw_end == [True]  # the leader found its term already over
     zk_proxy.unblock()
     assert second_in.wait(10)
@@ -187,11 +194,7 @@ def test_a_partition_past_the_session_timeout_moves_leadership(
 ):
     a = zk_store_factory(hosts=zk_proxy.hosts, timeout=2.0, worker_name="a")
     b = zk_store_factory(worker_name="b")
-    a_leader, b_leader = TermLeader("a", timeline), TermLeader("b", timeline)
-    a.contend_decider(a_leader)
-    assert a_leader.in_office.wait(10)
-    b.contend_decider(b_leader)
-    time.sleep(0.2)
+    a_leader, b_leader = a_leads_b_waits(a, b, timeline)
 
     zk_proxy.block()  # silence, as in a partition: only pings notice
     assert b_leader.in_office.wait(10)
@@ -200,7 +203,7 @@ def test_a_partition_past_the_session_timeout_moves_leadership(
     assert not a_leader.in_office.is_set()
 
     zk_proxy.unblock()  # a learns its session expired, then rejoins as follower
-    wait_for(lambda: a.election_contenders("decider") == [b.identifier, a.identifier], 10)
+    wait_until(lambda: a.election_contenders("decider") == [b.identifier, a.identifier], 10)
     assert not a_leader.in_office.is_set()
     assert a_leader.terms == 1
 
@@ -214,22 +217,18 @@ def test_an_expired_session_moves_leadership_and_the_old_leader_follows(
 ):
     a = zk_store_factory(worker_name="a")
     b = zk_store_factory(worker_name="b")
-    a_leader, b_leader = TermLeader("a", timeline), TermLeader("b", timeline)
     a_reaper = TermLeader("a-reaper", Timeline())
-    a.contend_decider(a_leader)
     a.contend_reaper(a_reaper)
-    assert a_leader.in_office.wait(10)
     assert a_reaper.in_office.wait(10)
-    b.contend_decider(b_leader)
-    time.sleep(0.2)
+    a_leader, b_leader = a_leads_b_waits(a, b, timeline)
 
     expire_session(a.kazoo_client, zk_server.hosts)
     assert b_leader.in_office.wait(10)
     assert not a_leader.in_office.is_set()
-    wait_for(lambda: a.election_contenders("decider") == [b.identifier, a.identifier], 10)
+    wait_until(lambda: a.election_contenders("decider") == [b.identifier, a.identifier], 10)
     assert a_leader.terms == 1
     # Alone in its election, a's reaper is elected again in the new session.
-    wait_for(lambda: a_reaper.terms == 2 and a_reaper.in_office.is_set(), 10)
+    wait_until(lambda: a_reaper.terms == 2 and a_reaper.in_office.is_set(), 10)
     old, new = a_reaper.given
     assert old.ended and not new.ended
     assert old.session != new.session and old.seat != new.seat  # a new session, a new seat

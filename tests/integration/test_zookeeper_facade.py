@@ -8,14 +8,12 @@ cut off); worker ``b`` connects directly.  Both talk to one provisioner.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from epum.management import EPUManagement
 from epum.states import InstanceState
 from tests.fakes import FakeCloud, FakeDTRS, FakeNotifier, FakeProvisioner
-from tests.zk_server import wait_for
+from tests.kit import PassCounter, wait_until
 
 pytestmark = pytest.mark.zookeeper
 
@@ -36,41 +34,42 @@ def test_no_instance_is_launched_twice_across_connection_trouble(zk_proxy, zk_st
     b_store = zk_store_factory(worker_name="b")
     a = EPUManagement(CONF, FakeNotifier(), provisioner, None, FakeDTRS(), store=a_store)
     a.initialize()
-    wait_for(lambda: a.decider.is_leader, 10)
+    wait_until(lambda: a.decider.is_leader, 10)
     b = EPUManagement(CONF, FakeNotifier(), provisioner, None, FakeDTRS(), store=b_store)
     b.initialize()
+    a_passes, b_passes = PassCounter(a.decider), PassCounter(b.decider)
     try:
         a.msg_add_domain_definition("simple", {"general": {"engine_class": "simplest"}})
         a.msg_add_domain("alice", "dom", "simple", {"engine_conf": {"preserve_n": 2}})
-        wait_for(lambda: len(launched(provisioner)) == 2, 10)
+        wait_until(lambda: len(launched(provisioner)) == 2, 10)
         FakeCloud(b, provisioner).run_all()
 
         def running_seen_by(store) -> int:
             domain = store.get_domain("alice", "dom")
             return sum(i.state == InstanceState.RUNNING for i in domain.get_instances())
 
-        wait_for(lambda: running_seen_by(a_store) == 2, 10)
+        wait_until(lambda: running_seen_by(a_store) == 2, 10)
 
         # A brief loss: a is deposed, comes back with its session, leads on.
         zk_proxy.block()
         zk_proxy.cut()
-        wait_for(lambda: not a.decider.is_leader, 2)
-        time.sleep(1.0)
+        wait_until(lambda: not a.decider.is_leader, 2)
+        wait_until(lambda: zk_proxy.held_while_blocked, what="a to try to reconnect, in vain")
         zk_proxy.unblock()
-        wait_for(lambda: a.decider.is_leader, 10)
-        time.sleep(1.0)  # several passes of the re-elected decider
+        wait_until(lambda: a.decider.is_leader, 10)
+        a_passes.wait_for_more(3)  # several passes of the re-elected decider
         assert len(launched(provisioner)) == 2
         assert not b.decider.is_leader
 
         # A partition past a's session timeout: b takes over and finds the
         # domain whole.
         zk_proxy.block()
-        wait_for(lambda: b.decider.is_leader, 10)
+        wait_until(lambda: b.decider.is_leader, 10)
         assert not a.decider.is_leader
-        time.sleep(1.0)
+        b_passes.wait_for_more(3)
         assert len(launched(provisioner)) == 2
         zk_proxy.unblock()
-        wait_for(
+        wait_until(
             lambda: (
                 a_store.election_contenders("decider") == [b_store.identifier, a_store.identifier]
             ),
@@ -80,8 +79,8 @@ def test_no_instance_is_launched_twice_across_connection_trouble(zk_proxy, zk_st
         # A failure is replaced once, by the decider in office.
         victim = sorted(launched(provisioner))[0]
         FakeCloud(b, provisioner).report(victim, InstanceState.FAILED)
-        wait_for(lambda: len(launched(provisioner)) == 3, 10)
-        time.sleep(1.0)
+        wait_until(lambda: len(launched(provisioner)) == 3, 10)
+        b_passes.wait_for_more(3)
         assert len(launched(provisioner)) == 3
         assert not a.decider.is_leader
     finally:

@@ -22,7 +22,8 @@ from epum.instances import Instance
 from epum.settings import ZooKeeperSettings
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.zookeeper import ZooKeeperEPUMStore
-from tests.zk_server import ZooKeeperServer, wait_for
+from tests.kit import wait_until
+from tests.zk_server import ZooKeeperServer
 
 pytestmark = pytest.mark.zookeeper
 
@@ -124,7 +125,7 @@ def test_a_remembered_instance_removed_by_another_worker_is_not_found(zk_store_f
     remover.add_domain("alice", "dom", CONFIG).add_instance(record("i1"))
     assert finder.get_domain_for_instance_id("i1").key == ("alice", "dom")
     remover.get_domain("alice", "dom").remove_instance("i1")
-    assert wait_for(lambda: finder.get_domain_for_instance_id("i1") is None, 5)
+    assert wait_until(lambda: finder.get_domain_for_instance_id("i1") is None, 5)
 
 
 def test_a_decider_pass_reads_nothing_from_the_server(zk_store_factory):
@@ -139,7 +140,7 @@ def test_a_decider_pass_reads_nothing_from_the_server(zk_store_factory):
         domains = decider.get_all_domains()
         return len(domains) == 10 and all(len(d.get_instances()) == 5 for d in domains)
 
-    wait_for(decider_sees_everything)
+    wait_until(decider_sees_everything)
     with counting_reads(decider) as counts:
         for domain in decider.get_all_domains():
             domain.get_all_config()
@@ -156,7 +157,7 @@ def test_a_decider_pass_reads_nothing_from_the_server(zk_store_factory):
 
     # A change by another worker reaches the cache through its watch.
     writer.get_domain("alice", "dom-3").update_config({"engine_conf": {"preserve_n": 9}})
-    wait_for(
+    wait_until(
         lambda: (
             decider.get_domain("alice", "dom-3").get_all_config()["engine_conf"]["preserve_n"] == 9
         )
@@ -235,7 +236,7 @@ def test_digest_acl_keeps_strangers_out(zk_store_factory, zk_server, zk_base_pat
 
     # The same identity elsewhere sees everything.
     friend = zk_store_factory(username="epum", password="s3cret", worker_name="friend")
-    wait_for(lambda: friend.get_domain_for_instance_id("i1") is not None)
+    wait_until(lambda: friend.get_domain_for_instance_id("i1") is not None)
     assert friend.get_domain("alice", "dom").is_removed()
 
     base = zk_base_path
@@ -386,7 +387,7 @@ def test_an_unreachable_zookeeper_fails_calls_in_bounded_time(zk_proxy, zk_store
     store = zk_store_factory(hosts=zk_proxy.hosts, timeout=1.5)
     domain = store.add_domain("alice", "dom", CONFIG)
     added = domain.add_instance(record("i1"))
-    wait_for(lambda: len(domain.get_instances()) == 1)
+    wait_until(lambda: len(domain.get_instances()) == 1)
     zk_proxy.block()
     zk_proxy.cut()
     try:
@@ -405,7 +406,7 @@ def test_an_unreachable_zookeeper_fails_calls_in_bounded_time(zk_proxy, zk_store
         zk_proxy.unblock()
     # Back in business once ZooKeeper is reachable again (a new session
     # if the old one expired meanwhile).
-    wait_for(lambda: store.kazoo_client.connected, timeout=10)
+    wait_until(lambda: store.kazoo_client.connected, timeout=10)
     current = domain.get_instance("i1")
     domain.update_instance(current.replace(hostname="after"))
     assert domain.get_instance("i1").hostname == "after"
@@ -435,13 +436,13 @@ def test_a_server_restart_keeps_the_session_the_data_and_the_leader(private_zk_s
                 term.wait()
 
         store.contend_decider(Leader())
-        wait_for(lambda: len(terms) == 1)
+        wait_until(lambda: len(terms) == 1)
         domain = store.add_domain("alice", "dom", CONFIG)
         domain.add_instance(record("i1"))
         session = store.kazoo_client.client_id
 
         private_zk_server.restart()
-        wait_for(lambda: len(terms) == 2, timeout=15)
+        wait_until(lambda: len(terms) == 2, timeout=15)
         assert store.kazoo_client.client_id == session
         # The same seat and session, but a new term: the old one stays ended.
         first, second = terms

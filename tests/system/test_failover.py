@@ -8,7 +8,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from epum.messaging.connection import make_connection
 from epum.messaging.names import Names
 from epum.states import InstanceState
 from tests import rabbit, zk_server
+from tests.kit import wait_until
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.zookeeper]
 
@@ -30,15 +30,6 @@ zookeeper = zk_server.zk_server
 
 BIN = Path(sys.executable).parent
 SESSION_TIMEOUT = 2.0
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
-    """Poll ``condition`` (work done by other processes) until it holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from epum.messaging import EPUManagementClient, NoSuchServiceError, RpcClient
 from epum.messaging.connection import make_connection
 from epum.messaging.names import Names
 from tests import rabbit
+from tests.kit import WaitTimeout, wait_until
 from tests.rabbit import close_connections_named
 
 pytestmark = pytest.mark.rabbitmq
@@ -91,17 +92,25 @@ def launch(amqp_url: str, names: Names, configs: list[Path], worker_name: str) -
     )
     rpc = RpcClient(make_connection(amqp_url), names, "tester", timeout=5)
     client = EPUManagementClient(rpc)
-    deadline = time.monotonic() + 20
-    while True:
+
+    def answered_or_exited() -> str | None:
+        if proc.poll() is not None:
+            return "it exited"
         try:
             client.list_domain_definitions()
-            return Daemon(proc, client, worker_name)
         except NoSuchServiceError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                rpc.close()
-                pytest.fail(f"the worker never answered:\n{proc.communicate()[1]}")
-            time.sleep(0.1)
+            return None
+        return "answered"
+
+    try:
+        outcome = wait_until(answered_or_exited, 20, "the worker to answer")
+    except WaitTimeout:
+        outcome = "timed out"
+    if outcome != "answered":
+        proc.kill()
+        rpc.close()
+        pytest.fail(f"the worker never answered ({outcome}):\n{proc.communicate()[1]}")
+    return Daemon(proc, client, worker_name)
 
 
 def finish(daemon: Daemon) -> None:
@@ -152,15 +161,16 @@ def test_sigint_also_stops_cleanly(daemon):
 
 def test_the_daemon_survives_its_broker_connection_closed(daemon):
     assert close_connections_named(f"{daemon.worker_name}:server") == 1
-    deadline = time.monotonic() + 15
-    while True:
+    errors: list[Exception] = []
+
+    def lists_again() -> bool:
         try:
-            assert daemon.client.list_domains(caller="ops") == ["dom1"]
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+            return daemon.client.list_domains(caller="ops") == ["dom1"]
+        except Exception as exc:  # the worker is reconnecting: ask again
+            errors.append(exc)
+            return False
+
+    wait_until(lists_again, 15, lambda: f"the worker to serve again (last error: {errors[-1:]})")
     assert daemon.proc.poll() is None
     code, _, log = daemon.stop()
     assert code == 0
@@ -219,20 +229,24 @@ def test_epumctl_names_a_broker_url_it_cannot_use(names):
 def test_sigterm_while_the_broker_is_unreachable_still_exits_promptly(names, tmp_path):
     config = write_config(tmp_path / "epum.yaml", names, f"{names.sysname}-lonely")
     env = {**os.environ, "EPUM_AMQP_URL": "amqp://guest:secret@127.0.0.1:1//"}
-    proc = subprocess.Popen(
-        [str(BIN / "epum-worker"), "--config", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(
+            [str(BIN / "epum-worker"), "--config", str(config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            text=True,
+        )
     try:
-        time.sleep(1.5)  # started, now retrying the broker with backoff
+        # started, now retrying the broker with backoff
+        wait_until(lambda: "broker unreachable" in log_path.read_text(), 20, "a broker retry")
         assert proc.poll() is None
-        code, seconds, log = Daemon(proc, None, "").stop()  # type: ignore[arg-type]
+        code, seconds, _ = Daemon(proc, None, "").stop()  # type: ignore[arg-type]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    log = log_path.read_text()
     assert code == 0 and seconds < 5
     assert "secret" not in log

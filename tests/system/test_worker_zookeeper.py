@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import yaml
 from kombu import Connection
 
 from epum.messaging.names import Names
 from tests import rabbit, zk_server
+from tests.kit import wait_until
 from tests.system.test_worker import finish, launch, write_config
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.zookeeper]
@@ -37,16 +36,13 @@ def test_two_workers_share_the_queue_and_the_store(amqp_url, names: Names, zooke
             own.write_text(f"worker_name: {names.sysname}-w{n}\n")
             daemons.append(launch(amqp_url, names, [base, shared, own], f"{names.sysname}-w{n}"))
         first, second = daemons
-        assert wait_for_consumers(amqp_url, names.qualify("epu_management_service"), 2)
+        wait_for_consumers(amqp_url, names.qualify("epu_management_service"), 2)
 
         # one store: what goes in through one worker comes out of either (the other
         # worker's watch-fed cache may lag a few ms behind: wait for it, then expect it
         # from every worker)
         first.client.add_domain("dom2", "def1", {"engine_conf": {"preserve_n": 0}}, caller="bob")
-        deadline = time.monotonic() + 5
-        while second.client.list_domains(caller="bob") != ["dom2"]:
-            assert time.monotonic() < deadline, "the domain never showed up"
-            time.sleep(0.05)
+        wait_until(lambda: second.client.list_domains(caller="bob") == ["dom2"], 5, "dom2")
         for _ in range(6):
             assert second.client.list_domains(caller="bob") == ["dom2"]
             assert second.client.list_domains() == ["dom1"]
@@ -62,12 +58,11 @@ def test_two_workers_share_the_queue_and_the_store(amqp_url, names: Names, zooke
             finish(daemon)
 
 
-def wait_for_consumers(url: str, queue: str, count: int, timeout: float = 20.0) -> bool:
-    """True once ``queue`` has ``count`` consumers (the second worker may still be starting)."""
-    deadline = time.monotonic() + timeout
+def wait_for_consumers(url: str, queue: str, count: int, timeout: float = 20.0) -> None:
+    """Wait until ``queue`` has ``count`` consumers (the second worker may still be starting)."""
     with Connection(url) as conn:
-        while time.monotonic() < deadline:
-            if conn.default_channel.queue_declare(queue, passive=True).consumer_count == count:
-                return True
-            time.sleep(0.1)
-    return False
+        wait_until(
+            lambda: conn.default_channel.queue_declare(queue, passive=True).consumer_count == count,
+            timeout,
+            f"{count} consumers of {queue}",
+        )

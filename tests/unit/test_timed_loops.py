@@ -8,7 +8,7 @@ import time
 
 from epum.management import EPUManagement
 from tests.fakes import FakeDTRS, FakeNotifier, FakeProvisioner
-from tests.zk_server import wait_for
+from tests.kit import wait_until
 
 
 def make_epum(**conf) -> tuple[EPUManagement, FakeProvisioner]:
@@ -23,10 +23,10 @@ def test_a_change_wakes_the_decider_before_the_timed_pass():
     epum, provisioner = make_epum(decider_loop_interval=3600)
     try:
         epum.msg_add_domain("alice", "dom", "simple", {"engine_conf": {"preserve_n": 2}})
-        assert wait_for(lambda: len(provisioner.provisioned) == 2)
+        assert wait_until(lambda: len(provisioner.provisioned) == 2)
         (victim, _) = provisioner.provisioned_ids()
         epum.msg_instance_info("prov", {"node_id": victim, "state": "900-FAILED"})
-        assert wait_for(lambda: len(provisioner.provisioned) == 3)
+        assert wait_until(lambda: len(provisioner.provisioned) == 3)
     finally:
         epum.shutdown()
 
@@ -34,7 +34,7 @@ def test_a_change_wakes_the_decider_before_the_timed_pass():
 def test_shutdown_stops_the_loops_promptly():
     epum, _ = make_epum(decider_loop_interval=3600)
     roles = [epum.decider, epum.doctor, epum.reaper]
-    assert wait_for(lambda: all(r.is_leader for r in roles))
+    assert wait_until(lambda: all(r.is_leader for r in roles))
     started = time.monotonic()
     epum.shutdown()
     assert not any(r.is_leader for r in roles)
