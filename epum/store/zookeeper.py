@@ -80,6 +80,7 @@ from epum.store.base import (
 )
 from epum.store.codec import dump, field
 from epum.store.zk_access import ZkAccess
+from epum.store import zk_history
 from epum.store.zk_cache import SubtreeCache
 from epum.store.zk_definitions import ZkDefinitions
 from epum.store.zk_domain import DOMAIN_LEAVES, ZooKeeperDomainStore
@@ -182,6 +183,7 @@ class ZooKeeperEPUMStore(EPUMStore):
             paths.definitions,
             paths.domains,
             paths.index,
+            paths.history,
             paths.elections,
             *(f"{paths.elections}/{role}" for role in ROLES),
         ):
@@ -339,6 +341,7 @@ class ZooKeeperEPUMStore(EPUMStore):
                 return
 
         self._access.call(op)
+        zk_history.delete(self._access, self._paths.history_of(owner, domain_id))
         for node in gone:
             self._access.expect_absent(node)
 

@@ -1,0 +1,188 @@
+"""The decision log: why a domain did (or did not) scale, one bounded log per domain.
+
+The decider writes it.  During a pass the domain's control collects a
+``PassNotes``: the engine's reasons (``explain``), the launches and
+terminations it asked for (or, in dry-run, would have asked for) and the
+target it aimed at (``aim``).  After the pass the decider turns the notes,
+the inputs it saw and the lifecycle events since the last pass into log
+entries and stores them in one write (``DomainStore.append_history``).
+
+An entry is a JSON mapping with ``time``, ``kind`` and the rest by kind:
+
+- ``"decision"``: ``leader``, ``term``, ``inputs`` (``instances`` by state,
+  ``health`` counts, ``sensor`` readings and their ``reading_age``,
+  ``target``), ``actions`` (``{"do": "launch", "count", "site", "why",
+  "instance_ids"}`` or ``{"do": "destroy", "instance_ids", "why"}``),
+  ``reasons`` (``{"code", "text"}``, the engine's words for what it did not
+  do), ``dry_run`` (bool);
+- ``"event"``: ``event`` (one of ``EVENTS``), ``instance_id``, ``site``,
+  ``state``.
+
+A decision entry is written for a pass that did something, or did nothing
+while the domain was not at its target (the engine said why, or its state
+was not STABLE); a quiet pass at its target writes none.  ``bounded`` keeps
+the last ``max_entries`` entries and none older than ``max_age`` seconds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from epum.errors import BadRequestError
+from epum.instances import Instance
+from epum.states import InstanceHealthState, InstanceState
+
+#: The reason codes the built-in engines give for not acting (or acting less).
+REASONS = (
+    "cooldown",  # a scaling step is due but the cooldown is not over
+    "at_maximum",  # the metric asks for more, the domain is at its maximum
+    "at_minimum",  # the metric asks for fewer, the domain is at its minimum
+    "no_reading",  # scaling is configured but no fresh reading is there
+    "retry_pacing",  # launches held back while recent ones keep failing
+    "site_full",  # no site has room for the instances wanted
+    "no_values",  # unique values ran out
+    "dry_run",  # the decider ran the engine and sent nothing
+)
+
+#: The lifecycle events logged for instances.
+EVENTS = ("launched", "running", "failed", "missing", "replaced", "terminated", "reaped")
+
+
+@dataclass
+class PassNotes:
+    """What one decision pass of one domain did and why (collected by its control)."""
+
+    reasons: list[dict[str, str]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    target: int | None = None
+    why: str | None = None
+
+    def explain(self, code: str, text: str) -> None:
+        """Record a reason; also the ``why`` of the next launch or termination."""
+        if not isinstance(code, str) or not code:
+            raise BadRequestError(f"reason code must be a non-empty string, not {code!r}")
+        self.reasons.append({"code": code, "text": str(text)})
+        self.why = str(text)
+
+    def launched(self, count: int, site: str | None, ids: Sequence[str]) -> None:
+        """Record a launch of ``count`` instances at ``site``."""
+        self.actions.append(
+            {
+                "do": "launch",
+                "count": count,
+                "site": site,
+                "instance_ids": list(ids),
+                "why": self._take_why(),
+            }
+        )
+
+    def destroyed(self, ids: Sequence[str]) -> None:
+        """Record the termination of ``ids``."""
+        self.actions.append({"do": "destroy", "instance_ids": list(ids), "why": self._take_why()})
+
+    def _take_why(self) -> str | None:
+        why, self.why = self.why, None
+        # a reason used as an action's why is not a reason for inaction
+        if why is not None and self.reasons and self.reasons[-1]["text"] == why:
+            self.reasons.pop()
+        return why
+
+
+def domain_inputs(
+    instances: Iterable[Instance], sensor_data: Mapping[str, Any], now: float
+) -> dict[str, Any]:
+    """The inputs that matter: instances by state and health, readings and their age."""
+    instances = list(instances)
+    live = [i for i in instances if i.state < InstanceState.TERMINATING]
+    inputs: dict[str, Any] = {
+        "instances": dict(sorted(Counter(i.state for i in instances).items())),
+        "health": dict(sorted(Counter(i.health for i in live).items())),
+        "live": len(live),
+    }
+    if sensor_data:
+        inputs["sensor"] = dict(sensor_data)
+        times = [
+            v.get("time")
+            for v in sensor_data.values()
+            if isinstance(v, Mapping) and isinstance(v.get("time"), (int, float))
+        ]
+        if times:
+            inputs["reading_age"] = round(now - max(times), 3)
+    return inputs
+
+
+#: An instance as the decider last saw it: (state, health, site).
+Seen = tuple[str, str, str | None]
+
+
+def snapshot(instances: Iterable[Instance]) -> dict[str, Seen]:
+    """What ``lifecycle_events`` compares between passes."""
+    return {i.instance_id: (i.state, i.health, i.site) for i in instances}
+
+
+def lifecycle_events(
+    before: Mapping[str, Seen] | None, after: Mapping[str, Seen], now: float
+) -> list[dict[str, Any]]:
+    """The events between two snapshots (none on the first pass: ``before`` None)."""
+    if before is None:
+        return []
+    events = []
+
+    def event(name: str, iid: str, seen: Seen) -> None:
+        events.append(
+            {
+                "time": now,
+                "kind": "event",
+                "event": name,
+                "instance_id": iid,
+                "site": seen[2],
+                "state": seen[0],
+            }
+        )
+
+    for iid, seen in after.items():
+        old = before.get(iid)
+        state, health = seen[0], seen[1]
+        if old is None:
+            if state >= InstanceState.TERMINATED:
+                continue
+            event("launched", iid, seen)  # launched by another worker or before us
+            continue
+        if state != old[0]:
+            if state == InstanceState.RUNNING:
+                event("running", iid, seen)
+            elif state in (InstanceState.FAILED, InstanceState.REJECTED, InstanceState.RUNNING_FAILED):
+                event("failed", iid, seen)
+            elif state == InstanceState.TERMINATED:
+                event("terminated", iid, seen)
+        if health == InstanceHealthState.MISSING and old[1] != health:
+            event("missing", iid, seen)
+    for iid, seen in before.items():
+        if iid not in after:
+            event("reaped", iid, seen)
+    return events
+
+
+def bounded(
+    entries: Sequence[Mapping[str, Any]], max_entries: int, max_age: float, now: float
+) -> list[Mapping[str, Any]]:
+    """The last ``max_entries`` of ``entries`` that are at most ``max_age`` seconds old."""
+    kept = [e for e in entries if now - float(e.get("time", now)) <= max_age]
+    return list(kept[-max_entries:]) if max_entries > 0 else []
+
+
+def select(
+    entries: Sequence[Mapping[str, Any]], since: float | None, limit: int | None
+) -> list[Mapping[str, Any]]:
+    """Entries at or after ``since``, the last ``limit`` of them, oldest first."""
+    if since is not None and (isinstance(since, bool) or not isinstance(since, (int, float))):
+        raise BadRequestError(f"since must be a number of seconds, not {since!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise BadRequestError(f"limit must be an integer >= 0, not {limit!r}")
+    out = [e for e in entries if since is None or float(e.get("time", 0)) >= since]
+    if limit is not None:
+        out = out[-limit:] if limit else []
+    return out
