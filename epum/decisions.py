@@ -114,6 +114,8 @@ def domain_inputs(
     return inputs
 
 
+_FAILED = (InstanceState.FAILED, InstanceState.REJECTED, InstanceState.RUNNING_FAILED)
+
 #: An instance as the decider last saw it: (state, health, site).
 Seen = tuple[str, str, str | None]
 
@@ -154,7 +156,7 @@ def lifecycle_events(
         if state != old[0]:
             if state == InstanceState.RUNNING:
                 event("running", iid, seen)
-            elif state in (InstanceState.FAILED, InstanceState.REJECTED, InstanceState.RUNNING_FAILED):
+            elif state in _FAILED:
                 event("failed", iid, seen)
             elif state == InstanceState.TERMINATED:
                 event("terminated", iid, seen)

@@ -18,9 +18,9 @@ from kazoo.protocol.states import ZnodeStat
 
 from epum.errors import BadRequestError, CorruptDataError, NotFoundError, WriteConflictError
 from epum.instances import Instance
+from epum.store import zk_history
 from epum.store.base import CONFIG_SECTIONS, DomainStore
 from epum.store.codec import dump, load
-from epum.store import zk_history
 from epum.store.zk_access import MERGE_TRIES, ZkAccess
 from epum.store.zk_paths import ZkPaths
 from epum.store.zk_session import ZkCalls

@@ -70,6 +70,7 @@ from kazoo.security import OPEN_ACL_UNSAFE
 
 from epum.errors import StoreUnavailableError, WriteConflictError
 from epum.settings import ZooKeeperSettings
+from epum.store import zk_history
 from epum.store.base import (
     CONFIG_SECTIONS,
     ChangeListener,
@@ -80,7 +81,6 @@ from epum.store.base import (
 )
 from epum.store.codec import dump, field
 from epum.store.zk_access import ZkAccess
-from epum.store import zk_history
 from epum.store.zk_cache import SubtreeCache
 from epum.store.zk_definitions import ZkDefinitions
 from epum.store.zk_domain import DOMAIN_LEAVES, ZooKeeperDomainStore
