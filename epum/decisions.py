@@ -33,7 +33,7 @@ from typing import Any
 
 from epum.errors import BadRequestError
 from epum.instances import Instance
-from epum.states import InstanceHealthState, InstanceState
+from epum.states import DecisionEngineState, InstanceHealthState, InstanceState
 
 #: The reason codes the built-in engines give for not acting (or acting less).
 REASONS = (
@@ -58,14 +58,18 @@ class PassNotes:
     reasons: list[dict[str, str]] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)
     target: int | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
     why: str | None = None
 
     def explain(self, code: str, text: str) -> None:
-        """Record a reason; also the ``why`` of the next launch or termination."""
+        """Record a reason for inaction (a code of ``REASONS``), or, for any other code,
+        a part of the ``why`` of the next launch or termination."""
         if not isinstance(code, str) or not code:
             raise BadRequestError(f"reason code must be a non-empty string, not {code!r}")
-        self.reasons.append({"code": code, "text": str(text)})
-        self.why = str(text)
+        if code in REASONS:
+            self.reasons.append({"code": code, "text": str(text)})
+        else:
+            self.why = str(text) if self.why is None else f"{self.why}; {text}"
 
     def launched(self, count: int, site: str | None, ids: Sequence[str]) -> None:
         """Record a launch of ``count`` instances at ``site``."""
@@ -85,9 +89,6 @@ class PassNotes:
 
     def _take_why(self) -> str | None:
         why, self.why = self.why, None
-        # a reason used as an action's why is not a reason for inaction
-        if why is not None and self.reasons and self.reasons[-1]["text"] == why:
-            self.reasons.pop()
         return why
 
 
@@ -188,3 +189,55 @@ def select(
     if limit is not None:
         out = out[-limit:] if limit else []
     return out
+
+
+def decision_entry(
+    notes: PassNotes,
+    inputs: Mapping[str, Any],
+    now: float,
+    leader: str,
+    term: int,
+    engine_state: str | None,
+    dry_run: bool,
+) -> dict[str, Any] | None:
+    """The decision entry of one pass, or None for a quiet pass at its target.
+
+    At its target means: the engine gave a target and as many instances
+    count (live and healthy), or, for an engine that gives none, its state
+    is STABLE.
+    """
+    inputs = {**inputs, **notes.inputs}
+    if notes.target is not None:
+        inputs["target"] = notes.target
+        off_target = inputs.get("counted", inputs.get("live")) != notes.target
+    else:
+        off_target = engine_state != DecisionEngineState.STABLE
+    if not (notes.actions or notes.reasons or off_target):
+        return None
+    reasons = list(notes.reasons)
+    if dry_run:
+        reasons.append({"code": "dry_run", "text": "dry-run: the actions above were not sent"})
+    return {
+        "time": now,
+        "kind": "decision",
+        "leader": leader,
+        "term": term,
+        "inputs": inputs,
+        "actions": list(notes.actions),
+        "reasons": reasons,
+        "engine_state": engine_state,
+        "dry_run": dry_run,
+    }
+
+
+def replaced_events(notes: PassNotes, now: float) -> list[dict[str, Any]]:
+    """``replaced`` events: unhealthy instances destroyed in a pass that also launched."""
+    launched = [i for a in notes.actions if a["do"] == "launch" for i in a["instance_ids"]]
+    if not launched:
+        return []
+    return [
+        {"time": now, "kind": "event", "event": "replaced", "instance_id": iid, "by": launched}
+        for a in notes.actions
+        if a["do"] == "destroy" and (a.get("why") or "").startswith("unhealthy")
+        for iid in a["instance_ids"]
+    ]
