@@ -16,10 +16,13 @@ list``) can reuse ``add_operation_command`` and ``run_operation``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import json
 import sys
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -27,7 +30,8 @@ import yaml
 
 from epum.config import ConfigError, load_config
 from epum.errors import EpumError
-from epum.operations import CALLER_ARG, OPERATIONS, Arg, Operation
+from epum.history_words import follow, parse_since
+from epum.operations import CALLER_ARG, OPERATIONS, Arg, Operation, by_name
 from epum.settings import Settings
 
 
@@ -151,6 +155,10 @@ def ctl_parser(operations: Iterable[Operation] = OPERATIONS) -> argparse.Argumen
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, op in command_line_operations(operations).items():
         add_operation_command(sub, name, op)
+    history = by_name(operations).get(HISTORY_OP)
+    if history is not None:
+        domain = sub.add_parser("domain", help="domain commands")
+        add_history_command(domain.add_subparsers(dest="domain_command", required=True), history)
     return parser
 
 
@@ -178,6 +186,8 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         client = EPUManagementClient(rpc, args.service or config.epum.service_name)
+        if getattr(args, "print_lines", None) is not None:  # epumctl domain history
+            return args.print_lines(client, args)
         result = run_operation(client, args.operation, args)
     except (EpumError, ConfigError) as exc:
         print(f"epumctl: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -185,4 +195,43 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     finally:
         rpc.close()
     print(json.dumps(result, indent=2, sort_keys=True))
+    return 0
+
+
+#: The operation ``epumctl domain history`` runs.
+HISTORY_OP = "describe_domain_history"
+
+
+def add_history_command(
+    subparsers: argparse._SubParsersAction, op: Operation
+) -> argparse.ArgumentParser:
+    """``history NAME [--since T] [--limit N] [--follow]``: the decision log in plain
+    words, one line per entry (``epum.history_words``); its arguments are the
+    operation's, ``--since`` also takes a time ago (``10m``)."""
+    cmd = add_operation_command(subparsers, "history", op)
+    for action in cmd._actions:
+        if action.dest == _DEST_PREFIX + "since":
+            action.type = str
+            action.help = "entries at or after this time: epoch seconds, or ago (90s, 10m, 2h)"
+    cmd.add_argument("--follow", action="store_true", help="keep printing new entries")
+    cmd.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
+    cmd.set_defaults(print_lines=print_history)
+    return cmd
+
+
+def print_history(client: Any, args: argparse.Namespace, out: Any = None, wait: Any = None) -> int:
+    """Print the log of ``args``' domain; with ``--follow`` poll until interrupted."""
+    out = out or sys.stdout
+    since = parse_since(getattr(args, _DEST_PREFIX + "since"), time.time())
+    limit = getattr(args, _DEST_PREFIX + "limit")
+    name = getattr(args, _DEST_PREFIX + "domain_id")
+
+    def fetch(after: float | None) -> list:
+        return client.describe_domain_history(name, since=after, limit=limit, caller=args.caller)
+
+    stop = threading.Event()
+    if wait is None:
+        wait = (lambda: not stop.wait(args.interval)) if args.follow else (lambda: False)
+    with contextlib.suppress(KeyboardInterrupt):
+        follow(fetch, lambda line: print(line, file=out, flush=True), since, wait)
     return 0
