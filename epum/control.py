@@ -89,6 +89,10 @@ class DomainControl:
         """The engine's target size for this pass, and inputs of its own (bounds, cooldown
         left...) for the decision log, which tells when the target is not met."""
         self.notes.target = int(target)
+        self.observe(**inputs)
+
+    def observe(self, **inputs: Any) -> None:
+        """Inputs the engine computed (the metric's value...), for the decision log."""
         self.notes.inputs.update(inputs)
 
     def launch(

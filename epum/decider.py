@@ -83,6 +83,7 @@ class Decider(LeaderLoop):
         #: The name this decider signs its decision log entries with.
         self.leader = leader or default_worker_name()
         self._seen: dict[tuple[str, str], dict[str, decisions.Seen]] = {}
+        self._values: dict[tuple[str, str], Any] = {}
         self.store = store
         self.subscribers = subscribers
         self.settings = settings
@@ -105,6 +106,7 @@ class Decider(LeaderLoop):
         self._engines.clear()
         self._controls.clear()
         self._seen.clear()
+        self._values.clear()
         self._last_full_pass = None
         live = [
             i.instance_id
@@ -189,6 +191,9 @@ class Decider(LeaderLoop):
             entry.engine.reconfigure(control, engine_conf)
             entry.conf_version = version
             log.info("engine reconfigured (version %s)", version)
+            control.notes.events.append(
+                decisions.domain_event(now, "reconfigured", engine_conf=engine_conf)
+            )
         engine = _scratch_copy(entry.engine) if dry_run else entry.engine
         engine.decide(control, state)
         self._log_pass(domain, control, state, engine.de_state, term)
@@ -204,8 +209,16 @@ class Decider(LeaderLoop):
         made = decisions.decision_entry(
             notes, inputs, now, self.leader, term.number, de, control.dry_run
         )
+        entries += notes.events
+        value = notes.inputs.get("value")
         if made is not None:
             entries.append(made)
+        elif value is not None and (
+            domain.key not in self._values or self._values[domain.key] != value
+        ):
+            metric = notes.inputs.get("metric")
+            entries.append(decisions.domain_event(now, "reading", metric=metric, value=value))
+        self._values[domain.key] = value
         entries += decisions.replaced_events(notes, now)
         if not control.dry_run:
             for action in notes.actions:
@@ -283,6 +296,8 @@ class Decider(LeaderLoop):
             del self._controls[key]
         for key in set(self._seen) - present:
             del self._seen[key]
+        for key in set(self._values) - present:
+            del self._values[key]
 
 
 def _scratch_copy(engine: Engine) -> Engine:

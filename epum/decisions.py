@@ -16,7 +16,8 @@ An entry is a JSON mapping with ``time``, ``kind`` and the rest by kind:
   ``reasons`` (``{"code", "text"}``, the engine's words for what it did not
   do), ``dry_run`` (bool);
 - ``"event"``: ``event`` (one of ``EVENTS``), ``instance_id``, ``site``,
-  ``state``.
+  ``state``; or a domain event (``DOMAIN_EVENTS``): ``reading`` with
+  ``metric`` and ``value``, ``reconfigured`` with the ``engine_conf``.
 
 A decision entry is written for a pass that did something, or did nothing
 while the domain was not at its target (the engine said why, or its state
@@ -50,6 +51,10 @@ REASONS = (
 #: The lifecycle events logged for instances.
 EVENTS = ("launched", "running", "failed", "missing", "replaced", "terminated", "reaped")
 
+#: The domain's events: the metric's value changed (logged when no decision entry
+#: carries it) and the engine took a new config; what ``epum replay`` reads.
+DOMAIN_EVENTS = ("reading", "reconfigured")
+
 
 @dataclass
 class PassNotes:
@@ -59,6 +64,7 @@ class PassNotes:
     actions: list[dict[str, Any]] = field(default_factory=list)
     target: int | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
     why: str | None = None
 
     def explain(self, code: str, text: str) -> None:
@@ -241,3 +247,8 @@ def replaced_events(notes: PassNotes, now: float) -> list[dict[str, Any]]:
         if a["do"] == "destroy" and (a.get("why") or "").startswith("unhealthy")
         for iid in a["instance_ids"]
     ]
+
+
+def domain_event(now: float, event: str, **fields: Any) -> dict[str, Any]:
+    """A domain event entry (``DOMAIN_EVENTS``)."""
+    return {"time": now, "kind": "event", "event": event, **fields}

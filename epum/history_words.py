@@ -50,6 +50,11 @@ def _action(action: Mapping[str, Any], dry_run: bool) -> str:
 def describe_entry(entry: Mapping[str, Any]) -> str:
     """One line of plain words for one log entry."""
     when = clock(float(entry.get("time", 0.0)))
+    if entry.get("event") == "reading":
+        return f"{when} {entry.get('metric')} is now {entry.get('value'):g}"
+    if entry.get("event") == "reconfigured":
+        conf = entry.get("engine_conf") or {}
+        return f"{when} reconfigured: " + ", ".join(f"{k}={v}" for k, v in sorted(conf.items()))
     if entry.get("kind") == "event":
         words = _EVENT_WORDS.get(entry.get("event"), str(entry.get("event")))
         line = f"{when} instance {entry.get('instance_id')} {words}"

@@ -47,6 +47,13 @@ def aim(control: EngineControl, target: int, **inputs: Any) -> None:
         record(target, **inputs)
 
 
+def observe(control: EngineControl, **inputs: Any) -> None:
+    """Tell the decision log an input the engine computed (the metric's value...)."""
+    record = getattr(control, "observe", None)
+    if record is not None:
+        record(**inputs)
+
+
 def clock_time(t: float) -> str:
     """``HH:MM:SS`` (UTC) of a time, as the decision log's words show it."""
     return time.strftime("%H:%M:%S", time.gmtime(t))

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from epum.engines.base import EngineControl
-from epum.engines.common import clock_time, explain
+from epum.engines.common import clock_time, explain, observe
 from epum.engines.confcheck import get_int, get_number, get_str
 from epum.errors import BadRequestError
 from epum.instances import DomainState, Instance
@@ -206,6 +206,7 @@ def decide_step(
     if not conf.enabled:
         return 0
     step, value = conf.scale_by(state, counted, domain_reading)
+    observe(control, metric=conf.metric, value=value)
     if value is None:
         explain(control, "no_reading", f"no scaling: no fresh reading of {conf.metric}")
         return 0

@@ -49,6 +49,10 @@ def test_reasons_actions_events_and_dry_run_in_plain_words():
     assert describe_entry(idle) == "12:04:05 no action: 1 of 2 counted (engine PENDING_DE)"
     event = {"time": T, "kind": "event", "event": "missing", "instance_id": "i1", "site": "s"}
     assert describe_entry(event) == "12:04:05 instance i1 found missing by the doctor at s"
+    reading = {"time": T, "kind": "event", "event": "reading", "metric": "load", "value": 0.5}
+    assert describe_entry(reading) == "12:04:05 load is now 0.5"
+    conf = {"time": T, "kind": "event", "event": "reconfigured", "engine_conf": {"a": 1}}
+    assert describe_entry(conf) == "12:04:05 reconfigured: a=1"
 
 
 def test_since_takes_epoch_seconds_or_a_time_ago():
