@@ -15,6 +15,7 @@ setup(
     ],
     extras_require={
         "statsd": ["statsd>=4.0"],
+        "plot": ["matplotlib"],  # epum replay --plot
         "test": [
             "pytest>=7",
             "ruff",
@@ -28,6 +29,7 @@ setup(
         "console_scripts": [
             "epum-worker=epum.cli:worker_main",
             "epumctl=epum.cli:ctl_main",
+            "epum=epum.replay.cli:main",
         ]
     },
 )

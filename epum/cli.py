@@ -158,7 +158,9 @@ def ctl_parser(operations: Iterable[Operation] = OPERATIONS) -> argparse.Argumen
     history = by_name(operations).get(HISTORY_OP)
     if history is not None:
         domain = sub.add_parser("domain", help="domain commands")
-        add_history_command(domain.add_subparsers(dest="domain_command", required=True), history)
+        group = domain.add_subparsers(dest="domain_command", required=True)
+        add_history_command(group, history)
+        add_export_command(group, history)
     return parser
 
 
@@ -234,4 +236,29 @@ def print_history(client: Any, args: argparse.Namespace, out: Any = None, wait: 
         wait = (lambda: not stop.wait(args.interval)) if args.follow else (lambda: False)
     with contextlib.suppress(KeyboardInterrupt):
         follow(fetch, lambda line: print(line, file=out, flush=True), since, wait)
+    return 0
+
+
+def add_export_command(
+    subparsers: argparse._SubParsersAction, op: Operation
+) -> argparse.ArgumentParser:
+    """``export NAME [--since T]``: the domain's trace for ``epum replay``, as JSON."""
+    cmd = subparsers.add_parser("export", help="write a domain's trace for epum replay")
+    cmd.add_argument(_DEST_PREFIX + "domain_id", metavar="ID", help="the domain's id")
+    cmd.add_argument("--since", dest=_DEST_PREFIX + "since", help="as for history")
+    cmd.set_defaults(operation=op, print_lines=print_export, **{_DEST_PREFIX + "limit": None})
+    return cmd
+
+
+def print_export(client: Any, args: argparse.Namespace, out: Any = None) -> int:
+    """Print the trace (``epum.replay.trace``) of ``args``' domain."""
+    from epum.replay.trace import trace_from_history
+
+    now = time.time()
+    name = getattr(args, _DEST_PREFIX + "domain_id")
+    since = parse_since(getattr(args, _DEST_PREFIX + "since"), now)
+    config = client.describe_domain(name, caller=args.caller)["config"]
+    log = client.describe_domain_history(name, since=since, caller=args.caller)
+    trace = trace_from_history(args.caller or "", name, config, log, now)
+    print(json.dumps(trace.to_json(), indent=1, sort_keys=True), file=out or sys.stdout)
     return 0

@@ -111,7 +111,7 @@ def replay(trace: Trace, overrides: Mapping[str, Any] | None = None, seed: int =
     if overrides:
         config["engine_conf"] = {**(config.get("engine_conf") or {}), **overrides}
     return simulate(
-        trace.owner,
+        trace.owner or "replay",
         trace.domain_id,
         config,
         trace.readings,
