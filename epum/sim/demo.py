@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from epum.errors import NotFoundError
+from epum.history_words import describe_entry
 from epum.sim.timeline import Timeline
 from epum.sim.world import Simulation
 from epum.states import InstanceHealthState, InstanceState
@@ -54,6 +55,7 @@ class DemoResult:
     simulated_seconds: float = 0.0
     lines: list[str] = field(default_factory=list)
     table: list[str] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)  # the decision log, before removal
 
     @property
     def ok(self) -> bool:
@@ -183,6 +185,8 @@ class Demo:
         return self.stage("scaled to five", self.settled(5))
 
     def _remove(self) -> bool:
+        log = self.sim.epum.msg_describe_domain_history(OWNER, DOMAIN)
+        self.result.history = [describe_entry(e) for e in log]
         self.sim.epum.msg_remove_domain(OWNER, DOMAIN)
         self.timeline.say(f"{DOMAIN}: >> domain removal requested")
         store = self.sim.epum.store
@@ -219,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show epum's own log")
+    parser.add_argument(
+        "--history", action="store_true", help="print the domain's decision log at the end"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR,
@@ -239,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name, done in result.stages.items():
         print(f"  [{'ok' if done else 'FAILED'}] {name}")
+    if args.history:
+        print("\nWhy it did (not) scale (the decision log, before the removal):\n")
+        for line in result.history:
+            print("  " + line)
     return 0 if result.ok else 1
 
 
