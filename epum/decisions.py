@@ -110,7 +110,7 @@ def domain_inputs(
         "live": len(live),
     }
     if sensor_data:
-        inputs["sensor"] = dict(sensor_data)
+        inputs["sensor"] = {k: _reading_summary(v) for k, v in sensor_data.items()}
         times = [
             v.get("time")
             for v in sensor_data.values()
@@ -122,6 +122,18 @@ def domain_inputs(
 
 
 _FAILED = (InstanceState.FAILED, InstanceState.REJECTED, InstanceState.RUNNING_FAILED)
+
+
+def _reading_summary(value: Any) -> Any:
+    """A reading as logged: a series is cut to its last sample (entries stay small)."""
+    if isinstance(value, Mapping) and isinstance(value.get("Series"), list):
+        series = value["Series"]
+        short = {k: v for k, v in value.items() if k != "Series"}
+        short["last"] = series[-1] if series else None
+        short["samples"] = len(series)
+        return short
+    return value
+
 
 #: An instance as the decider last saw it: (state, health, site).
 Seen = tuple[str, str, str | None]

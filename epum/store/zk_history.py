@@ -22,6 +22,10 @@ from epum.store.codec import dump, load
 from epum.store.zk_access import MERGE_TRIES, ZkAccess
 from epum.store.zk_session import ZkCalls
 
+#: The most bytes a log znode holds: well under ZooKeeper's 1 MB jute.maxbuffer;
+#: past it the oldest entries go first.
+MAX_BYTES = 512 * 1024
+
 
 def append(
     access: ZkAccess,
@@ -44,7 +48,7 @@ def append(
             try:
                 raw, stat = zk.get(path)
             except NoNodeError:
-                value = dump(bounded(entries, max_entries, max_age, now))
+                value = _capped(bounded(entries, max_entries, max_age, now))
                 zk.ensure_path(path.rpartition("/")[0])
                 try:
                     zk.create(path, value)
@@ -53,7 +57,7 @@ def append(
                     continue
             kept = bounded([*_entries(load(raw, path), path), *entries], max_entries, max_age, now)
             try:
-                zk.set(path, dump(kept), version=stat.version)
+                zk.set(path, _capped(kept), version=stat.version)
                 return
             except (BadVersionError, NoNodeError):
                 continue
@@ -76,6 +80,15 @@ def delete(access: ZkAccess, path: str) -> None:
             zk.delete(path)
 
     access.call(op)
+
+
+def _capped(entries: list) -> bytes:
+    """The encoded log, its oldest entries dropped until it fits ``MAX_BYTES``."""
+    raw = dump(entries)
+    while len(raw) > MAX_BYTES and entries:
+        entries = entries[max(1, len(entries) // 4) :]
+        raw = dump(entries)
+    return raw
 
 
 def _entries(value: Any, path: str) -> list[dict[str, Any]]:

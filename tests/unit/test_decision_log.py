@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from epum.decisions import domain_inputs
 from epum.engines.base import Engine
 from epum.errors import BadRequestError, NotFoundError
 from epum.states import InstanceState
@@ -304,3 +307,19 @@ def test_a_domain_deciding_for_long_keeps_at_most_n_entries(driven):
     log = history(d)
     assert len(log) == 5
     assert log[-1]["time"] == d.sc.clock.now
+
+
+def test_a_zookeeper_log_never_outgrows_its_znode():
+    from epum.store import zk_history
+
+    entries = [{"time": float(t), "pad": "x" * 10_000} for t in range(100)]
+    raw = zk_history._capped(entries)
+    kept = json.loads(raw)
+    assert len(raw) <= zk_history.MAX_BYTES
+    assert kept[-1]["time"] == 99.0 and len(kept) < 100
+
+
+def test_logged_readings_keep_the_last_sample_of_a_series():
+    inputs = domain_inputs([], {"load": {"Series": [1.0, 2.0, 3.0], "time": 90.0}}, now=100.0)
+    assert inputs["sensor"] == {"load": {"last": 3.0, "samples": 3, "time": 90.0}}
+    assert inputs["reading_age"] == 10.0
