@@ -19,6 +19,13 @@ An entry is a JSON mapping with ``time``, ``kind`` and the rest by kind:
   ``state``; or a domain event (``DOMAIN_EVENTS``): ``reading`` with
   ``metric`` and ``value``, ``reconfigured`` with the ``engine_conf``.
 
+Lifecycle events come from comparing the records with what the decider saw
+at its previous pass (none on a term's first pass): ``running``, ``failed``,
+``terminated``, ``missing`` (health turned MISSING), ``reaped`` (the record
+is gone), ``launched`` for a record the decider did not launch itself (its
+own launches are the decision's actions), and ``replaced`` for an unhealthy
+instance terminated in a pass that launched.
+
 A decision entry is written for a pass that did something, or did nothing
 while the domain was not at its target (the engine said why, or its state
 was not STABLE); a quiet pass at its target writes none.  ``bounded`` keeps
