@@ -16,6 +16,7 @@ setup(
     ],
     extras_require={
         "statsd": ["statsd>=4.0"],
+        "plot": ["matplotlib"],  # epum replay --plot
         "test": [
             "pytest>=7",
             "ruff",

@@ -16,14 +16,19 @@ list``) can reuse ``add_operation_command`` and ``run_operation``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import json
 import sys
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import yaml
 
 from epum.config import ConfigError, load_config
+from epum.history_words import follow, parse_since
 from epum.operations import CALLER_ARG, OPERATIONS, Arg, Operation
 from epum.settings import Settings
 
@@ -57,12 +62,18 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
 
 
 def epum_main(argv: Sequence[str] | None = None) -> int:
-    """``epum <command>``: ``epum demo [--seed N] [--plain] [-v]`` plays the demo."""
+    """``epum <command>``: ``epum demo [--seed N] [--plain] [-v]`` plays the demo;
+    ``epum replay TRACE ...`` replays a recorded trace (``epum.replay.cli``)."""
     parser = argparse.ArgumentParser(prog="epum", description="epum's own tools.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    # the demo parses its own options (and its own --help)
+    # each command parses its own options (and its own --help)
     sub.add_parser("demo", add_help=False, help="the demo, in memory and simulated time")
-    _, rest = parser.parse_known_args(argv)
+    sub.add_parser("replay", add_help=False, help="replay a recorded trace offline")
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "replay":
+        from epum.replay.cli import main as replay_main
+
+        return replay_main(["replay", *rest])
     from epum.sim.demo import main as demo_main
 
     return demo_main(rest)
@@ -160,3 +171,67 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     from epum import ctl
 
     return ctl.ctl_main(argv)
+
+
+#: The operation ``epumctl domain history`` runs.
+HISTORY_OP = "describe_domain_history"
+
+
+def add_history_command(
+    subparsers: argparse._SubParsersAction, op: Operation
+) -> argparse.ArgumentParser:
+    """``history NAME [--since T] [--limit N] [--follow]``: the decision log in plain
+    words, one line per entry (``epum.history_words``); its arguments are the
+    operation's, ``--since`` also takes a time ago (``10m``)."""
+    cmd = add_operation_command(subparsers, "history", op)
+    for action in cmd._actions:
+        if action.dest == _DEST_PREFIX + "since":
+            action.type = str
+            action.help = "entries at or after this time: epoch seconds, or ago (90s, 10m, 2h)"
+    cmd.add_argument("--follow", action="store_true", help="keep printing new entries")
+    cmd.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
+    cmd.set_defaults(print_lines=print_history)
+    return cmd
+
+
+def print_history(client: Any, args: argparse.Namespace, out: Any = None, wait: Any = None) -> int:
+    """Print the log of ``args``' domain; with ``--follow`` poll until interrupted."""
+    out = out or sys.stdout
+    since = parse_since(getattr(args, _DEST_PREFIX + "since"), time.time())
+    limit = getattr(args, _DEST_PREFIX + "limit")
+    name = getattr(args, _DEST_PREFIX + "domain_id")
+
+    def fetch(after: float | None) -> list:
+        return client.describe_domain_history(name, since=after, limit=limit, caller=args.caller)
+
+    stop = threading.Event()
+    if wait is None:
+        wait = (lambda: not stop.wait(args.interval)) if args.follow else (lambda: False)
+    with contextlib.suppress(KeyboardInterrupt):
+        follow(fetch, lambda line: print(line, file=out, flush=True), since, wait)
+    return 0
+
+
+def add_export_command(
+    subparsers: argparse._SubParsersAction, op: Operation
+) -> argparse.ArgumentParser:
+    """``export NAME [--since T]``: the domain's trace for ``epum replay``, as JSON."""
+    cmd = subparsers.add_parser("export", help="write a domain's trace for epum replay")
+    cmd.add_argument(_DEST_PREFIX + "domain_id", metavar="ID", help="the domain's id")
+    cmd.add_argument("--since", dest=_DEST_PREFIX + "since", help="as for history")
+    cmd.set_defaults(operation=op, print_lines=print_export, **{_DEST_PREFIX + "limit": None})
+    return cmd
+
+
+def print_export(client: Any, args: argparse.Namespace, out: Any = None) -> int:
+    """Print the trace (``epum.replay.trace``) of ``args``' domain."""
+    from epum.replay.trace import trace_from_history
+
+    now = time.time()
+    name = getattr(args, _DEST_PREFIX + "domain_id")
+    since = parse_since(getattr(args, _DEST_PREFIX + "since"), now)
+    config = client.describe_domain(name, caller=args.caller)["config"]
+    log = client.describe_domain_history(name, since=since, caller=args.caller)
+    trace = trace_from_history(args.caller or "", name, config, log, now)
+    print(json.dumps(trace.to_json(), indent=1, sort_keys=True), file=out or sys.stdout)
+    return 0

@@ -15,6 +15,11 @@ decider was deposed, and another may be in office), ``launch`` and
 request, so a decision under way when leadership is lost stops there.  A
 control with no term (``term=None``, a control built outside a decider) is
 not fenced.
+
+The control also takes the engine's account of its decision (``explain``,
+``aim``) and notes every launch and termination in ``notes``, the decision
+log's ``PassNotes`` of the current pass.  With ``dry_run`` set, launches
+and terminations are only noted: nothing is written or sent.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import logging
 import uuid
 from typing import Any
 
+from epum.decisions import PassNotes
 from epum.errors import EpumError
 from epum.instances import Instance
 from epum.states import InstanceHealthState, InstanceState
@@ -46,8 +52,9 @@ class DomainControl:
     """The ``EngineControl`` of one domain.
 
     ``now`` is the time of the current decision, ``launch_vars`` the vars
-    every launch carries and ``term`` the decider's term the decision runs
-    under; the decider sets all three before each decision.
+    every launch carries, ``term`` the decider's term the decision runs
+    under, ``notes`` the decision log of this pass and ``dry_run`` whether
+    actions are only noted; the decider sets them before each decision.
     """
 
     def __init__(
@@ -68,6 +75,25 @@ class DomainControl:
         self.launch_vars: dict[str, Any] = dict(launch_vars or {})
         self.now = now
         self._last_sent: dict[str, float] = {}
+        self.notes = PassNotes()
+        self.dry_run = False
+
+    def explain(self, code: str, text: str) -> None:
+        """The engine's reason (``epum.decisions.REASONS``) for what it does or does not do.
+
+        Given just before a launch or termination, ``text`` is that action's why.
+        """
+        self.notes.explain(code, text)
+
+    def aim(self, target: int, **inputs: Any) -> None:
+        """The engine's target size for this pass, and inputs of its own (bounds, cooldown
+        left...) for the decision log, which tells when the target is not met."""
+        self.notes.target = int(target)
+        self.observe(**inputs)
+
+    def observe(self, **inputs: Any) -> None:
+        """Inputs the engine computed (the metric's value...), for the decision log."""
+        self.notes.inputs.update(inputs)
 
     def launch(
         self,
@@ -83,6 +109,10 @@ class DomainControl:
         vars name one node).  A failed request is re-sent later.
         """
         launch_id = str(uuid.uuid4())
+        if self.dry_run:
+            ids = [f"dry-run-{uuid.uuid4()}" for _ in range(count)]
+            self.notes.launched(count, site, ids)
+            return launch_id, ids
         instances = []
         for _ in range(count):
             self._check_office()
@@ -103,6 +133,7 @@ class DomainControl:
         self._check_office()
         for record in instances:
             self._send_provision(record)
+        self.notes.launched(count, site, [r.instance_id for r in instances])
         return launch_id, [r.instance_id for r in instances]
 
     def destroy_instances(self, instance_ids: list[str]) -> None:
@@ -111,6 +142,9 @@ class DomainControl:
         Subscribers hear of each instance that leaves RUNNING this way.
         """
         ids = list(instance_ids)
+        if self.dry_run:
+            self.notes.destroyed(ids)
+            return
         for instance_id in ids:
             self._check_office()
             changed = update_instance_with_retry(self.domain, instance_id, self._to_terminating)
@@ -121,6 +155,7 @@ class DomainControl:
             self._check_office()
             log.info("terminating %s", ", ".join(ids))
             self._send_terminate(ids)
+            self.notes.destroyed(ids)
 
     def _check_office(self) -> None:
         if self.term is not None and self.term.ended:
@@ -143,8 +178,11 @@ class DomainControl:
 
         An instance is re-sent only when ``RESEND_INTERVAL`` has passed since
         it was last sent by this control, or, for one this control never
-        sent (a new leader), since its ``state_time``.
+        sent (a new leader), since its ``state_time``.  Nothing is re-sent
+        in dry-run.
         """
+        if self.dry_run:
+            return
         to_terminate = []
         for record in instances:
             zombie = record.health == InstanceHealthState.ZOMBIE

@@ -37,7 +37,10 @@ from typing import Any, TextIO
 from epum import ctl_output
 from epum.cli import (
     _DEST_PREFIX,
+    HISTORY_OP,
     _load,
+    add_export_command,
+    add_history_command,
     add_operation_command,
     command_line_operations,
     run_operation,
@@ -145,7 +148,12 @@ def ctl_parser(operations: Iterable[Operation] = OPERATIONS) -> argparse.Argumen
         group_parser = sub.add_parser(group, help=f"{group} commands")
         verb_sub = group_parser.add_subparsers(dest="verb", required=True, metavar="VERB")
         for verb, op in verbs.items():
-            cmd = add_operation_command(verb_sub, verb, op)
+            if op.name == HISTORY_OP:  # plain words, --follow; and its trace export
+                cmd = add_history_command(verb_sub, op)
+                export = add_export_command(verb_sub, op)
+                export.set_defaults(group=group, verb="export", flat=False)
+            else:
+                cmd = add_operation_command(verb_sub, verb, op)
             for action in leaf._actions:
                 cmd._add_action(action)
             cmd.set_defaults(group=group, verb=verb, flat=False)
@@ -235,6 +243,9 @@ def ctl_main(
         service = args.service or config.epum.service_name
         client = EPUManagementClient(rpc, service)
         op = args.operation
+        print_lines = getattr(args, "print_lines", None)  # domain history / export
+        if print_lines is not None and (mode == "table" or args.verb == "export"):
+            return print_lines(client, args, out)
         while True:
             if op is None:
                 result = _status(config, amqp, names, service)

@@ -18,10 +18,22 @@ controls carry the term, so a launch or termination asked for after the end
 raises ``NotLeaderError`` and the pass stops.  Passes run by hand
 (external-decide mode) run under the decider's unelected term, which only
 ``depose()`` ends.
+
+The decision log (``epum.decisions``).  After each domain's decision the
+decider stores, in one write, the lifecycle events it saw since its last
+pass (records compared with what it saw then) and the pass's decision entry
+(the inputs, the engine's actions and reasons, none for a quiet pass at its
+target); a failed write is logged and never stops a decision.  With
+``general.dry_run`` true, the engine decides on a copy of itself through a
+control that only notes its actions: nothing is written or sent, the copy is
+dropped after logging, and the engine itself (its cooldowns, what it asked
+to destroy) never drifts from the real instances; switching dry-run off
+resumes with that engine.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -29,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from epum import decisions
 from epum.control import DomainControl, NotLeaderError
 from epum.domain_config import engine_class_name, engine_conf_with_defaults
 from epum.engines.base import Engine
@@ -37,6 +50,7 @@ from epum.instances import DomainState
 from epum.leader_loop import LeaderLoop
 from epum.logcontext import log_context
 from epum.settings import EPUMSettings
+from epum.settings.tree import default_worker_name
 from epum.states import InstanceState
 from epum.store.base import DomainStore, EPUMStore
 from epum.subscribers import Subscribers
@@ -63,8 +77,13 @@ class Decider(LeaderLoop):
         subscribers: Subscribers | None = None,
         statsd: Any = None,
         clock: Callable[[], float] = time.time,
+        leader: str | None = None,
     ):
         super().__init__("decider", settings.decider_loop_interval, clock=clock)
+        #: The name this decider signs its decision log entries with.
+        self.leader = leader or default_worker_name()
+        self._seen: dict[tuple[str, str], dict[str, decisions.Seen]] = {}
+        self._values: dict[tuple[str, str], Any] = {}
         self.store = store
         self.subscribers = subscribers
         self.settings = settings
@@ -86,6 +105,8 @@ class Decider(LeaderLoop):
         """
         self._engines.clear()
         self._controls.clear()
+        self._seen.clear()
+        self._values.clear()
         self._last_full_pass = None
         live = [
             i.instance_id
@@ -152,6 +173,9 @@ class Decider(LeaderLoop):
         engine_conf = engine_conf_with_defaults(engine_conf, self.settings)
         control = self._control(domain, config, now, term)
         state = DomainState(domain.get_instances(), domain.get_domain_sensor_data(), now)
+        dry_run = (config.get("general") or {}).get("dry_run") is True
+        control.dry_run = dry_run
+        control.notes = decisions.PassNotes()
         control.resend_unanswered(list(state.instances.values()))
         entry = self._engines.get(domain.key)
         if entry is None:
@@ -167,7 +191,55 @@ class Decider(LeaderLoop):
             entry.engine.reconfigure(control, engine_conf)
             entry.conf_version = version
             log.info("engine reconfigured (version %s)", version)
-        entry.engine.decide(control, state)
+            control.notes.events.append(
+                decisions.domain_event(now, "reconfigured", engine_conf=engine_conf)
+            )
+        engine = _scratch_copy(entry.engine) if dry_run else entry.engine
+        engine.decide(control, state)
+        self._log_pass(domain, control, state, engine.de_state, term)
+
+    def _log_pass(
+        self, domain: DomainStore, control: DomainControl, state: DomainState, de: str, term: Term
+    ) -> None:
+        """Store this pass's lifecycle events and decision entry in one write."""
+        now, notes = state.now, control.notes
+        seen = decisions.snapshot(state.instances.values())
+        entries = decisions.lifecycle_events(self._seen.get(domain.key), seen, now)
+        inputs = decisions.domain_inputs(state.instances.values(), state.sensor_data, now)
+        made = decisions.decision_entry(
+            notes, inputs, now, self.leader, term.number, de, control.dry_run
+        )
+        entries += notes.events
+        value = notes.inputs.get("value")
+        if made is not None:
+            entries.append(made)
+        elif value is not None and (
+            domain.key not in self._values or self._values[domain.key] != value
+        ):
+            metric = notes.inputs.get("metric")
+            entries.append(decisions.domain_event(now, "reading", metric=metric, value=value))
+        self._values[domain.key] = value
+        entries += decisions.replaced_events(notes, now)
+        if not control.dry_run:
+            for action in notes.actions:
+                for iid in action["instance_ids"]:
+                    old = seen.get(iid)
+                    if action["do"] == "launch":
+                        seen[iid] = (InstanceState.REQUESTING, "UNKNOWN", action["site"])
+                    elif old is not None and old[0] < InstanceState.TERMINATING:
+                        seen[iid] = (InstanceState.TERMINATING, "UNKNOWN", old[2])
+        self._seen[domain.key] = seen
+        if not entries:
+            return
+        try:
+            domain.append_history(
+                entries,
+                self.settings.decision_log_entries,
+                self.settings.decision_log_max_age,
+                now,
+            )
+        except Exception:
+            log.exception("writing the decision log failed")
 
     def _finish_removal(self, domain: DomainStore, now: float, term: Term) -> None:
         control = self._control(domain, domain.get_all_config(), now, term)
@@ -222,3 +294,20 @@ class Decider(LeaderLoop):
                     log.exception("engine failed while dying")
         for key in set(self._controls) - present:
             del self._controls[key]
+        for key in set(self._seen) - present:
+            del self._seen[key]
+        for key in set(self._values) - present:
+            del self._values[key]
+
+
+def _scratch_copy(engine: Engine) -> Engine:
+    """A copy of ``engine`` to decide on in dry-run, dropped afterwards.
+
+    Its state (cooldowns, trackers) is copied; its parsed config and logger,
+    which deciding never changes, are shared.
+    """
+    memo = {id(engine.log): engine.log}
+    conf = getattr(engine, "conf", None)
+    if conf is not None:
+        memo[id(conf)] = conf
+    return copy.deepcopy(engine, memo)

@@ -116,6 +116,8 @@ def validate_domain_config(config: Mapping[str, Any], settings: EPUMSettings) ->
         general["chef_credential"], str
     ):
         raise BadRequestError("general.chef_credential must be a string")
+    if not isinstance(general.get("dry_run", False), bool):
+        raise BadRequestError(f"general.dry_run must be true or false, not {general['dry_run']!r}")
     engine_cls = load_engine_class(engine_class_name(config), settings.allowed_engine_prefixes)
     engine_conf = engine_conf_with_defaults(config.get("engine_conf") or {}, settings)
     engine_cls.validate_config(engine_conf)

@@ -195,6 +195,15 @@ class EPUManagement:
         with log_context(caller=caller, domain=domain_id):
             return self._ready().describe_domain(caller, domain_id)
 
+    def msg_describe_domain_history(
+        self, caller: str, domain_id: str, since: float | None = None, limit: int | None = None
+    ) -> list[dict]:
+        """The domain's decision log (``epum.decisions``), oldest first: entries at or after
+        ``since`` (seconds since the epoch), the last ``limit`` of them; ``NotFoundError``
+        for an unknown id or another caller's domain."""
+        with log_context(caller=caller, domain=domain_id):
+            return self._ready().describe_domain_history(caller, domain_id, since, limit)
+
     def msg_reconfigure_domain(self, caller: str, domain_id: str, config: dict) -> None:
         """Change a domain's general, engine_conf or health settings."""
         with log_context(caller=caller, domain=domain_id):

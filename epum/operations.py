@@ -186,6 +186,18 @@ OPERATIONS: tuple[Operation, ...] = declare(
         command="update-definition",
     ),
     Operation(
+        "describe_domain_history",
+        "msg_describe_domain_history",
+        _CALL,
+        "Why a domain did (not) scale: its decision log, oldest first.",
+        (
+            _DOMAIN_ID,
+            Arg("since", float, "entries at or after this time (epoch s)", required=False),
+            Arg("limit", int, "at most this many (the latest)", required=False),
+        ),
+        caller=_OWNER,
+    ),
+    Operation(
         "ou_heartbeat",
         "msg_heartbeat",
         _FIRE,

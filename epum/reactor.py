@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from epum.decisions import select
 from epum.domain_config import (
     check_sections,
     engine_class_name,
@@ -160,6 +161,14 @@ class Reactor:
             "sensor_data": domain.get_domain_sensor_data(),
             "instances": [i.to_dict() for i in domain.get_instances()],
         }
+
+    def describe_domain_history(
+        self, caller: str, domain_id: str, since: float | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The domain's decision log at or after ``since``, the last ``limit`` entries,
+        oldest first; ``NotFoundError`` as for ``describe_domain``."""
+        domain = self._live_domain(caller, domain_id)
+        return select(domain.get_history(), since, limit)
 
     def reconfigure_domain(self, caller: str, domain_id: str, config: dict[str, Any]) -> None:
         """Merge new keys into a domain's sections; the decider hands engine changes on."""

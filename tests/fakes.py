@@ -184,13 +184,13 @@ class RecordingRpc:
         self.sent.append(("fire", service, op, args))
 
 
-#: An operation declared only in the tests, as a later issue will add it, and
+#: An operation declared only in the tests (as a later issue might add one), and
 #: the declaration with it.
 HISTORY = Operation(
-    "describe_domain_history",
-    "msg_describe_domain_history",
+    "describe_domain_forecast",
+    "msg_describe_domain_forecast",
     Kind.CALL,
-    "A domain's decision log, oldest first.",
+    "A domain's size forecast, oldest first.",
     (
         Arg("domain_id", str, "the domain's id"),
         Arg("since", float, "only entries after this time", required=False),

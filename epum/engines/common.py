@@ -9,7 +9,9 @@ stops counting, so the engine launches its replacement in the same pass.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from epum.engines.base import EngineControl
 from epum.instances import DomainState, Instance
@@ -25,6 +27,36 @@ FAILURE_STREAK = 3
 
 _SUCCESS = (InstanceState.RUNNING, InstanceState.RUNNING_FAILED)
 _FAILURE = (InstanceState.FAILED, InstanceState.REJECTED)
+
+
+def explain(control: EngineControl, code: str, text: str) -> None:
+    """Tell the decision log why (``control.explain``), if this control keeps one.
+
+    ``code`` is one of ``epum.decisions.REASONS`` for an action not taken; given
+    just before a launch or termination, ``text`` is that action's why.
+    """
+    record = getattr(control, "explain", None)
+    if record is not None:
+        record(code, text)
+
+
+def aim(control: EngineControl, target: int, **inputs: Any) -> None:
+    """Tell the decision log the size aimed at and the engine's own inputs (bounds...)."""
+    record = getattr(control, "aim", None)
+    if record is not None:
+        record(target, **inputs)
+
+
+def observe(control: EngineControl, **inputs: Any) -> None:
+    """Tell the decision log an input the engine computed (the metric's value...)."""
+    record = getattr(control, "observe", None)
+    if record is not None:
+        record(**inputs)
+
+
+def clock_time(t: float) -> str:
+    """``HH:MM:SS`` (UTC) of a time, as the decision log's words show it."""
+    return time.strftime("%H:%M:%S", time.gmtime(t))
 
 
 class DestroyTracker:
@@ -57,6 +89,7 @@ class DestroyTracker:
         if not ids:
             return
         logger.info("%s: asking to destroy %s", why, ", ".join(ids))
+        explain(control, "destroy", why)
         control.destroy_instances(ids)
         self._asked.update(ids)
 

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from epum.engines.base import EngineControl
-from epum.engines.common import DestroyTracker, Log, healthy_live, judge, pick_victims
+from epum.engines.common import (
+    DestroyTracker,
+    Log,
+    aim,
+    explain,
+    healthy_live,
+    judge,
+    pick_victims,
+)
 from epum.engines.confcheck import get_str
 from epum.engines.uniques import UniqueValues
 from epum.instances import DomainState
@@ -61,6 +69,7 @@ def keep_size(
     launched with the value None (the original sensor engine).
     """
     live = healthy_live(control, state, tracker, logger)
+    aim(control, wanted, counted=len(live))
     if len(live) > wanted:
         victims = pick_victims(live, len(live) - wanted, retirable)
         tracker.destroy(control, victims, f"{len(live)} instances, {wanted} wanted", logger)
@@ -71,6 +80,11 @@ def keep_size(
         return judge(live, wanted, state.instances.values())
     if uniques is None:
         logger.info("%d instances, %d wanted: asking for %d more", len(live), wanted, missing)
+        explain(
+            control,
+            "launch",
+            f"{len(live)} instances, {wanted} wanted; {spec.site}: the configured site",
+        )
         control.launch(spec.deployable_type, spec.site, spec.allocation, count=missing)
         return judge(live, wanted, state.instances.values())
     free = uniques.free_values(state.get_live_instances())
@@ -85,6 +99,12 @@ def keep_size(
         values += [None] * (missing - len(values))
     for value in values:
         logger.info("asking for an instance with %s=%s", uniques.key, value)
+        explain(
+            control,
+            "launch",
+            f"{len(live)} instances, {wanted} wanted; {spec.site}: the configured site;"
+            f" {uniques.key}={value}",
+        )
         control.launch(
             spec.deployable_type,
             spec.site,
@@ -97,6 +117,11 @@ def keep_size(
             "%s: no unused value left for %d more instance(s); not launching them",
             uniques.key,
             missing - len(values),
+        )
+        explain(
+            control,
+            "no_values",
+            f"no launch of {missing - len(values)} more: no unused {uniques.key} value left",
         )
         return DecisionEngineState.DEVIATING
     return judge(live, wanted, state.instances.values())

@@ -14,7 +14,7 @@ from typing import Any
 from epum.engines import scaling
 from epum.engines.base import EngineControl
 from epum.engines.capacity import DEFAULT_FAILURE_THRESHOLD, DEFAULT_RETRY_PERIOD, SiteCapacity
-from epum.engines.common import healthy_live, judge, pick_victims
+from epum.engines.common import aim, clock_time, explain, healthy_live, judge, pick_victims
 from epum.engines.confcheck import get_int, get_number, get_str, get_str_list, require_mapping
 from epum.engines.configured import ConfiguredEngine
 from epum.engines.scaling import Cooldown, ScalingConf
@@ -211,12 +211,13 @@ class MultiSiteOverflowEngine(ConfiguredEngine[MultiSiteConf]):
                 self._drop(control, by_site, cloud.site_name, over, "site above its size")
         total = sum(len(v) for v in by_site.values())
         step = 0
-        if not shrunk and not self.cooldown.cooling(state.now, conf.scaling.cooldown):
+        if not shrunk:
             counted = [i for insts in by_site.values() for i in insts]
-            step, value = conf.scaling.scale_by(state, counted, domain_reading=True)
+            step = scaling.decide_step(
+                control, self.cooldown, conf.scaling, state, counted, conf.bound, True
+            )
             if step:
-                self.cooldown.stepped(state.now)
-                self.log.info("%s=%s: scaling by %+d", conf.scaling.metric, value, step)
+                self.log.info("%s: scaling by %+d", conf.scaling.metric, step)
         wanted = conf.bound(total + step)
         for cloud in reversed(conf.clouds):
             if total <= wanted:
@@ -224,6 +225,7 @@ class MultiSiteOverflowEngine(ConfiguredEngine[MultiSiteConf]):
             total -= self._drop(
                 control, by_site, cloud.site_name, total - wanted, "domain above its size"
             )
+        aim(control, wanted, counted=total, minimum=conf.minimum, maximum=conf.maximum)
         short = wanted - total
         for cloud in conf.clouds:
             if short <= 0:
@@ -232,14 +234,38 @@ class MultiSiteOverflowEngine(ConfiguredEngine[MultiSiteConf]):
             count = short if room is None else min(short, room)
             if count > 0:
                 self.log.info("asking for %d more on %s", count, cloud.site_name)
+                free = "no limit" if room is None else f"room for {room}"
+                explain(
+                    control,
+                    "launch",
+                    f"{total} instances, {wanted} wanted; {cloud.site_name}: the best-ranked"
+                    f" cloud with room (rank {cloud.rank}, {free})",
+                )
                 control.launch(conf.dtname, cloud.site_name, cloud.allocation, count=count)
                 short -= count
+            else:
+                self._explain_full(control, cloud, caps[cloud.site_name])
         live = [i for insts in by_site.values() for i in insts]
         if short > 0:
             self.log.warning("the clouds cannot take %d more instance(s) now", short)
+            explain(control, "site_full", f"no launch of {short} more: every cloud is full")
             self.de_state = DecisionEngineState.DEVIATING
         else:
             self.de_state = judge(live, wanted, state.instances.values())
+
+    def _explain_full(self, control: EngineControl, cloud: Cloud, capacity: int | None) -> None:
+        """Tell the decision log why nothing was launched on a full cloud."""
+        learnt = self.capacity.get(cloud.site_name)
+        if capacity is not None and learnt is not None and learnt.learnt_at is not None:
+            retry = learnt.learnt_at + self.current_conf().retry_period
+            explain(
+                control,
+                "retry_pacing",
+                f"{cloud.site_name} skipped: judged full at {capacity} after launch failures"
+                f" ({clock_time(learnt.learnt_at)}); tried again from {clock_time(retry)}",
+            )
+        else:
+            explain(control, "site_full", f"{cloud.site_name} skipped: full at size {cloud.size}")
 
     def _drop(
         self,

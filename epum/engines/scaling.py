@@ -31,6 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from epum.engines.base import EngineControl
+from epum.engines.common import clock_time, explain, observe
 from epum.engines.confcheck import get_int, get_number, get_str
 from epum.errors import BadRequestError
 from epum.instances import DomainState, Instance
@@ -183,3 +185,50 @@ class Cooldown:
     def stepped(self, now: float) -> None:
         """A scaling step happened at ``now``."""
         self.last = now
+
+
+def decide_step(
+    control: EngineControl,
+    cooldown: Cooldown,
+    conf: ScalingConf,
+    state: DomainState,
+    counted: Sequence[Instance],
+    bound: Callable[[int], int],
+    domain_reading: bool = False,
+) -> int:
+    """The scaling step to take now (0 for none); starts the cooldown at each step.
+
+    The rules are the module doc's; besides, the decision log is told why a
+    step the metric asks for is not taken (in cooldown, at a bound, no
+    reading).  To say so the metric is read during the cooldown too, but
+    it changes nothing then.
+    """
+    if not conf.enabled:
+        return 0
+    step, value = conf.scale_by(state, counted, domain_reading)
+    observe(control, metric=conf.metric, value=value)
+    if value is None:
+        explain(control, "no_reading", f"no scaling: no fresh reading of {conf.metric}")
+        return 0
+    if step == 0:
+        return 0
+    way = "scale-up" if step > 0 else "scale-down"
+    if cooldown.cooling(state.now, conf.cooldown):
+        last = cooldown.last or 0.0
+        left = last + conf.cooldown - state.now
+        explain(
+            control,
+            "cooldown",
+            f"no {way}: in cooldown for {left:.0f} s more (last step {clock_time(last)})",
+        )
+        return 0
+    cooldown.stepped(state.now)
+    seen = f"{conf.metric} {conf.statistic}={value:g}"
+    if bound(len(counted) + step) == len(counted):
+        code, limit = ("at_maximum", "maximum") if step > 0 else ("at_minimum", "minimum")
+        explain(control, code, f"no {way}: {seen}, but at the {limit} ({len(counted)})")
+    else:
+        threshold = conf.up_threshold if step > 0 else conf.down_threshold
+        side = "above" if step > 0 else "below"
+        explain(control, "scale", f"{seen} {side} {threshold:g}: scaling by {step:+d}")
+    return step

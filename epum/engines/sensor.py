@@ -13,11 +13,11 @@ from typing import Any
 
 from epum.engines import scaling, uniques
 from epum.engines.base import EngineControl
-from epum.engines.common import healthy_live
+from epum.engines.common import aim, healthy_live
 from epum.engines.confcheck import get_int, get_str_list, require_mapping
 from epum.engines.configured import ConfiguredEngine
 from epum.engines.keeper import LaunchSpec, keep_size, missing_launch_keys
-from epum.engines.scaling import Cooldown, ScalingConf
+from epum.engines.scaling import Cooldown, ScalingConf, decide_step
 from epum.engines.uniques import UniqueValues
 from epum.errors import BadRequestError
 from epum.instances import DomainState
@@ -124,18 +124,19 @@ class SensorEngine(ConfiguredEngine[SensorConf]):
         """Scale on the metric unless cooling down, then keep the size within the bounds."""
         conf = self.current_conf()
         live = healthy_live(control, state, self.tracker, self.log)
-        step = 0
-        if not self.cooldown.cooling(state.now, conf.scaling.cooldown):
-            step, value = conf.scaling.scale_by(state, live)
-            if step:
-                self.cooldown.stepped(state.now)
-                self.log.info(
-                    "%s %s=%g: scaling by %+d",
-                    conf.scaling.metric,
-                    conf.scaling.statistic,
-                    value,
-                    step,
-                )
+        step = decide_step(control, self.cooldown, conf.scaling, state, live, conf.bound)
+        if step:
+            self.log.info(
+                "%s %s: scaling by %+d", conf.scaling.metric, conf.scaling.statistic, step
+            )
+        aim(
+            control,
+            conf.bound(len(live) + step),
+            minimum=conf.minimum_vms,
+            maximum=conf.maximum_vms,
+            cooldown_left=self._cooldown_left(state.now),
+            counted=len(live),
+        )
         self.de_state = keep_size(
             control,
             state,
@@ -147,3 +148,9 @@ class SensorEngine(ConfiguredEngine[SensorConf]):
             logger=self.log,
             none_when_out=True,
         )
+
+    def _cooldown_left(self, now: float) -> float:
+        """Seconds of cooldown left at ``now`` (0 when not cooling)."""
+        last = self.cooldown.last
+        period = self.current_conf().scaling.cooldown
+        return 0.0 if last is None else round(max(0.0, last + period - now), 3)

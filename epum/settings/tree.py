@@ -171,6 +171,14 @@ class EPUMSettings(Checked):
     record_reaping_max_age: float = setting(
         7200.0, why="terminal records stay two hours for operators to look", check=positive
     )
+    decision_log_entries: int = setting(
+        200,
+        why="a day of a busy domain's decisions in well under ZooKeeper's 1 MB znode limit",
+        check=positive,
+    )
+    decision_log_max_age: float = setting(
+        86400.0, why="why it (did not) scale is asked about within the day", check=positive
+    )
     allowed_engine_prefixes: tuple[str, ...] = setting(
         (),
         why="only the built-in engines and their aliases unless listed",
@@ -275,4 +283,6 @@ INITIAL_CONF_KEYS: dict[str, str] = {
     "reaper_loop_interval": "epumanagement.reaper_loop_interval",
     "record_reaping_max_age": "epumanagement.record_reaping_max_age",
     "allowed_engine_prefixes": "epumanagement.allowed_engine_prefixes",
+    "decision_log_entries": "epumanagement.decision_log_entries",
+    "decision_log_max_age": "epumanagement.decision_log_max_age",
 }

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from epum.errors import NotFoundError
+from epum.history_words import describe_entry
 from epum.sim.live import LiveScreen
 from epum.sim.timeline import Timeline
 from epum.sim.world import Simulation
@@ -60,6 +61,7 @@ class DemoResult:
     simulated_seconds: float = 0.0
     lines: list[str] = field(default_factory=list)
     table: list[str] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)  # the decision log, before removal
 
     @property
     def ok(self) -> bool:
@@ -189,6 +191,8 @@ class Demo:
         return self.stage("scaled to five", self.settled(5))
 
     def _remove(self) -> bool:
+        log = self.sim.epum.msg_describe_domain_history(OWNER, DOMAIN)
+        self.result.history = [describe_entry(e) for e in log]
         self.sim.epum.msg_remove_domain(OWNER, DOMAIN)
         self.timeline.say(f"{DOMAIN}: >> domain removal requested")
         store = self.sim.epum.store
@@ -248,6 +252,9 @@ def main(argv: list[str] | None = None, stream: Any = None) -> int:
     parser.add_argument(
         "--pace", type=float, default=0.05, help="live mode: real seconds per change (0.05)"
     )
+    parser.add_argument(
+        "--history", action="store_true", help="print the domain's decision log at the end"
+    )
     args = parser.parse_args(argv)
     stream = stream or sys.stdout
     live = not args.plain and stream.isatty()
@@ -277,6 +284,10 @@ def main(argv: list[str] | None = None, stream: Any = None) -> int:
     )
     for name, done in result.stages.items():
         say(f"  [{'ok' if done else 'FAILED'}] {name}")
+    if args.history:
+        say("\nWhy it did (not) scale (the decision log, before the removal):\n")
+        for line in result.history:
+            say("  " + line)
     return 0 if result.ok else 1
 
 

@@ -17,7 +17,8 @@ write that changes a domain (adding or removing it, a config update, the
 removal mark, a subscriber added, changed or removed, sensor data set, a
 record added, updated or removed), and none for a write that changes
 nothing (a subscription already there, an empty config update, marking a
-marked domain, removing what is gone).  Definitions notify no one.
+marked domain, removing what is gone).  Definitions and the decision log
+(``append_history``) notify no one.
 
 Errors.  A caller's mistake is ``BadRequestError``; a value that cannot be
 stored as JSON, or stored data that cannot be decoded, ``CorruptDataError``;
@@ -132,6 +133,22 @@ class DomainStore(abc.ABC):
     @abc.abstractmethod
     def set_domain_sensor_data(self, data: dict[str, Any]) -> None:
         """Replace the domain-wide sensor data."""
+
+    # decision log ---------------------------------------------------------
+    @abc.abstractmethod
+    def append_history(
+        self, entries: list[dict[str, Any]], max_entries: int, max_age: float, now: float
+    ) -> None:
+        """Add ``entries`` to the domain's decision log in one write, then keep only the
+        last ``max_entries`` entries at most ``max_age`` seconds older than ``now``.
+
+        The log is no config: writing it tells no change listener.
+        NotFoundError if the domain is gone; nothing is written for no entries.
+        """
+
+    @abc.abstractmethod
+    def get_history(self) -> list[dict[str, Any]]:
+        """The domain's decision log, oldest first (``epum.decisions``)."""
 
     # instances ------------------------------------------------------------
     @abc.abstractmethod

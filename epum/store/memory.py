@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any
 
+from epum.decisions import bounded
 from epum.errors import BadRequestError, NotFoundError, StoreUnavailableError, WriteConflictError
 from epum.instances import Instance
 from epum.store.base import (
@@ -54,6 +55,7 @@ class MemoryDomainStore(DomainStore):
         self._subscribers: list[tuple[str, str]] = []
         self._sensor_data: dict[str, Any] = {}
         self._instances: dict[str, tuple[dict, int]] = {}
+        self._history: list[dict[str, Any]] = []
 
     def _changed(self) -> None:
         self._store._notify(self.owner, self.domain_id)
@@ -137,6 +139,26 @@ class MemoryDomainStore(DomainStore):
         with self._lock:
             self._sensor_data = copy.deepcopy(data)
         self._changed()
+
+    def append_history(
+        self, entries: list[dict[str, Any]], max_entries: int, max_age: float, now: float
+    ) -> None:
+        self._open()
+        if not entries:
+            return
+        dump(entries, "decision log")
+        with self._lock:
+            if self._store._domains.get(self.key) is not self:
+                raise NotFoundError(f"domain {self.domain_id} of {self.owner} not found")
+            self._history = [
+                copy.deepcopy(dict(e))
+                for e in bounded([*self._history, *entries], max_entries, max_age, now)
+            ]
+
+    def get_history(self) -> list[dict[str, Any]]:
+        self._open()
+        with self._lock:
+            return copy.deepcopy(self._history)
 
     def add_instance(self, instance: Instance) -> Instance:
         self._open()

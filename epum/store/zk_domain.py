@@ -18,6 +18,7 @@ from kazoo.protocol.states import ZnodeStat
 
 from epum.errors import BadRequestError, CorruptDataError, NotFoundError, WriteConflictError
 from epum.instances import Instance
+from epum.store import zk_history
 from epum.store.base import CONFIG_SECTIONS, DomainStore
 from epum.store.codec import dump, load
 from epum.store.zk_access import MERGE_TRIES, ZkAccess
@@ -174,6 +175,19 @@ class ZooKeeperDomainStore(DomainStore):
                 raise self.missing() from None
 
         access.expect_present(path, access.call(op))
+
+    # decision log ---------------------------------------------------------
+    def append_history(
+        self, entries: list[dict[str, Any]], max_entries: int, max_age: float, now: float
+    ) -> None:
+        """One read and one compare-and-set of the domain's capped log znode."""
+        path = self._paths.history_of(self.owner, self.domain_id)
+        limits = (max_entries, max_age, now)
+        zk_history.append(self._access, path, self._path, entries, limits, self.missing)
+
+    def get_history(self) -> list[dict[str, Any]]:
+        """The domain's decision log, read from the server."""
+        return zk_history.read(self._access, self._paths.history_of(self.owner, self.domain_id))
 
     # instances ------------------------------------------------------------
     def instance_path(self, instance_id: str) -> str:

@@ -16,6 +16,8 @@ Layout under the base path (names percent-quoted, values JSON)::
         /instances/<instance_id>      the record; the znode version is
                                       ``Instance.version``
     /index/<instance_id>              {"owner", "domain_id", "token"}
+    /history/<owner>/<domain_id>      the domain's decision log, one capped
+                                      JSON list (``epum.store.zk_history``)
     /elections/decider|doctor|reaper  kazoo Election recipes
 """
 
@@ -76,6 +78,15 @@ class ZkPaths:
     def index(self) -> str:
         """The parent of the instance-to-domain index entries."""
         return f"{self._base}/index"
+
+    @property
+    def history(self) -> str:
+        """The parent of every owner's decision logs."""
+        return f"{self._base}/history"
+
+    def history_of(self, owner: str, domain_id: str) -> str:
+        """A domain's decision log."""
+        return f"{self.history}/{quote_name(owner)}/{quote_name(domain_id)}"
 
     @property
     def elections(self) -> str:

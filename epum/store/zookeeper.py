@@ -70,6 +70,7 @@ from kazoo.security import OPEN_ACL_UNSAFE
 
 from epum.errors import StoreUnavailableError, WriteConflictError
 from epum.settings import ZooKeeperSettings
+from epum.store import zk_history
 from epum.store.base import (
     CONFIG_SECTIONS,
     ChangeListener,
@@ -182,6 +183,7 @@ class ZooKeeperEPUMStore(EPUMStore):
             paths.definitions,
             paths.domains,
             paths.index,
+            paths.history,
             paths.elections,
             *(f"{paths.elections}/{role}" for role in ROLES),
         ):
@@ -339,6 +341,7 @@ class ZooKeeperEPUMStore(EPUMStore):
                 return
 
         self._access.call(op)
+        zk_history.delete(self._access, self._paths.history_of(owner, domain_id))
         for node in gone:
             self._access.expect_absent(node)
 

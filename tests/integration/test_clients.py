@@ -229,6 +229,23 @@ def test_a_domain_lives_through_the_wire(epum_client, facade, provisioner, subsc
     assert wait_until(healthy)
 
 
+def test_domain_history_over_the_wire_per_caller(epum_client, facade, provisioner):
+    c = epum_client
+    c.add_domain_definition("def1", DEFINITION)
+    c.add_domain("dom1", "def1", {"engine_conf": {"preserve_n": 1}}, caller="alice")
+    assert c.describe_domain_history("dom1", caller="alice") == []
+    facade._run_decisions()
+    (entry,) = c.describe_domain_history("dom1", caller="alice")
+    assert entry["kind"] == "decision"
+    assert entry["actions"][0]["site"] == "site1" and entry["actions"][0]["count"] == 1
+    assert c.describe_domain_history("dom1", since=entry["time"] + 1, caller="alice") == []
+    assert c.describe_domain_history("dom1", limit=1, caller="alice") == [entry]
+    with pytest.raises(NotFoundError):  # another caller's domain: the same error as none
+        c.describe_domain_history("dom1", caller="bob")
+    with pytest.raises(BadRequestError, match="limit"):
+        c.describe_domain_history("dom1", limit=-2, caller="alice")
+
+
 def test_provisioner_client_sends_the_protocol_args(rpc, provisioner):
     client = ProvisionerClient(rpc, timeout=5)
     client.provision("l1", ["i1"], "dt", "site1", allocation="small", vars={"a": 1}, caller="al")

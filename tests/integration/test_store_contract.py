@@ -226,6 +226,46 @@ def test_change_listener_sees_domain_changes(store):
     assert ("alice", "dom") in seen
 
 
+def test_decision_log_is_bounded_per_domain_and_goes_with_it(store):
+    domain = store.add_domain("alice", "dom", CONFIG)
+    other = store.add_domain("bob", "dom", CONFIG)
+    assert domain.get_history() == []
+    domain.append_history([], max_entries=3, max_age=100.0, now=10.0)  # no entries: no write
+    for t in range(1, 6):
+        domain.append_history([{"time": float(t), "n": t}], max_entries=3, max_age=100.0, now=t)
+    assert [e["n"] for e in domain.get_history()] == [3, 4, 5]
+    domain.append_history(
+        [{"time": 60.0, "n": 6}, {"time": 60.0, "n": 7}], max_entries=3, max_age=57.5, now=60.0
+    )
+    assert [e["n"] for e in domain.get_history()] == [5, 6, 7]  # 3 and 4 are too old
+    assert other.get_history() == []
+    store.remove_domain("alice", "dom")
+    with pytest.raises(NotFoundError):
+        domain.append_history([{"time": 61.0}], max_entries=3, max_age=100.0, now=61.0)
+    again = store.add_domain("alice", "dom", CONFIG)
+    assert again.get_history() == []
+
+
+def test_writing_the_decision_log_wakes_no_listener(store):
+    domain = store.add_domain("alice", "dom", CONFIG)
+    seen = []
+    markers = {"m1": threading.Event(), "m2": threading.Event()}
+
+    def listener(owner, domain_id):
+        seen.append(domain_id)
+        if domain_id in markers:
+            markers[domain_id].set()
+
+    store.add_change_listener(listener)
+    store.add_domain("alice", "m1", CONFIG)  # listeners hear of changes in order
+    assert markers["m1"].wait(5)
+    seen.clear()
+    domain.append_history([{"time": 1.0}], max_entries=3, max_age=100.0, now=1.0)
+    store.add_domain("alice", "m2", CONFIG)
+    assert markers["m2"].wait(5)
+    assert "dom" not in seen
+
+
 class FakeLeader:
     """Leads until its term ends, keeping every term it was given."""
 

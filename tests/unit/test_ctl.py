@@ -33,6 +33,7 @@ def test_the_groups_are_derived_from_the_operations():
             "reconfigure": "reconfigure_domain",
             "subscribe": "subscribe_domain",
             "unsubscribe": "unsubscribe_domain",
+            "history": "describe_domain_history",
         },
         "definition": {
             "list": "list_domain_definitions",
@@ -42,7 +43,7 @@ def test_the_groups_are_derived_from_the_operations():
             "remove": "remove_domain_definition",
         },
     }
-    assert command_groups(EXTENDED)["domain"]["history"].name == "describe_domain_history"
+    assert command_groups(EXTENDED)["domain"]["forecast"].name == "describe_domain_forecast"
     assert all(group_and_verb(op)[1] for op in OPERATIONS)
 
 

@@ -33,6 +33,7 @@ def test_the_table_has_exactly_the_protocol_ops(facade):
             "add_domain_definition",
             "remove_domain_definition",
             "list_domain_definitions",
+            "describe_domain_history",
             "describe_domain_definition",
             "update_domain_definition",
             "ou_heartbeat",

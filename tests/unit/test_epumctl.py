@@ -26,6 +26,7 @@ FLAT_COMMANDS = {
     "reconfigure-domain": "reconfigure_domain",
     "subscribe-domain": "subscribe_domain",
     "unsubscribe-domain": "unsubscribe_domain",
+    "describe-domain-history": "describe_domain_history",
 }
 
 
@@ -175,15 +176,15 @@ def test_a_file_that_is_not_a_mapping_is_a_config_error(yaml_file):
 
 def test_an_op_added_only_to_the_declaration_is_a_command():
     parser = ctl_parser(EXTENDED)
-    assert "describe-domain-history" in subcommands(parser)
-    assert "describe-domain-history" not in subcommands(ctl_parser())
-    argv = ["--caller", "alice", "describe-domain-history", "pool", "--since", "2.5"]
+    assert "describe-domain-forecast" in subcommands(parser)
+    assert "describe-domain-forecast" not in subcommands(ctl_parser())
+    argv = ["--caller", "alice", "describe-domain-forecast", "pool", "--since", "2.5"]
     _, sent = run([*argv, "--limit", "10"], EXTENDED)
     assert sent == [
         (
             "call",
             "svc",
-            "describe_domain_history",
+            "describe_domain_forecast",
             {"domain_id": "pool", "since": 2.5, "limit": 10, "caller": "alice"},
         )
     ]

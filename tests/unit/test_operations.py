@@ -25,7 +25,7 @@ from epum.operations import (
 )
 from tests.fakes import EXTENDED, HISTORY, RecordingFacade, RecordingRpc
 
-#: PROTOCOL.md section 5, without describe_domain_history (a later issue builds it).
+#: PROTOCOL.md section 5.
 PROTOCOL_OPS = [
     "subscribe_domain",
     "unsubscribe_domain",
@@ -39,6 +39,7 @@ PROTOCOL_OPS = [
     "list_domain_definitions",
     "describe_domain_definition",
     "update_domain_definition",
+    "describe_domain_history",
     "ou_heartbeat",
     "instance_info",
 ]
@@ -295,27 +296,27 @@ def test_the_client_calls_and_fires_leaving_unset_optional_args_out():
 def test_an_op_added_only_to_the_declaration_is_served_and_called():
     facade = RecordingFacade()
     dispatcher = Dispatcher(EPUMOperations(facade, "default", EXTENDED).table())
-    assert "describe_domain_history" in dispatcher
-    dispatcher.dispatch("describe_domain_history", {"domain_id": "d", "limit": 5})
-    assert facade.calls == [("msg_describe_domain_history", ("default", "d", None, 5), {})]
+    assert "describe_domain_forecast" in dispatcher
+    dispatcher.dispatch("describe_domain_forecast", {"domain_id": "d", "limit": 5})
+    assert facade.calls == [("msg_describe_domain_forecast", ("default", "d", None, 5), {})]
     with pytest.raises(BadRequestError, match="limit must be an integer"):
-        dispatcher.dispatch("describe_domain_history", {"domain_id": "d", "limit": "5"})
+        dispatcher.dispatch("describe_domain_forecast", {"domain_id": "d", "limit": "5"})
 
     @with_operations(EXTENDED)
     class Extended(EPUManagementClient):
         pass
 
     rpc = RecordingRpc()
-    Extended(rpc, "svc").describe_domain_history("d", since=1.5, caller="alice")
+    Extended(rpc, "svc").describe_domain_forecast("d", since=1.5, caller="alice")
     assert rpc.sent == [
         (
             "call",
             "svc",
-            "describe_domain_history",
+            "describe_domain_forecast",
             {"domain_id": "d", "since": 1.5, "caller": "alice"},
         )
     ]
-    assert not hasattr(EPUManagementClient, "describe_domain_history")
+    assert not hasattr(EPUManagementClient, "describe_domain_forecast")
 
 
 def test_the_sender_reaches_a_report_through_the_table():

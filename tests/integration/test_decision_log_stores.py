@@ -1,0 +1,35 @@
+"""The decider's decision log on each store: one entry per deciding pass, bounded."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.store_backends import BACKENDS, make_store
+from tests.unit.scenario import Scenario
+
+
+@pytest.fixture(params=BACKENDS)
+def sc(request):
+    scenario = Scenario({"decision_log_entries": 4}, store=make_store(request.param, request))
+    yield scenario
+    scenario.epum.shutdown()
+
+
+def test_the_decider_logs_to_the_store_bounded(sc):
+    sc.add_domain("alice", "dom", 2)
+    sc.decide()
+    (entry,) = sc.epum.msg_describe_domain_history("alice", "dom")
+    assert entry["actions"][0]["count"] == 2
+    for _ in range(6):  # each pass the cloud fails what was launched: below target
+        sc.clock.advance(10)
+        for record in sc.live("alice", "dom"):
+            sc.cloud.report(record["instance_id"], "900-FAILED")
+        sc.decide()
+    log = sc.epum.msg_describe_domain_history("alice", "dom")
+    assert len(log) == 4
+    assert log[-1]["kind"] == "decision" and log[-1]["time"] == sc.clock.now
+    sc.epum.msg_remove_domain("alice", "dom")
+    sc.decide()
+    sc.cloud.terminate_all()
+    sc.decide()
+    assert sc.epum.msg_list_domains("alice") == []
