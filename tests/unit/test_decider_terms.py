@@ -38,7 +38,9 @@ def lead(decider, term: Term) -> threading.Thread:
 def test_a_term_ended_mid_decision_launches_nothing_and_the_next_term_does():
     sc = Scenario({"allowed_engine_prefixes": ["tests.unit.test_decider_terms"]})
     decider = sc.epum.decider
-    first, second = Term("decider", 1), Term("decider", 2)
+    # Terms of the store's own, as an election would hand out: its writes
+    # are fenced, so a term it never handed out would launch nothing.
+    first, second = sc.epum.store.new_term("decider"), sc.epum.store.new_term("decider")
     EndsTermMidDecision.launched.clear()
     EndsTermMidDecision.hook = first.end  # deposed while the engine decides
     try:
