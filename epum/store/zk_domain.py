@@ -188,7 +188,7 @@ class ZooKeeperDomainStore(DomainStore):
         return self._paths.instance(self._path, instance_id)
 
     def confirm_term(self, term: Term) -> None:
-        """Return if ``term``'s election seat still exists (read on the server), else NotLeaderError."""
+        """Return if ``term``'s election seat exists on the server, else NotLeaderError."""
         seat = term_seat(term)
         if seat is None:
             return

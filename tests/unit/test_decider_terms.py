@@ -85,3 +85,18 @@ def test_passes_run_by_hand_act_under_the_unelected_term_until_depose():
     sc.decide()  # the unelected term has ended: nothing more is launched
     assert len(sc.provisioner.provisioned) == 1
     sc.epum.shutdown()
+
+
+def test_a_store_that_refuses_the_term_makes_the_decider_leave_office():
+    """A term out of office by the store's account (here: one it never handed
+    out) launches nothing, and the decider ends it itself and returns."""
+    sc = Scenario()
+    decider = sc.epum.decider
+    sc.add_domain("alice", "dom", 2)
+    stranger = Term("decider", 41)  # in office by its own account only
+    thread = lead(decider, stranger)
+    thread.join(PROMPT)
+    assert not thread.is_alive(), "the decider led on after the store refused its term"
+    assert stranger.ended
+    assert sc.provisioner.provisioned == [] and sc.instances("alice", "dom") == []
+    sc.epum.shutdown()
