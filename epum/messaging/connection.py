@@ -6,11 +6,15 @@ and how the exchange and a service queue are declared.
 
 from __future__ import annotations
 
+import os
 import re
+import ssl as stdlib_ssl
+from typing import Any
 from urllib.parse import quote
 
 from kombu import Connection, Exchange, Queue
 
+from epum.errors import ConfigError
 from epum.messaging.names import Names
 from epum.settings import AmqpSettings
 
@@ -46,15 +50,46 @@ def _mask_one(url: str) -> str:
     return f"{scheme}://{user}:****@{hostpart}"
 
 
+def ssl_options(amqp: AmqpSettings) -> bool | dict[str, Any]:
+    """kombu's ``ssl`` option for ``server.amqp``: False, or py-amqp's TLS options.
+
+    TLS is on with ``ssl: true``, an ``amqps://`` URL, or any of the CA,
+    certificate or key files; then the broker's certificate is verified
+    (against ``ssl_ca_certs``, else the system's CA store) unless
+    ``ssl_verify`` is false, and ``ssl_certfile``/``ssl_keyfile`` are the
+    client certificate and its key.  ConfigError naming the key if one of
+    those files does not exist.
+    """
+    files = {
+        "ca_certs": amqp.ssl_ca_certs,
+        "certfile": amqp.ssl_certfile,
+        "keyfile": amqp.ssl_keyfile,
+    }
+    url_tls = bool(amqp.url) and amqp.url.lower().startswith("amqps://")
+    if not (amqp.ssl or url_tls or any(files.values())):
+        return False
+    options: dict[str, Any] = {}
+    for key, path in files.items():
+        if path is None:
+            continue
+        if not os.path.isfile(path):
+            raise ConfigError(f"server.amqp.ssl_{key}: no such file {path!r}")
+        options[key] = path
+    options["cert_reqs"] = stdlib_ssl.CERT_REQUIRED if amqp.ssl_verify else stdlib_ssl.CERT_NONE
+    return options
+
+
 def make_connection(
     url: str,
     *,
     heartbeat: float | None = None,
-    ssl: bool = False,
+    ssl: bool | dict[str, Any] = False,
     name: str | None = None,
     connect_timeout: float = 5.0,
 ) -> Connection:
     """A (lazy) kombu Connection; ``name`` shows in the broker's connection list.
+
+    ``ssl`` is kombu's option: False, True, or TLS options (``ssl_options``).
 
     Raises ValueError naming the scheme when the URL names no known transport.
     """
@@ -85,7 +120,7 @@ def connection_from_settings(
     return make_connection(
         broker_url(amqp),
         heartbeat=amqp.heartbeat if heartbeat else None,
-        ssl=amqp.ssl,
+        ssl=ssl_options(amqp),
         name=name,
     )
 
