@@ -46,6 +46,13 @@ class CorruptDataError(EpumError):
     """
 
 
+class NotAuthorizedError(BadRequestError):
+    """The broker-validated caller may not make this request (``trust_user_id``).
+
+    A caller's mistake, so a ``BadRequestError`` on the wire; nothing ran.
+    """
+
+
 class NotLeaderError(EpumError):
     """A leader's term is over: the write or request it made under that term was refused.
 

@@ -32,6 +32,7 @@ from epum.messaging import (
     connection_from_settings,
     mask_url,
 )
+from epum.messaging.callers import CallerPolicy
 from epum.messaging.connection import broker_url
 from epum.messaging.retry import RetryPolicy
 from epum.settings import Settings
@@ -156,6 +157,7 @@ class Worker:
             prefetch=cfg.amqp.prefetch,
             metrics=OpMetrics.from_config(cfg.statsd),
             retry=RetryPolicy.from_settings(cfg.amqp),
+            callers=CallerPolicy.from_settings(cfg.amqp),
         )
 
     def load_initial_state(self) -> None:

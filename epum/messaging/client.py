@@ -158,7 +158,11 @@ class RpcClient:
             producer.release()
 
     def _publish_options(self, service: str) -> dict[str, Any]:
+        # user_id: the broker checks it is this connection's user, so a
+        # service that trusts user_id knows who is calling.
+        user = {"user_id": self._connection.userid} if self._connection.userid else {}
         return {
+            **user,
             "exchange": self._exchange,
             "routing_key": self.names.qualify(service),
             "headers": {"sender": self.names.qualify(self.sender)},
