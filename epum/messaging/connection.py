@@ -10,7 +10,7 @@ import os
 import re
 import ssl as stdlib_ssl
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from kombu import Connection, Exchange, Queue
 
@@ -91,8 +91,10 @@ def make_connection(
 
     ``ssl`` is kombu's option: False, True, or TLS options (``ssl_options``).
 
-    Raises ValueError naming the scheme when the URL names no known transport.
+    Raises ValueError saying what is wrong, and echoing nothing of the URL, when
+    it cannot be parsed, its port is no number or it names no known transport.
     """
+    check_broker_url(url)
     transport_options = {}
     if name:
         transport_options["client_properties"] = {"connection_name": name}
@@ -104,8 +106,41 @@ def make_connection(
             connect_timeout=connect_timeout,
             transport_options=transport_options,
         )
-    except KeyError as exc:
-        raise ValueError(f"broker URL {mask_url(url)}: {exc.args[0]}") from None
+    except KeyError:
+        raise ValueError(URL_ERRORS["transport"]) from None
+
+
+#: What is wrong with a broker URL, said without any part of it (a URL may
+#: hold a password, and a mistyped one is still a secret).
+URL_ERRORS = {
+    "parse": "the broker URL cannot be parsed (is a host in [] brackets malformed?)",
+    "port": "the broker URL's port is not a number from 1 to 65535",
+    "transport": "the broker URL names no transport kombu knows; use amqp:// or amqps://",
+}
+
+
+def check_broker_url(url: str) -> None:
+    """ValueError (one of ``URL_ERRORS``, echoing nothing of ``url``) if it is unusable.
+
+    Checks each of kombu's ``;``-separated failover URLs: that it parses,
+    its port is a number, and (after ``Connection``) its scheme is known.
+    """
+    for part in re.split(r";(?=[\w+.-]+://)", url):
+        try:
+            port = urlsplit(part).port
+        except ValueError:
+            message = URL_ERRORS["port"] if _port_error(part) else URL_ERRORS["parse"]
+            raise ValueError(message) from None
+        if port == 0:
+            raise ValueError(URL_ERRORS["port"])
+
+
+def _port_error(part: str) -> bool:
+    try:
+        urlsplit(part).hostname  # noqa: B018 - only whether it parses
+    except ValueError:
+        return False
+    return True
 
 
 def connection_from_settings(
