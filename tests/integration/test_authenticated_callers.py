@@ -7,9 +7,10 @@ which is what makes the property trustworthy; the rest is epum's policy.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -37,23 +38,34 @@ def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 
-@pytest.fixture(scope="module")
-def users(amqp_url: str) -> Iterator[dict[str, tuple[str, str]]]:
-    """role -> (broker user name, URL logging in as it), for the module; deleted after."""
+@contextlib.contextmanager
+def broker_users(
+    amqp_url: str, roles: Iterable[str], password: str | None = None
+) -> Iterator[dict[str, tuple[str, str]]]:
+    """role -> (broker user name, URL logging in as it): users with a unique test
+    name and full rights on vhost ``/``, deleted at the end of the block."""
     prefix = f"epumtest-{uuid.uuid4().hex[:10]}"
     base = urlsplit(amqp_url)
     made: dict[str, tuple[str, str]] = {}
     try:
-        for role in ROLES:
-            user, password = f"{prefix}-{role}", uuid.uuid4().hex
-            rabbitmqctl("add_user", user, password)
+        for role in roles:
+            user, secret = f"{prefix}-{role}", password or uuid.uuid4().hex
+            rabbitmqctl("add_user", user, secret)
+            made[role] = (user, "")
             rabbitmqctl("set_permissions", "-p", "/", user, ".*", ".*", ".*")
-            url = f"amqp://{quote(user)}:{password}@{base.hostname}:{base.port or 5672}//"
-            made[role] = (user, url)
+            host = f"{base.hostname}:{base.port or 5672}"
+            made[role] = (user, f"amqp://{quote(user)}:{quote(secret, safe='')}@{host}//")
         yield made
     finally:
         for user, _ in made.values():
             rabbitmqctl("delete_user", user)
+
+
+@pytest.fixture(scope="module")
+def users(amqp_url: str) -> Iterator[dict[str, tuple[str, str]]]:
+    """role -> (broker user name, URL logging in as it), for the module; deleted after."""
+    with broker_users(amqp_url, ROLES) as made:
+        yield made
 
 
 @pytest.fixture
