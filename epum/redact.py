@@ -11,7 +11,9 @@ formatted traceback becomes ``****``.  A handler-level filter is what sees
 records propagated from other loggers; a logger-level one would not.
 
 Redaction is plain substring replacement: a secret that is also an
-ordinary word (``guest``) is masked wherever that word appears.
+ordinary word is masked wherever that word appears.  A password equal to
+a configured user name (``guest``/``guest``) is not masked: it is printed
+as the user name anyway.
 """
 
 from __future__ import annotations
@@ -38,9 +40,27 @@ def _url_passwords(url: str) -> list[str]:
     return passwords
 
 
+def _url_users(url: str) -> list[str]:
+    users = []
+    for part in url.split(";"):
+        try:
+            user = urlsplit(part).username
+        except ValueError:
+            continue
+        if user:
+            users.append(user)
+    return users
+
+
 def secrets_of(settings: object) -> set[str]:
-    """Every secret value of a settings tree (see the module docstring), non-empty."""
+    """Every secret value of a settings tree (see the module docstring), non-empty.
+
+    A password equal to a configured user name (RabbitMQ's ``guest``/``guest``)
+    is left out: it is printed as that user name wherever the user is, so
+    masking it would only hide the user (``****:****@``) and protect nothing.
+    """
     found: set[str] = set()
+    users: set[str] = set()
 
     def walk(node: object) -> None:
         if not dataclasses.is_dataclass(node) or isinstance(node, type):
@@ -51,12 +71,17 @@ def secrets_of(settings: object) -> set[str]:
                 found.add(value)
             elif f.name == "url" and isinstance(value, str):
                 found.update(_url_passwords(value))
+                users.update(unquote(u) for u in _url_users(value))
+            elif f.name == "username" and isinstance(value, str):
+                users.add(value)
             else:
                 walk(value)
 
     walk(settings)
     variants = set()
     for secret in found:
+        if unquote(secret) in users:
+            continue
         variants.update({secret, unquote(secret), quote(secret, safe=""), quote(secret)})
     return {s for s in variants if s}
 

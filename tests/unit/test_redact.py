@@ -43,6 +43,13 @@ def test_secrets_of_the_settings_include_url_passwords_and_their_encodings():
     assert "u" not in found and "zk" not in found
 
 
+def test_a_password_that_is_its_user_name_is_not_masked():
+    defaults = settings_from_dict({})  # guest / guest
+    assert "guest" not in secrets_of(defaults)
+    same = settings_from_dict({"server": {"amqp": {"url": "amqp://ops:ops@h//"}}})
+    assert "ops" not in secrets_of(same)
+
+
 def record(msg, *args, exc_info=None) -> logging.LogRecord:
     return logging.LogRecord("kazoo.client", logging.DEBUG, __file__, 1, msg, args, exc_info)
 
