@@ -159,8 +159,11 @@ class RpcClient:
 
     def _publish_options(self, service: str) -> dict[str, Any]:
         # user_id: the broker checks it is this connection's user, so a
-        # service that trusts user_id knows who is calling.
-        user = {"user_id": self._connection.userid} if self._connection.userid else {}
+        # service that trusts user_id knows who is calling.  Not with an
+        # EXTERNAL (certificate) login, where the broker names the user.
+        conn = self._connection
+        external = (conn.login_method or "").upper() == "EXTERNAL"
+        user = {"user_id": conn.userid} if conn.userid and not external else {}
         return {
             **user,
             "exchange": self._exchange,
