@@ -12,9 +12,16 @@ the same request.
 A control acts only within its decider's term: once ``term`` has ended (the
 decider was deposed, and another may be in office), ``launch`` and
 ``destroy_instances`` raise ``NotLeaderError`` before their next write or
-request, so a decision under way when leadership is lost stops there.  A
-control with no term (``term=None``, a control built outside a decider) is
-not fenced.
+request, so a decision under way when leadership is lost stops there.
+
+Fencing.  Each record write carries the term, and the store refuses it
+(``NotLeaderError``, nothing written) once the term is out of office by the
+store's account (on ZooKeeper: its election seat is gone), even when this
+process has not yet heard that it was deposed, e.g. after being paused past
+its session.  Every request to the provisioner follows its fenced write, and
+a refused write stops the control before it sends anything; re-sends, which
+follow no write, first ask the store to confirm the term.  A control with no
+term (``term=None``, a control built outside a decider) is not fenced.
 
 The control also takes the engine's account of its decision (``explain``,
 ``aim``) and notes every launch and termination in ``notes``, the decision
@@ -29,7 +36,7 @@ import uuid
 from typing import Any
 
 from epum.decisions import PassNotes
-from epum.errors import EpumError
+from epum.errors import NotLeaderError
 from epum.instances import Instance
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.base import DomainStore, update_instance_with_retry
@@ -42,10 +49,6 @@ log = logging.getLogger(__name__)
 #: long enough for a loaded provisioner to answer, short enough that a lost
 #: message costs little.
 RESEND_INTERVAL = 5.0
-
-
-class NotLeaderError(EpumError):
-    """The decider lost its office mid-decision; nothing more may be launched or destroyed."""
 
 
 class DomainControl:
@@ -126,7 +129,7 @@ class DomainControl:
                 deployable_type=deployable_type,
                 extravars=dict(extravars) if extravars else None,
             )
-            instances.append(self.domain.add_instance(record))
+            instances.append(self.domain.add_instance(record, term=self.term))
         log.info("launching %d x %s at %s (launch %s)", count, deployable_type, site, launch_id)
         # A record written after leadership was lost stays REQUESTING: the
         # decider in office sees it and re-sends it (or destroys it).
@@ -147,7 +150,9 @@ class DomainControl:
             return
         for instance_id in ids:
             self._check_office()
-            changed = update_instance_with_retry(self.domain, instance_id, self._to_terminating)
+            changed = update_instance_with_retry(
+                self.domain, instance_id, self._to_terminating, term=self.term
+            )
             self._last_sent[instance_id] = self.now
             if changed is not None and self.subscribers is not None:
                 self.subscribers.instance_changed(self.domain, *changed)
@@ -174,7 +179,9 @@ class DomainControl:
         """Re-send launches still REQUESTING and terminations still TERMINATING.
 
         Zombies (terminated instances still heartbeating, as the doctor
-        found) are asked to terminate again at the same pace.
+        found) are asked to terminate again at the same pace.  Before any
+        re-send the store confirms the term (NotLeaderError, nothing sent,
+        if it is out of office).
 
         An instance is re-sent only when ``RESEND_INTERVAL`` has passed since
         it was last sent by this control, or, for one this control never
@@ -183,7 +190,7 @@ class DomainControl:
         """
         if self.dry_run:
             return
-        to_terminate = []
+        to_provision, to_terminate = [], []
         for record in instances:
             zombie = record.health == InstanceHealthState.ZOMBIE
             if not zombie and record.state not in (
@@ -195,11 +202,18 @@ class DomainControl:
             if self.now - last < RESEND_INTERVAL:
                 continue
             if record.state == InstanceState.REQUESTING:
-                log.info("re-sending unanswered launch of %s", record.instance_id)
-                self._send_provision(record)
+                to_provision.append(record)
             else:
                 to_terminate.append(record.instance_id)
-                self._last_sent[record.instance_id] = self.now
+        if to_provision or to_terminate:
+            self._check_office()
+            if self.term is not None:
+                self.domain.confirm_term(self.term)
+        for record in to_provision:
+            log.info("re-sending unanswered launch of %s", record.instance_id)
+            self._send_provision(record)
+        for instance_id in to_terminate:
+            self._last_sent[instance_id] = self.now
         if to_terminate:
             log.info("re-sending unanswered termination of %s", ", ".join(to_terminate))
             self._send_terminate(to_terminate)

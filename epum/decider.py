@@ -15,7 +15,10 @@ provisioner to resend the state of every live instance.
 Each pass runs under the decider's current ``term`` (``LeaderLoop``): it
 stops before the next domain once the term has ended, and the engines'
 controls carry the term, so a launch or termination asked for after the end
-raises ``NotLeaderError`` and the pass stops.  Passes run by hand
+raises ``NotLeaderError`` and the pass stops.  The controls' record writes
+are fenced by the term in the store (``epum.control``): when the store
+refuses one, the decider ends its term itself, so it leaves office even
+before its own connection tells it so.  Passes run by hand
 (external-decide mode) run under the decider's unelected term, which only
 ``depose()`` ends.
 
@@ -158,8 +161,11 @@ class Decider(LeaderLoop):
                         self._finish_removal(domain, now, term)
                     else:
                         self._decide(domain, now, term)
-                except NotLeaderError:
-                    log.info("deposed mid-decision; stopping")
+                except NotLeaderError as exc:
+                    # The store may know before we do (a fenced write found
+                    # the seat gone): end the term so the election moves on.
+                    log.warning("deposed mid-decision (%s); stopping", exc)
+                    term.end()
                     return
                 except Exception:
                     log.exception("decision failed")

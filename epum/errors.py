@@ -46,6 +46,22 @@ class CorruptDataError(EpumError):
     """
 
 
+class NotAuthorizedError(BadRequestError):
+    """The broker-validated caller may not make this request (``trust_user_id``).
+
+    A caller's mistake, so a ``BadRequestError`` on the wire; nothing ran.
+    """
+
+
+class NotLeaderError(EpumError):
+    """A leader's term is over: the write or request it made under that term was refused.
+
+    Raised by a control whose term has ended and by a store whose fenced
+    write finds the term no longer in office (on ZooKeeper: its election
+    seat is gone); nothing of the refused write was stored.
+    """
+
+
 class UnknownOperationError(EpumError):
     """The RPC operation is not one the service offers."""
 

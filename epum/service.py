@@ -39,8 +39,10 @@ from epum.messaging import (
     connection_from_settings,
     mask_url,
 )
+from epum.messaging.callers import CallerPolicy
 from epum.messaging.connection import broker_url
 from epum.messaging.retry import RetryPolicy
+from epum.redact import install_redaction, secrets_of
 from epum.settings import Settings
 from epum.store import get_epum_store
 from epum.telemetry import (
@@ -103,8 +105,10 @@ def prepare_logging(section: dict[str, Any]) -> dict[str, Any]:
 
 def configure_logging(config: Settings) -> None:
     """Apply the settings' ``logging`` section (``prepare_logging``; or the default), then
-    ``log_level``; then log the config's warnings (unknown and ignored keys), once."""
+    ``log_level``; then log the config's warnings (unknown and ignored keys), once.
+    Every handler then masks the configured secrets (``epum.redact``)."""
     logging.config.dictConfig(prepare_logging(config.logging or DEFAULT_LOGGING))
+    install_redaction(secrets_of(config))
     if config.log_level:
         logging.getLogger().setLevel(config.log_level)
     for warning in config.warnings:
@@ -190,6 +194,7 @@ class Worker:
             prefetch=cfg.amqp.prefetch,
             metrics=OpObserver(self.telemetry, OpMetrics.from_config(cfg.statsd)),
             retry=RetryPolicy.from_settings(cfg.amqp),
+            callers=CallerPolicy.from_settings(cfg.amqp),
         )
 
     def health_checks(self) -> dict[str, Any]:

@@ -158,7 +158,14 @@ class RpcClient:
             producer.release()
 
     def _publish_options(self, service: str) -> dict[str, Any]:
+        # user_id: the broker checks it is this connection's user, so a
+        # service that trusts user_id knows who is calling.  Not with an
+        # EXTERNAL (certificate) login, where the broker names the user.
+        conn = self._connection
+        external = (conn.login_method or "").upper() == "EXTERNAL"
+        user = {"user_id": conn.userid} if conn.userid and not external else {}
         return {
+            **user,
             "exchange": self._exchange,
             "routing_key": self.names.qualify(service),
             "headers": {"sender": self.names.qualify(self.sender)},

@@ -6,11 +6,15 @@ and how the exchange and a service queue are declared.
 
 from __future__ import annotations
 
+import os
 import re
-from urllib.parse import quote
+import ssl as stdlib_ssl
+from typing import Any
+from urllib.parse import quote, urlsplit
 
 from kombu import Connection, Exchange, Queue
 
+from epum.errors import ConfigError
 from epum.messaging.names import Names
 from epum.settings import AmqpSettings
 
@@ -46,18 +50,51 @@ def _mask_one(url: str) -> str:
     return f"{scheme}://{user}:****@{hostpart}"
 
 
+def ssl_options(amqp: AmqpSettings) -> bool | dict[str, Any]:
+    """kombu's ``ssl`` option for ``server.amqp``: False, or py-amqp's TLS options.
+
+    TLS is on with ``ssl: true``, an ``amqps://`` URL, or any of the CA,
+    certificate or key files; then the broker's certificate is verified
+    (against ``ssl_ca_certs``, else the system's CA store) unless
+    ``ssl_verify`` is false, and ``ssl_certfile``/``ssl_keyfile`` are the
+    client certificate and its key.  ConfigError naming the key if one of
+    those files does not exist.
+    """
+    files = {
+        "ca_certs": amqp.ssl_ca_certs,
+        "certfile": amqp.ssl_certfile,
+        "keyfile": amqp.ssl_keyfile,
+    }
+    url_tls = bool(amqp.url) and amqp.url.lower().startswith("amqps://")
+    if not (amqp.ssl or url_tls or any(files.values())):
+        return False
+    options: dict[str, Any] = {}
+    for key, path in files.items():
+        if path is None:
+            continue
+        if not os.path.isfile(path):
+            raise ConfigError(f"server.amqp.ssl_{key}: no such file {path!r}")
+        options[key] = path
+    options["cert_reqs"] = stdlib_ssl.CERT_REQUIRED if amqp.ssl_verify else stdlib_ssl.CERT_NONE
+    return options
+
+
 def make_connection(
     url: str,
     *,
     heartbeat: float | None = None,
-    ssl: bool = False,
+    ssl: bool | dict[str, Any] = False,
     name: str | None = None,
     connect_timeout: float = 5.0,
 ) -> Connection:
     """A (lazy) kombu Connection; ``name`` shows in the broker's connection list.
 
-    Raises ValueError naming the scheme when the URL names no known transport.
+    ``ssl`` is kombu's option: False, True, or TLS options (``ssl_options``).
+
+    Raises ValueError saying what is wrong, and echoing nothing of the URL, when
+    it cannot be parsed, its port is no number or it names no known transport.
     """
+    check_broker_url(url)
     transport_options = {}
     if name:
         transport_options["client_properties"] = {"connection_name": name}
@@ -69,8 +106,41 @@ def make_connection(
             connect_timeout=connect_timeout,
             transport_options=transport_options,
         )
-    except KeyError as exc:
-        raise ValueError(f"broker URL {mask_url(url)}: {exc.args[0]}") from None
+    except KeyError:
+        raise ValueError(URL_ERRORS["transport"]) from None
+
+
+#: What is wrong with a broker URL, said without any part of it (a URL may
+#: hold a password, and a mistyped one is still a secret).
+URL_ERRORS = {
+    "parse": "the broker URL cannot be parsed (is a host in [] brackets malformed?)",
+    "port": "the broker URL's port is not a number from 1 to 65535",
+    "transport": "the broker URL names no transport kombu knows; use amqp:// or amqps://",
+}
+
+
+def check_broker_url(url: str) -> None:
+    """ValueError (one of ``URL_ERRORS``, echoing nothing of ``url``) if it is unusable.
+
+    Checks each of kombu's ``;``-separated failover URLs: that it parses,
+    its port is a number, and (after ``Connection``) its scheme is known.
+    """
+    for part in re.split(r";(?=[\w+.-]+://)", url):
+        try:
+            port = urlsplit(part).port
+        except ValueError:
+            message = URL_ERRORS["port"] if _port_error(part) else URL_ERRORS["parse"]
+            raise ValueError(message) from None
+        if port == 0:
+            raise ValueError(URL_ERRORS["port"])
+
+
+def _port_error(part: str) -> bool:
+    try:
+        urlsplit(part).hostname  # noqa: B018 - only whether it parses
+    except ValueError:
+        return False
+    return True
 
 
 def connection_from_settings(
@@ -85,7 +155,7 @@ def connection_from_settings(
     return make_connection(
         broker_url(amqp),
         heartbeat=amqp.heartbeat if heartbeat else None,
-        ssl=amqp.ssl,
+        ssl=ssl_options(amqp),
         name=name,
     )
 

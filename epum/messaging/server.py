@@ -53,6 +53,7 @@ from kombu.mixins import ConsumerMixin
 from epum.errors import WIRE_NAMES, BadRequestError, StoreUnavailableError
 from epum.logcontext import request_context
 from epum.messaging import envelope
+from epum.messaging.callers import CallerPolicy
 from epum.messaging.connection import exchange, mask_url, service_queue
 from epum.messaging.dispatch import Dispatcher
 from epum.messaging.metrics import OpMetrics
@@ -122,6 +123,7 @@ class RpcServer(ConsumerMixin):
         metrics: OpMetrics | None = None,
         poll_interval: float = 0.5,
         retry: RetryPolicy | None = None,
+        callers: CallerPolicy | None = None,
     ):
         self.connection = connection
         self.names = names
@@ -135,6 +137,7 @@ class RpcServer(ConsumerMixin):
         self._exchange = exchange(names)
         self._queue = service_queue(names, service)
         self.retry = retry or RetryPolicy()
+        self.callers = callers or CallerPolicy()
         self._retry_queues = {ms: retry_queue(names, service, ms) for ms in self.retry.delays_ms()}
         self._dead_queue = dead_letter_queue(names, service)
         self._dashi_producer: Producer | None = None
@@ -314,6 +317,7 @@ class RpcServer(ConsumerMixin):
         with request_context(op, sender, request_id):
             metric_name = op if op in self.dispatcher else "unknown"
             try:
+                args = self.callers.admit(op, args, (message.properties or {}).get("user_id"))
                 with self.metrics.measure(metric_name):
                     result = self.dispatcher.dispatch(op, args)
             except StoreUnavailableError as exc:

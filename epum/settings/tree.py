@@ -58,7 +58,42 @@ class AmqpSettings(Checked):
     heartbeat: int = setting(
         30, why="dead connections are found within a minute", check=non_negative
     )
-    ssl: bool = setting(False, why="a local broker")
+    ssl: bool = setting(False, why="a local broker (an amqps:// url or a CA file turns it on)")
+    ssl_ca_certs: str | None = setting(
+        None, why="the system's CA store verifies the broker", check=non_empty
+    )
+    ssl_certfile: str | None = setting(
+        None,
+        why="no client certificate: the broker knows us by user and password",
+        check=non_empty,
+    )
+    ssl_keyfile: str | None = setting(
+        None, why="the key is in the certificate file, or there is none", check=non_empty
+    )
+    ssl_verify: bool = setting(
+        True, why="a broker whose certificate is not checked could be anyone"
+    )
+    trust_user_id: bool = setting(
+        False,
+        why="the original services named the caller in the request; on: the broker's "
+        "validated user_id is the caller (recommended in production)",
+    )
+    trusted_users: tuple[str, ...] = setting(
+        (),
+        why="with trust_user_id, only these broker users (e.g. the process dispatcher) "
+        "may act for another caller",
+        check=non_empty_items,
+    )
+    provisioner_users: tuple[str, ...] = setting(
+        (),
+        why="with trust_user_id, instance_info is taken only from these broker users",
+        check=non_empty_items,
+    )
+    agent_users: tuple[str, ...] = setting(
+        (),
+        why="with trust_user_id, heartbeats are taken only from these broker users",
+        check=non_empty_items,
+    )
     sysname: str | None = setting(
         None, why="one system per broker needs no namespace", check=non_empty
     )
@@ -96,6 +131,8 @@ class AmqpSettings(Checked):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ConfigError("server.amqp.ssl_keyfile needs ssl_certfile (the client certificate)")
         if self.store_retry_delay_max < self.store_retry_delay:
             raise ConfigError(
                 "server.amqp.store_retry_delay_max must be >= store_retry_delay "

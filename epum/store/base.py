@@ -35,6 +35,18 @@ once ``inaugurate`` has returned, so nothing holding the term acts on.  Each
 term is a new object with an identity of its own: no later term inherits
 an earlier one's end.  A deposed leader rejoins the election when the store
 can again offer leadership.
+
+Fencing.  ``add_instance`` and ``update_instance`` take the writer's
+``term``: given one from an election, the write lands only if that term is
+still in office when the store applies it, checked in the same step (on
+ZooKeeper a ``check`` of the term's election seat znode in the write's own
+transaction; in memory under the store's lock), and otherwise raises
+``NotLeaderError`` with nothing written.  So a deposed leader's late write
+fails even if its process was paused past its session and never saw the
+end of its term.  ``confirm_term(term)`` asks the same question without
+writing (before a request that follows no write).  An ended term is always
+refused; an unelected term (``Term.unelected``, no election seat) is not
+fenced beyond that: it is what passes run by hand act under.
 """
 
 from __future__ import annotations
@@ -152,16 +164,25 @@ class DomainStore(abc.ABC):
 
     # instances ------------------------------------------------------------
     @abc.abstractmethod
-    def add_instance(self, instance: Instance) -> Instance:
-        """Store a new record; WriteConflictError if the id exists anywhere."""
+    def add_instance(self, instance: Instance, term: Term | None = None) -> Instance:
+        """Store a new record; WriteConflictError if the id exists anywhere.
+
+        With ``term``, a fenced write: NotLeaderError (nothing stored) once
+        that term is out of office (see the module docstring).
+        """
 
     @abc.abstractmethod
-    def update_instance(self, instance: Instance) -> Instance:
+    def update_instance(self, instance: Instance, term: Term | None = None) -> Instance:
         """Replace a record if its stored version is still ``instance.version``.
 
         Returns the record with its new version.  NotFoundError if it is gone,
-        WriteConflictError if someone else wrote it since it was read.
+        WriteConflictError if someone else wrote it since it was read,
+        NotLeaderError (nothing written) if ``term`` is given and out of office.
         """
+
+    @abc.abstractmethod
+    def confirm_term(self, term: Term) -> None:
+        """Return if ``term`` is still in office by the store's account, else NotLeaderError."""
 
     @abc.abstractmethod
     def get_instance(self, instance_id: str) -> Instance | None:
@@ -259,13 +280,16 @@ def update_instance_with_retry(
     instance_id: str,
     change: Callable[[Instance], Instance | None],
     attempts: int = 10,
+    term: Term | None = None,
 ) -> tuple[Instance, Instance] | None:
     """Apply ``change`` to a fresh read of a record until the write wins.
 
     ``change`` gets the stored record and returns the new one, or None to
     leave it alone.  Returns ``(before, after)`` when a write happened, None
     when the record is gone or ``change`` declined.  Raises
-    ``WriteConflictError`` if every attempt lost a race.
+    ``WriteConflictError`` if every attempt lost a race, and
+    ``NotLeaderError`` at once if ``term`` is given and the fenced write
+    finds it out of office.
     """
     for _ in range(attempts):
         current = domain.get_instance(instance_id)
@@ -275,7 +299,9 @@ def update_instance_with_retry(
         if updated is None:
             return None
         try:
-            return current, domain.update_instance(updated)
+            if term is None:
+                return current, domain.update_instance(updated)
+            return current, domain.update_instance(updated, term=term)
         except NotFoundError:
             return None
         except WriteConflictError:

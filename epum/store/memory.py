@@ -19,7 +19,13 @@ import time
 from typing import Any
 
 from epum.decisions import bounded
-from epum.errors import BadRequestError, NotFoundError, StoreUnavailableError, WriteConflictError
+from epum.errors import (
+    BadRequestError,
+    NotFoundError,
+    NotLeaderError,
+    StoreUnavailableError,
+    WriteConflictError,
+)
 from epum.instances import Instance
 from epum.store.base import (
     CONFIG_SECTIONS,
@@ -160,10 +166,17 @@ class MemoryDomainStore(DomainStore):
         with self._lock:
             return copy.deepcopy(self._history)
 
-    def add_instance(self, instance: Instance) -> Instance:
+    def confirm_term(self, term: Term) -> None:
+        self._open()
+        with self._lock:
+            self._store._fence(term, self)
+
+    def add_instance(self, instance: Instance, term: Term | None = None) -> Instance:
         self._open()
         dump(instance.to_dict(), f"instance {instance.instance_id}")
         with self._lock:
+            if term is not None:
+                self._store._fence(term, self)
             if instance.instance_id in self._store._index:
                 raise WriteConflictError(f"instance {instance.instance_id} already exists")
             self._instances[instance.instance_id] = (instance.to_dict(), 0)
@@ -171,10 +184,12 @@ class MemoryDomainStore(DomainStore):
         self._changed()
         return instance.replace(version=0)
 
-    def update_instance(self, instance: Instance) -> Instance:
+    def update_instance(self, instance: Instance, term: Term | None = None) -> Instance:
         self._open()
         dump(instance.to_dict(), f"instance {instance.instance_id}")
         with self._lock:
+            if term is not None:
+                self._store._fence(term, self)
             stored = self._instances.get(instance.instance_id)
             if stored is None:
                 raise NotFoundError(f"instance {instance.instance_id} not found")
@@ -229,6 +244,19 @@ class MemoryEPUMStore(EPUMStore):
 
     def _notify(self, owner: str, domain_id: str) -> None:
         notify_listeners(self._listeners, owner, domain_id)
+
+    def _fence(self, term: Term, domain: DomainStore) -> None:
+        """NotLeaderError unless ``term`` is in office (call under the lock).
+
+        In office: not ended, and either unelected (number 0) or a term this
+        store handed out whose ``inaugurate`` has not returned.
+        """
+        elected = term.number != 0 or term.seat is not None
+        if term.ended or (elected and term not in self._terms):
+            raise NotLeaderError(
+                f"{term.role} term {term.number} is out of office: "
+                f"write to {domain.domain_id} of {domain.owner} refused"
+            )
 
     def _check_open(self) -> None:
         if self._closed.is_set():
@@ -352,6 +380,23 @@ class MemoryEPUMStore(EPUMStore):
         with self._lock:
             self._threads.append(thread)
         thread.start()
+
+    def new_term(self, role: str) -> Term:
+        """A new term of ``role``, in office (its writes pass the fence) until it ends.
+
+        For driving a leader by hand (tests): nothing else stops a second
+        term of the role being in office at the same time.
+        StoreUnavailableError once shut down.
+        """
+        term = self._begin_term(role)
+        if term is None:
+            raise StoreUnavailableError("the store is shut down")
+        term.add_end_callback(lambda: self._retire(term))
+        return term
+
+    def _retire(self, term: Term) -> None:
+        with self._lock:
+            self._terms.discard(term)
 
     def _begin_term(self, role: str) -> Term | None:
         """A new term of ``role``, recorded as in office; None once shut down."""

@@ -16,7 +16,13 @@ from typing import Any
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 from kazoo.protocol.states import ZnodeStat
 
-from epum.errors import BadRequestError, CorruptDataError, NotFoundError, WriteConflictError
+from epum.errors import (
+    BadRequestError,
+    CorruptDataError,
+    NotFoundError,
+    NotLeaderError,
+    WriteConflictError,
+)
 from epum.instances import Instance
 from epum.store import zk_history
 from epum.store.base import CONFIG_SECTIONS, DomainStore
@@ -24,6 +30,7 @@ from epum.store.codec import dump, load
 from epum.store.zk_access import MERGE_TRIES, ZkAccess
 from epum.store.zk_paths import ZkPaths
 from epum.store.zk_session import ZkCalls
+from epum.term import Term
 
 #: The znodes every domain has under its own, besides ``instances``.
 DOMAIN_LEAVES = (*CONFIG_SECTIONS, "subscribers", "sensor_data")
@@ -194,12 +201,23 @@ class ZooKeeperDomainStore(DomainStore):
         """The znode of one of this domain's records."""
         return self._paths.instance(self._path, instance_id)
 
-    def add_instance(self, instance: Instance) -> Instance:
+    def confirm_term(self, term: Term) -> None:
+        """Return if ``term``'s election seat exists on the server, else NotLeaderError."""
+        seat = term_seat(term)
+        if seat is None:
+            return
+        if self._access.call(lambda zk, retried: zk.exists(seat)) is None:
+            raise NotLeaderError(f"{term!r} is out of office: its election seat is gone")
+
+    def add_instance(self, instance: Instance, term: Term | None = None) -> Instance:
         """Create the record and its index entry in one transaction.
 
         WriteConflictError if the id exists in any domain, NotFoundError if
-        this domain is gone.  Returns the record at version 0.
+        this domain is gone.  With ``term``, the transaction also checks the
+        term's election seat: NotLeaderError (nothing created) if it is gone.
+        Returns the record at version 0.
         """
+        seat = term_seat(term)
         access = self._access
         path = self.instance_path(instance.instance_id)
         index_path = self._paths.index_entry(instance.instance_id)
@@ -209,11 +227,13 @@ class ZooKeeperDomainStore(DomainStore):
 
         def op(zk: ZkCalls, retried: bool) -> ZnodeStat:
             txn = zk.transaction()
+            if seat is not None:
+                txn.check(seat, -1)  # any version: the seat need only exist
             txn.create(path, record)
             txn.create(index_path, entry)
             txn.set_data(index_path, entry, version=0)  # its stat carries the zxid
             try:
-                return zk.commit(txn)[2]
+                return zk.commit(txn, fence=fence_name(term, seat))[-1]
             except NodeExistsError:
                 if retried:  # our first try may have landed before the connection broke
                     stat = zk.own_creation(index_path, token)
@@ -228,10 +248,15 @@ class ZooKeeperDomainStore(DomainStore):
         access.expect_present(path, access.call(op))
         return instance.replace(version=0)
 
-    def update_instance(self, instance: Instance) -> Instance:
-        """Set the record if its znode is still at ``instance.version``."""
+    def update_instance(self, instance: Instance, term: Term | None = None) -> Instance:
+        """Set the record if its znode is still at ``instance.version``.
+
+        With ``term``, a transaction that also checks the term's election
+        seat: NotLeaderError (nothing written) if it is gone.
+        """
         if instance.version is None or instance.version < 0:
             raise WriteConflictError(f"instance {instance.instance_id} was never read")
+        seat = term_seat(term)
         access = self._access
         path = self.instance_path(instance.instance_id)
         record = dump(instance.to_dict(), f"instance {instance.instance_id}")
@@ -239,7 +264,12 @@ class ZooKeeperDomainStore(DomainStore):
 
         def op(zk: ZkCalls, retried: bool) -> ZnodeStat:
             try:
-                return zk.set(path, record, version=instance.version)
+                if seat is None:
+                    return zk.set(path, record, version=instance.version)
+                txn = zk.transaction()
+                txn.check(seat, -1)
+                txn.set_data(path, record, version=instance.version)
+                return zk.commit(txn, fence=fence_name(term, seat))[1]
             except NoNodeError:
                 raise NotFoundError(gone) from None
             except BadVersionError:
@@ -306,6 +336,27 @@ class ZooKeeperDomainStore(DomainStore):
 
         access.call(op)
         access.expect_absent(path)
+
+
+def term_seat(term: Term | None) -> str | None:
+    """The election seat that fences a write under ``term`` (None: not fenced).
+
+    NotLeaderError at once if ``term`` has ended, or is an elected term
+    with no seat (not one a ZooKeeper election handed out).  An unelected
+    term (number 0, no seat) is not fenced.
+    """
+    if term is None:
+        return None
+    if term.ended:
+        raise NotLeaderError(f"{term!r} has ended: write refused")
+    if term.seat is None and term.number != 0:
+        raise NotLeaderError(f"{term!r} has no election seat on this store: write refused")
+    return term.seat
+
+
+def fence_name(term: Term | None, seat: str | None) -> str | None:
+    """What ``ZkCalls.commit`` names when the seat check of ``term`` fails."""
+    return None if seat is None else repr(term)
 
 
 def check_section(section: str) -> None:

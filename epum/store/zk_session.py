@@ -41,7 +41,7 @@ from kazoo.protocol.states import ZnodeStat
 from kazoo.retry import KazooRetry, RetryFailedError
 from kazoo.security import make_digest_acl
 
-from epum.errors import ConfigError, StoreUnavailableError
+from epum.errors import ConfigError, NotLeaderError, StoreUnavailableError
 from epum.settings import ZooKeeperSettings
 from epum.store.codec import load
 
@@ -116,9 +116,16 @@ class ZkCalls:
         """A new transaction; commit it with ``commit``."""
         return self.client.transaction()
 
-    def commit(self, txn: TransactionRequest) -> list:
-        """Commit ``txn``; raise the error of the op that failed."""
+    def commit(self, txn: TransactionRequest, fence: str | None = None) -> list:
+        """Commit ``txn``; raise the error of the op that failed.
+
+        ``fence`` says that ``txn``'s first op is a ``check`` standing for
+        a leader's term (``fence`` names it): if that check failed, the
+        error is NotLeaderError and nothing was written.
+        """
         results = self._wait(txn.commit_async())
+        if fence is not None and results and _failed(results[0]):
+            raise NotLeaderError(f"{fence} is out of office: its election seat is gone")
         for result in results:
             if isinstance(result, Exception) and not isinstance(
                 result, (RolledBackError, RuntimeInconsistency)
@@ -136,6 +143,12 @@ class ZkCalls:
         if isinstance(value, dict) and value.get("token") == token:
             return stat
         return None
+
+
+def _failed(result: Any) -> bool:
+    return isinstance(result, Exception) and not isinstance(
+        result, (RolledBackError, RuntimeInconsistency)
+    )
 
 
 class ZkSession:

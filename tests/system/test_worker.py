@@ -219,11 +219,12 @@ def test_epumctl_reports_a_service_that_is_not_running(amqp_url, names):
 
 
 def test_epumctl_names_a_broker_url_it_cannot_use(names):
-    result = epumctl("foo://operator:hunter2@broker//", names, "list-domains")
+    result = epumctl("foo://operator:hunter2@mq-host.example//", names, "list-domains")
     assert result.returncode == 1
-    assert "No such transport: foo" in result.stderr
+    assert "names no transport kombu knows" in result.stderr
     assert "Traceback" not in result.stderr
-    assert "hunter2" not in result.stderr
+    for part in ("foo", "operator", "hunter2", "mq-host"):  # no part of the URL is echoed
+        assert part not in result.stderr
 
 
 def test_sigterm_while_the_broker_is_unreachable_still_exits_promptly(names, tmp_path):

@@ -38,7 +38,9 @@ def lead(decider, term: Term) -> threading.Thread:
 def test_a_term_ended_mid_decision_launches_nothing_and_the_next_term_does():
     sc = Scenario({"allowed_engine_prefixes": ["tests.unit.test_decider_terms"]})
     decider = sc.epum.decider
-    first, second = Term("decider", 1), Term("decider", 2)
+    # Terms of the store's own, as an election would hand out: its writes
+    # are fenced, so a term it never handed out would launch nothing.
+    first, second = sc.epum.store.new_term("decider"), sc.epum.store.new_term("decider")
     EndsTermMidDecision.launched.clear()
     EndsTermMidDecision.hook = first.end  # deposed while the engine decides
     try:
@@ -82,4 +84,19 @@ def test_passes_run_by_hand_act_under_the_unelected_term_until_depose():
     sc.add_domain("alice", "other", 1)
     sc.decide()  # the unelected term has ended: nothing more is launched
     assert len(sc.provisioner.provisioned) == 1
+    sc.epum.shutdown()
+
+
+def test_a_store_that_refuses_the_term_makes_the_decider_leave_office():
+    """A term out of office by the store's account (here: one it never handed
+    out) launches nothing, and the decider ends it itself and returns."""
+    sc = Scenario()
+    decider = sc.epum.decider
+    sc.add_domain("alice", "dom", 2)
+    stranger = Term("decider", 41)  # in office by its own account only
+    thread = lead(decider, stranger)
+    thread.join(PROMPT)
+    assert not thread.is_alive(), "the decider led on after the store refused its term"
+    assert stranger.ended
+    assert sc.provisioner.provisioned == [] and sc.instances("alice", "dom") == []
     sc.epum.shutdown()

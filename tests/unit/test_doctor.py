@@ -45,10 +45,10 @@ class HookedDomain(MemoryDomainStore):
 
     hooks: list[Callable[[MemoryDomainStore, Instance], None]]
 
-    def update_instance(self, instance: Instance) -> Instance:
+    def update_instance(self, instance: Instance, term=None) -> Instance:
         if self.hooks:
             self.hooks.pop(0)(self, instance)
-        return super().update_instance(instance)
+        return super().update_instance(instance, term=term)
 
 
 class HookedStore(MemoryEPUMStore):
