@@ -190,6 +190,7 @@ class Worker:
             prefetch=cfg.amqp.prefetch,
             metrics=OpObserver(self.telemetry, OpMetrics.from_config(cfg.statsd)),
             retry=RetryPolicy.from_settings(cfg.amqp),
+            limits=cfg.limits,
         )
 
     def health_checks(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from epum.settings.checks import (
     setting,
     tcp_port,
 )
+from epum.settings.limits import LimitSettings
 
 #: Keys of the original EPU services' configs that epum accepts and does not
 #: use, as dotted paths (``epumanagement.<key>`` for a file, ``initial_conf.<key>``
@@ -225,6 +226,9 @@ class Settings(Checked):
     http: HttpSettings = setting(
         why="no endpoint unless a port is given", factory=HttpSettings, path="server.http"
     )
+    limits: LimitSettings = setting(
+        why="safe bounds for a small deployment", factory=LimitSettings, path="limits"
+    )
     statsd: StatsdSettings | None = setting(None, why="metrics are opt-in", path="statsd")
     logging: dict[str, Any] | None = setting(
         None, why="the worker's console log (service.DEFAULT_LOGGING)", path="logging"
@@ -275,4 +279,5 @@ INITIAL_CONF_KEYS: dict[str, str] = {
     "reaper_loop_interval": "epumanagement.reaper_loop_interval",
     "record_reaping_max_age": "epumanagement.record_reaping_max_age",
     "allowed_engine_prefixes": "epumanagement.allowed_engine_prefixes",
+    "limits": "limits",
 }
