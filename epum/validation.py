@@ -251,3 +251,36 @@ def json_safe(value: Any) -> Any:
         else:
             parent[slot] = short(item)
     return root[0]
+
+
+#: Engine conf keys that say how many instances a domain may hold.
+SIZE_KEYS = ("preserve_n", "minimum_vms", "maximum_vms", "domain_desired_size")
+
+
+def check_domain_size(engine_conf: Mapping[str, Any], limits: LimitSettings) -> None:
+    """Raise ``BadRequestError`` naming ``limits.max_instances_per_domain`` when a size key
+    of ``engine_conf`` (or a site's ``size`` in ``clouds``) asks for more instances.
+
+    Values are read as the engines read them (``int()``); one that does not read as a
+    number is left to the engine's own check.
+    """
+    sizes = [(key, engine_conf.get(key)) for key in SIZE_KEYS]
+    clouds = engine_conf.get("clouds")
+    if isinstance(clouds, list):
+        sizes += [
+            (f"clouds[{i}].size", c.get("size"))
+            for i, c in enumerate(clouds)
+            if isinstance(c, dict)
+        ]
+    for key, value in sizes:
+        if value is None or isinstance(value, bool):
+            continue
+        try:
+            number = int(value)
+        except (TypeError, ValueError, OverflowError):
+            continue
+        if number > limits.max_instances_per_domain:
+            raise BadRequestError(
+                f"engine_conf.{key} is {short(value, 30)}, over limits.max_instances_per_domain "
+                f"({limits.max_instances_per_domain})"
+            )
