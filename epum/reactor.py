@@ -354,9 +354,9 @@ class Reactor:
     def _check_report(self, content: Any, states: tuple[str, ...], what: str) -> tuple[str, str]:
         if not isinstance(content, Mapping):
             raise BadRequestError(f"report content must be a mapping, not {type(content).__name__}")
+        self._check_name(content.get("node_id"), "node_id")
         check_json(content, self.limits, "report")
         check_size(content, self.limits.max_record_bytes, "max_record_bytes", "report")
-        self._check_name(content.get("node_id"), "node_id")
         state = content.get("state")
         if state not in states:
             raise BadRequestError(

@@ -94,7 +94,8 @@ def check_json(value: Any, limits: LimitSettings, what: str) -> None:
                             f"{where} has a key of {len(key)} characters, over "
                             f"limits.max_name_length ({limits.max_name_length})"
                         )
-                    stack.append((sub, depth + 1, f"{where}.{short(key, 30)}"))
+                    shown = key if len(key) <= 40 and key.isprintable() else short(key, 30)
+                    stack.append((sub, depth + 1, f"{where}.{shown}"))
             else:
                 stack.extend((sub, depth + 1, f"{where}[{i}]") for i, sub in enumerate(item))
         else:

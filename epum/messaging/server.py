@@ -313,12 +313,17 @@ class RpcServer(ConsumerMixin):
         sender = headers.get("sender")
         sender = self.names.unqualify(sender) if isinstance(sender, str) else None
         try:
+            if sender is not None and len(sender) > self.limits.max_name_length:
+                raise BadRequestError(
+                    f"refused a sender header of {len(sender)} characters, over "
+                    f"limits.max_name_length ({self.limits.max_name_length})"
+                )
             op, args = envelope.parse_request(self._decode(message))
         except BadRequestError as exc:
             log.warning("refused a request from %s: %.500s", short(sender or "?", 80), exc)
             return Outcome(envelope.reply_error(exc), f"BadRequestError: {exc}")
         known = op in self.dispatcher
-        with request_context(op if known else short(op, 40), short(sender, 80), request_id):
+        with request_context(op if known else short(op, 40), sender, request_id):
             metric_name = op if known else "unknown"
             try:
                 with self.metrics.measure(metric_name):
