@@ -105,8 +105,12 @@ class Reactor:
             engine_cls = load_engine_class(
                 engine_class_name(definition), self.settings.allowed_engine_prefixes
             )
-        except EpumError:
-            log.warning("definition %s names an engine that cannot be loaded", definition_id)
+        except (EpumError, AttributeError, TypeError, ValueError) as exc:  # stored corrupt too
+            log.warning(
+                "definition %s names an engine that cannot be loaded: %s",
+                definition_id,
+                short(str(exc), 200),
+            )
         else:
             described["documentation"] = engine_cls.get_config_doc()
         return described
