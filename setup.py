@@ -24,6 +24,7 @@ setup(
             "import-linter>=2.0",
             "moto[server]>=5.0",
             "prometheus-client>=0.17",
+            "hypothesis>=6",
         ],
     },
     entry_points={

@@ -9,6 +9,14 @@ answered yet (records still REQUESTING or TERMINATING) are re-sent by
 per instance; the provisioner treats a repeated request for the same node as
 the same request.
 
+Launches are bounded (``LaunchBudget``): at most ``per_pass`` launches per
+domain in one pass, and all domains together at ``per_second`` (a bucket of
+one second's worth, refilled by decision time), so a domain scaling up far
+is grown over several passes and never starves the others; and never past
+``max_instances`` live records.  A launch that finds no budget left, or its
+domain marked for removal, launches what it may and raises
+``LaunchDeferred`` when that is nothing; the decider logs it and moves on.
+
 A control acts only within its decider's term: once ``term`` has ended (the
 decider was deposed, and another may be in office), ``launch`` and
 ``destroy_instances`` raise ``NotLeaderError`` before their next write or
@@ -36,7 +44,7 @@ import uuid
 from typing import Any
 
 from epum.decisions import PassNotes
-from epum.errors import NotLeaderError
+from epum.errors import EpumError, NotLeaderError
 from epum.instances import Instance
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.base import DomainStore, update_instance_with_retry
@@ -49,6 +57,38 @@ log = logging.getLogger(__name__)
 #: long enough for a loaded provisioner to answer, short enough that a lost
 #: message costs little.
 RESEND_INTERVAL = 5.0
+
+
+class LaunchDeferred(EpumError):
+    """No launch is allowed now (budget used up, domain full or being removed); the
+    engine's decision ends here and the next pass goes on."""
+
+
+class LaunchBudget:
+    """The launches all domains may make: ``per_second``, with a burst of one second.
+
+    ``refill(now)`` adds what the decision time ``now`` earned since the last
+    refill; ``take()`` spends one launch if there is one.  Time is the
+    decider's decision time, so tests drive it without sleeping.
+    """
+
+    def __init__(self, per_second: float):
+        self.per_second = per_second
+        self.tokens = per_second
+        self._last: float | None = None
+
+    def refill(self, now: float) -> None:
+        """Add the launches earned since the last refill (up to one second's worth)."""
+        if self._last is not None and now > self._last:
+            self.tokens = min(self.per_second, self.tokens + (now - self._last) * self.per_second)
+        self._last = now if self._last is None else max(self._last, now)
+
+    def take(self) -> bool:
+        """Spend one launch; False (and nothing spent) when none is left."""
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 class DomainControl:
@@ -69,9 +109,16 @@ class DomainControl:
         now: float = 0.0,
         subscribers: Subscribers | None = None,
         term: Term | None = None,
+        budget: LaunchBudget | None = None,
     ):
         self.domain = domain
         self.term = term
+        self.budget = budget
+        #: Launches this domain may still make in the current pass (None: no bound);
+        #: the decider sets it, with ``live_room``, before each decision.
+        self.launches_left: int | None = None
+        #: How many more live records the domain may have (None: no bound).
+        self.live_room: int | None = None
         self.subscribers = subscribers
         self.provisioner = provisioner
         self.heartbeat_dest = heartbeat_dest
@@ -109,7 +156,9 @@ class DomainControl:
         """Record ``count`` new instances as REQUESTING, then ask the provisioner.
 
         All share one launch id; each gets its own provision request (the
-        vars name one node).  A failed request is re-sent later.
+        vars name one node).  A failed request is re-sent later.  Fewer than
+        ``count`` are launched when the budget runs out (see the module);
+        ``LaunchDeferred`` when none may be.
         """
         launch_id = str(uuid.uuid4())
         if self.dry_run:
@@ -119,6 +168,12 @@ class DomainControl:
         instances = []
         for _ in range(count):
             self._check_office()
+            reason = self._no_launch_reason()
+            if reason is not None:
+                if not instances:
+                    raise LaunchDeferred(reason)
+                log.info("launching %d of %d: %s", len(instances), count, reason)
+                break
             record = Instance(
                 instance_id=str(uuid.uuid4()),
                 launch_id=launch_id,
@@ -130,7 +185,10 @@ class DomainControl:
                 extravars=dict(extravars) if extravars else None,
             )
             instances.append(self.domain.add_instance(record, term=self.term))
-        log.info("launching %d x %s at %s (launch %s)", count, deployable_type, site, launch_id)
+            self._spend()
+        log.info(
+            "launching %d x %s at %s (launch %s)", len(instances), deployable_type, site, launch_id
+        )
         # A record written after leadership was lost stays REQUESTING: the
         # decider in office sees it and re-sends it (or destroys it).
         self._check_office()
@@ -161,6 +219,24 @@ class DomainControl:
             log.info("terminating %s", ", ".join(ids))
             self._send_terminate(ids)
             self.notes.destroyed(ids)
+
+    def _no_launch_reason(self) -> str | None:
+        """Why no launch may be made now, or None."""
+        if self.launches_left is not None and self.launches_left <= 0:
+            return "this pass's launches for the domain are used up (limits.max_launches_per_pass)"
+        if self.live_room is not None and self.live_room <= 0:
+            return "the domain is full (limits.max_instances_per_domain)"
+        if self.domain.is_removed():
+            return "the domain is being removed"
+        if self.budget is not None and not self.budget.take():
+            return "the launch rate of all domains is used up (limits.max_launches_per_second)"
+        return None
+
+    def _spend(self) -> None:
+        if self.launches_left is not None:
+            self.launches_left -= 1
+        if self.live_room is not None:
+            self.live_room -= 1
 
     def _check_office(self) -> None:
         if self.term is not None and self.term.ended:

@@ -7,6 +7,13 @@ instances terminated; once every record is terminal the engine's ``dying()``
 is called and the domain is deleted.  A failing engine is logged and never
 stops the other domains.
 
+A domain whose stored state would not pass today's checks (a config or a
+record stored before them, or around them) is not decided: it is logged
+once with the reason, its instances are left alone, and it is decided again
+once a reconfiguration makes it sound (a removal proceeds as usual).
+Launches are bounded per domain and pass and by a global rate (see
+``epum.control``); a domain past its budget is grown at the next passes.
+
 Passes run every ``interval`` seconds, and at once for the domains whose
 records or config changed (``domain_changed``); the timed pass over every
 domain is the safety net.  A newly elected decider first asks the
@@ -45,14 +52,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from epum import decisions
-from epum.control import DomainControl, NotLeaderError
-from epum.domain_config import engine_class_name, engine_conf_with_defaults
+from epum.control import DomainControl, LaunchBudget, LaunchDeferred, NotLeaderError
+from epum.domain_config import engine_class_name, engine_conf_with_defaults, stored_problem
 from epum.engines.base import Engine
 from epum.engines.loader import load_engine_class
 from epum.instances import DomainState
 from epum.leader_loop import LeaderLoop
 from epum.logcontext import log_context
-from epum.settings import EPUMSettings
+from epum.settings import EPUMSettings, LimitSettings
 from epum.settings.tree import default_worker_name
 from epum.states import InstanceState
 from epum.store.base import DomainStore, EPUMStore
@@ -81,12 +88,17 @@ class Decider(LeaderLoop):
         statsd: Any = None,
         clock: Callable[[], float] = time.time,
         leader: str | None = None,
+        limits: LimitSettings | None = None,
     ):
         super().__init__("decider", settings.decider_loop_interval, clock=clock)
         #: The name this decider signs its decision log entries with.
         self.leader = leader or default_worker_name()
         self._seen: dict[tuple[str, str], dict[str, decisions.Seen]] = {}
         self._values: dict[tuple[str, str], Any] = {}
+        self.limits = limits or LimitSettings()
+        self.budget = LaunchBudget(self.limits.max_launches_per_second)
+        #: Domains not decided because their stored state is corrupt -> the reason.
+        self.corrupt: dict[tuple[str, str], str] = {}
         self.store = store
         self.subscribers = subscribers
         self.settings = settings
@@ -146,6 +158,7 @@ class Decider(LeaderLoop):
         started = time.monotonic()
         with self._changed_lock:
             changed, self._changed = self._changed, set()
+        self.budget.refill(now)
         domains = self.store.get_all_domains()
         if full:
             self._last_full_pass = now
@@ -167,6 +180,8 @@ class Decider(LeaderLoop):
                     log.warning("deposed mid-decision (%s); stopping", exc)
                     term.end()
                     return
+                except LaunchDeferred as exc:
+                    log.info("launches deferred to the next pass: %s", exc)
                 except Exception:
                     log.exception("decision failed")
         if self.statsd is not None and full:
@@ -177,8 +192,12 @@ class Decider(LeaderLoop):
         config = domain.get_all_config()
         engine_conf, version = domain.get_versioned_config("engine_conf")
         engine_conf = engine_conf_with_defaults(engine_conf, self.settings)
+        instances = domain.get_instances()
+        if not self._sound(domain, config, instances):
+            return
         control = self._control(domain, config, now, term)
-        state = DomainState(domain.get_instances(), domain.get_domain_sensor_data(), now)
+        state = DomainState(instances, domain.get_domain_sensor_data(), now)
+        control.live_room = self.limits.max_instances_per_domain - len(state.get_live_instances())
         dry_run = (config.get("general") or {}).get("dry_run") is True
         control.dry_run = dry_run
         control.notes = decisions.PassNotes()
@@ -247,6 +266,24 @@ class Decider(LeaderLoop):
         except Exception:
             log.exception("writing the decision log failed")
 
+    def _sound(self, domain: DomainStore, config: dict[str, Any], instances: list) -> bool:
+        """False (logged once per reason) if the domain's stored state is corrupt."""
+        problem = stored_problem(
+            config, [i.to_dict() for i in instances], self.settings, self.limits
+        )
+        if problem is None:
+            if self.corrupt.pop(domain.key, None) is not None:
+                log.info("domain state is sound again; deciding")
+            return True
+        if self.corrupt.get(domain.key) != problem:
+            log.error(
+                "domain state is corrupt; its instances are left alone until it is "
+                "reconfigured or removed: %s",
+                problem,
+            )
+            self.corrupt[domain.key] = problem
+        return False
+
     def _finish_removal(self, domain: DomainStore, now: float, term: Term) -> None:
         control = self._control(domain, domain.get_all_config(), now, term)
         instances = domain.get_instances()
@@ -273,20 +310,28 @@ class Decider(LeaderLoop):
         control = self._controls.get(domain.key)
         if control is None:
             control = DomainControl(
-                domain, self.provisioner, self.settings.service_name, subscribers=self.subscribers
+                domain,
+                self.provisioner,
+                self.settings.service_name,
+                subscribers=self.subscribers,
+                budget=self.budget,
             )
             self._controls[domain.key] = control
         control.domain = domain  # a store may hand out a new handle each pass
         control.term = term  # the engine acts within this pass's term only
         control.now = now
+        control.launches_left = self.limits.max_launches_per_pass
+        control.live_room = None
         control.launch_vars = self._launch_vars(config)
         return control
 
     def _launch_vars(self, config: dict[str, Any]) -> dict[str, Any]:
         launch_vars = dict(self.settings.provisioner_vars)
-        launch_vars.update((config.get("engine_conf") or {}).get("provisioner_vars") or {})
+        engine_vars = (config.get("engine_conf") or {}).get("provisioner_vars")
+        if isinstance(engine_vars, dict):  # a corrupt one must not stop a removal
+            launch_vars.update(engine_vars)
         credential = (config.get("general") or {}).get("chef_credential")
-        if credential:
+        if isinstance(credential, str) and credential:
             launch_vars["chef_credential"] = credential
         return launch_vars
 
@@ -304,6 +349,8 @@ class Decider(LeaderLoop):
             del self._seen[key]
         for key in set(self._values) - present:
             del self._values[key]
+        for key in set(self.corrupt) - present:
+            del self.corrupt[key]
 
 
 def _scratch_copy(engine: Engine) -> Engine:

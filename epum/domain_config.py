@@ -15,10 +15,11 @@ from typing import Any
 
 from epum.engines.base import Engine
 from epum.engines.loader import DEFAULT_ENGINE, load_engine_class
-from epum.errors import BadRequestError
+from epum.errors import BadRequestError, EpumError
 from epum.health import HealthConfig
-from epum.settings import EPUMSettings
+from epum.settings import EPUMSettings, LimitSettings
 from epum.store.base import CONFIG_SECTIONS
+from epum.validation import check_json, record_problem, short
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,38 @@ def validate_domain_config(config: Mapping[str, Any], settings: EPUMSettings) ->
         raise BadRequestError("general.chef_credential must be a string")
     if not isinstance(general.get("dry_run", False), bool):
         raise BadRequestError(f"general.dry_run must be true or false, not {general['dry_run']!r}")
+    engine_class = general.get("engine_class")
+    if engine_class is not None and not isinstance(engine_class, str):
+        raise BadRequestError("general.engine_class must be a string")
+    provisioner_vars = (config.get("engine_conf") or {}).get("provisioner_vars")
+    if provisioner_vars is not None and not isinstance(provisioner_vars, Mapping):
+        raise BadRequestError("engine_conf.provisioner_vars must be a mapping")
     engine_cls = load_engine_class(engine_class_name(config), settings.allowed_engine_prefixes)
     engine_conf = engine_conf_with_defaults(config.get("engine_conf") or {}, settings)
     engine_cls.validate_config(engine_conf)
     validate_health(config.get("health") or {})
     return engine_cls
+
+
+def stored_problem(
+    config: Mapping[str, Any],
+    records: list[dict[str, Any]],
+    settings: EPUMSettings,
+    limits: LimitSettings,
+) -> str | None:
+    """What keeps a stored domain from being decided on or described faithfully: a config
+    or a record that would not pass today's checks (None: nothing).
+
+    For data stored before the checks, or written around them: the decider leaves
+    such a domain's instances alone, and ``describe_domain`` names the reason.
+    """
+    try:
+        check_json(dict(config), limits, "config")
+        validate_domain_config(config, settings)
+    except (EpumError, ValueError, TypeError) as exc:
+        return f"config: {short(str(exc), 300)}"
+    for record in records:
+        problem = record_problem(record, limits)
+        if problem is not None:
+            return problem
+    return None

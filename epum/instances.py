@@ -101,9 +101,10 @@ RECORD_FIELDS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(Ins
 #: The field holding the provisioner's undeclared fields (a name it cannot use).
 EXTRA = "extra_fields"
 
-#: Bounds of the undeclared fields one record keeps (no record size bound exists
-#: elsewhere yet): a name of at most 64 characters, a JSON scalar or a mapping
-#: of at most 1 KiB encoded, and 8 KiB encoded for all of them together.
+#: Bounds of the undeclared fields one record keeps (the whole record is bounded
+#: too, by ``limits.max_record_bytes``): a name of at most 64 characters, a JSON
+#: scalar or a mapping of at most 1 KiB encoded, and 8 KiB encoded for all of
+#: them together.
 EXTRA_NAME_MAX = 64
 EXTRA_VALUE_MAX_BYTES = 1024
 EXTRA_TOTAL_MAX_BYTES = 8192

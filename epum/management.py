@@ -77,6 +77,7 @@ class EPUManagement:
             for warning in tree.warnings:
                 log.warning("initial_conf: %s", warning)
         self.settings = tree.epum
+        self.limits = tree.limits
         self.notifier = notifier
         self.provisioner_client = provisioner_client
         self.ouagent_client = ouagent_client
@@ -102,7 +103,12 @@ class EPUManagement:
         self.store.initialize()
         subscribers = Subscribers(self.notifier)
         self.reactor = Reactor(
-            self.store, self.settings, subscribers, self.clock, dtrs=self.dtrs_client
+            self.store,
+            self.settings,
+            subscribers,
+            self.clock,
+            dtrs=self.dtrs_client,
+            limits=self.limits,
         )
         self.decider = Decider(
             self.store,
@@ -111,6 +117,7 @@ class EPUManagement:
             subscribers,
             self.statsd,
             self.clock,
+            limits=self.limits,
         )
         self.doctor = Doctor(
             self.store,

@@ -26,6 +26,7 @@ from epum.domain_config import (
     engine_conf_with_defaults,
     known_sections,
     merge_domain_config,
+    stored_problem,
     validate_domain_config,
 )
 from epum.engines.loader import load_engine_class
@@ -33,11 +34,23 @@ from epum.errors import BadRequestError, EpumError, NotFoundError
 from epum.health import HealthConfig, heartbeat_write_due
 from epum.instances import PROVISIONER_FIELDS, Instance, extra_fields_of
 from epum.logcontext import log_context
-from epum.settings import EPUMSettings
+from epum.settings import EPUMSettings, LimitSettings
 from epum.sites import check_sites
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.base import DomainStore, EPUMStore, update_instance_with_retry
 from epum.subscribers import Subscribers
+from epum.validation import (
+    check_domain_size,
+    check_finite,
+    check_heartbeat_fields,
+    check_json,
+    check_name,
+    check_record_fields,
+    check_size,
+    encoded_size,
+    json_safe,
+    short,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +65,9 @@ class Reactor:
         subscribers: Subscribers,
         clock: Callable[[], float] = time.time,
         dtrs: Any = None,
+        limits: LimitSettings | None = None,
     ):
+        self.limits = limits or LimitSettings()
         self.store = store
         self.settings = settings
         self.subscribers = subscribers
@@ -63,6 +78,11 @@ class Reactor:
     def add_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
         """Store a new definition (WriteConflictError if the id exists)."""
         self._check_definition(definition_id, definition)
+        if len(self.store.list_domain_definitions()) >= self.limits.max_definitions:
+            raise BadRequestError(
+                f"there are {self.limits.max_definitions} definitions already: "
+                "limits.max_definitions"
+            )
         self.store.add_domain_definition(definition_id, definition)
 
     def update_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
@@ -72,22 +92,26 @@ class Reactor:
 
     def remove_domain_definition(self, definition_id: str) -> None:
         """Delete a definition (NotFoundError if absent); domains made from it stay."""
-        _check_name(definition_id, "definition_id")
+        self._check_name(definition_id, "definition_id")
         self.store.remove_domain_definition(definition_id)
 
     def describe_domain_definition(self, definition_id: str) -> dict[str, Any]:
         """``{name, definition, documentation}``; ``NotFoundError`` if there is no such one."""
-        _check_name(definition_id, "definition_id")
+        self._check_name(definition_id, "definition_id")
         definition = self.store.get_domain_definition(definition_id)
         if definition is None:
-            raise NotFoundError(f"domain definition {definition_id!r} does not exist")
-        described: dict[str, Any] = {"name": definition_id, "definition": definition}
+            raise NotFoundError(f"domain definition {short(definition_id)} does not exist")
+        described: dict[str, Any] = {"name": definition_id, "definition": json_safe(definition)}
         try:
             engine_cls = load_engine_class(
                 engine_class_name(definition), self.settings.allowed_engine_prefixes
             )
-        except EpumError:
-            log.warning("definition %s names an engine that cannot be loaded", definition_id)
+        except (EpumError, AttributeError, TypeError, ValueError) as exc:  # stored corrupt too
+            log.warning(
+                "definition %s names an engine that cannot be loaded: %s",
+                definition_id,
+                short(str(exc), 200),
+            )
         else:
             described["documentation"] = engine_cls.get_config_doc()
         return described
@@ -97,8 +121,12 @@ class Reactor:
         return self.store.list_domain_definitions()
 
     def _check_definition(self, definition_id: str, definition: Any) -> None:
-        _check_name(definition_id, "definition_id")
+        self._check_name(definition_id, "definition_id")
         check_sections(definition, "definition")
+        self._check_config_values(definition, "definition")
+        general = definition.get("general") or {}
+        if general.get("engine_class") is not None and not isinstance(general["engine_class"], str):
+            raise BadRequestError("definition general.engine_class must be a string")
         load_engine_class(engine_class_name(definition), self.settings.allowed_engine_prefixes)
 
     # domains --------------------------------------------------------------
@@ -115,18 +143,27 @@ class Reactor:
 
         The merge is the original's, one level deep (see ``merge_domain_config``).
         """
-        _check_name(caller, "caller")
-        _check_name(domain_id, "domain_id")
-        _check_name(definition_id, "definition_id")
+        self._check_name(caller, "caller")
+        self._check_name(domain_id, "domain_id")
+        self._check_name(definition_id, "definition_id")
         if (subscriber_name is None) != (subscriber_op is None):
             raise BadRequestError("subscriber_name and subscriber_op go together")
+        if subscriber_name is not None:
+            self._check_name(subscriber_name, "subscriber_name")
+            self._check_name(subscriber_op, "subscriber_op")
         config = config or {}
         check_sections(config)
+        self._check_config_values(config, "config")
         definition = self.store.get_domain_definition(definition_id)
         if definition is None:
             raise NotFoundError(f"domain definition {definition_id} not found")
         merged = merge_domain_config(definition, config)
         self._validate(caller, merged)
+        if len(self.store.list_domains_by_owner(caller)) >= self.limits.max_domains_per_caller:
+            raise BadRequestError(
+                f"{caller} has {self.limits.max_domains_per_caller} domains already: "
+                "limits.max_domains_per_caller"
+            )
         domain = self.store.add_domain(caller, domain_id, merged)
         if subscriber_name is not None:
             domain.add_subscriber(subscriber_name, subscriber_op)
@@ -140,7 +177,7 @@ class Reactor:
 
     def list_domains(self, caller: str) -> list[str]:
         """``caller``'s domains, without those being removed."""
-        _check_name(caller, "caller")
+        self._check_name(caller, "caller")
         return [
             d
             for d in self.store.list_domains_by_owner(caller)
@@ -148,19 +185,27 @@ class Reactor:
         ]
 
     def describe_domain(self, caller: str, domain_id: str) -> dict[str, Any]:
-        """``{name, config, sensor_data, instances}``; ``NotFoundError`` if ``caller`` has no
-        such domain (the same error whether it is missing or another caller's)."""
-        _check_name(caller, "caller")
-        _check_name(domain_id, "domain_id")
+        """``{name, config, sensor_data, instances}`` (and ``corrupt``, the reason, when
+        the stored state is); ``NotFoundError`` if ``caller`` has no such domain (the same
+        error whether it is missing or another caller's)."""
+        self._check_name(caller, "caller")
+        self._check_name(domain_id, "domain_id")
         domain = self.store.get_domain(caller, domain_id)
         if not self._visible(domain):
-            raise NotFoundError(f"domain {domain_id!r} does not exist")
-        return {
+            raise NotFoundError(f"domain {short(domain_id)} does not exist")
+        config = domain.get_all_config()
+        instances = [i.to_dict() for i in domain.get_instances()]
+        described = {
             "name": domain_id,
-            "config": domain.get_all_config(),
+            "config": config,
             "sensor_data": domain.get_domain_sensor_data(),
-            "instances": [i.to_dict() for i in domain.get_instances()],
+            "instances": instances,
         }
+        problem = stored_problem(config, instances, self.settings, self.limits)
+        if problem is None:
+            return described
+        described["corrupt"] = problem  # and what is stored, as far as JSON can carry it
+        return json_safe(described)
 
     def describe_domain_history(
         self, caller: str, domain_id: str, since: float | None = None, limit: int | None = None
@@ -174,12 +219,14 @@ class Reactor:
         """Merge new keys into a domain's sections; the decider hands engine changes on."""
         domain = self._live_domain(caller, domain_id)
         check_sections(config)
+        self._check_config_values(config, "config")
         config = known_sections(config)
         current = domain.get_all_config()
-        new_engine = (config.get("general") or {}).get("engine_class")
-        if new_engine is not None and new_engine != engine_class_name(current):
+        general = config.get("general") or {}
+        if "engine_class" in general and general["engine_class"] != engine_class_name(current):
             raise BadRequestError("a domain's engine_class cannot be changed; add a new domain")
         merged = {s: {**current.get(s, {}), **config.get(s, {})} for s in current}
+        merged.update((s, v) for s, v in config.items() if s not in merged)
         self._validate(caller, merged)
         if config:
             domain.update_config({s: dict(v) for s, v in config.items()})
@@ -189,25 +236,33 @@ class Reactor:
         self, caller: str, domain_id: str, subscriber_name: str, subscriber_op: str
     ) -> None:
         """Tell ``subscriber_name.subscriber_op`` of this domain's instances from now on."""
-        _check_name(subscriber_name, "subscriber_name")
-        _check_name(subscriber_op, "subscriber_op")
+        self._check_name(subscriber_name, "subscriber_name")
+        self._check_name(subscriber_op, "subscriber_op")
         self._live_domain(caller, domain_id).add_subscriber(subscriber_name, subscriber_op)
 
     def unsubscribe_domain(self, caller: str, domain_id: str, subscriber_name: str) -> None:
         """Stop telling ``subscriber_name``; no error if it was not subscribed."""
-        _check_name(subscriber_name, "subscriber_name")
+        self._check_name(subscriber_name, "subscriber_name")
         self._live_domain(caller, domain_id).remove_subscriber(subscriber_name)
 
+    def _check_config_values(self, config: Mapping[str, Any], what: str) -> None:
+        """The generic checks of a config or definition, as given: plain JSON, its size."""
+        check_json(config, self.limits, what)
+        check_size(config, self.limits.max_config_bytes, "max_config_bytes", what)
+
     def _validate(self, caller: str, config: dict[str, Any]) -> None:
-        """Check a whole domain config, and its sites with the DTRS when there is one."""
+        """Check a whole domain config (its size and the engine's sizes too), and its
+        sites with the DTRS when there is one."""
+        check_size(config, self.limits.max_config_bytes, "max_config_bytes", "domain config")
         engine_cls = validate_domain_config(config, self.settings)
+        check_domain_size(config.get("engine_conf") or {}, self.limits)
         if self.dtrs is not None:
             engine_conf = engine_conf_with_defaults(config.get("engine_conf") or {}, self.settings)
             check_sites(self.dtrs, caller, engine_cls.sites(engine_conf))
 
     def _live_domain(self, caller: str, domain_id: str) -> DomainStore:
-        _check_name(caller, "caller")
-        _check_name(domain_id, "domain_id")
+        self._check_name(caller, "caller")
+        self._check_name(domain_id, "domain_id")
         domain = self.store.get_domain(caller, domain_id)
         if not self._visible(domain):
             raise NotFoundError(f"domain {domain_id} of {caller} not found")
@@ -220,11 +275,14 @@ class Reactor:
     # reports --------------------------------------------------------------
     def new_instance_info(self, caller: str, content: Mapping[str, Any]) -> None:
         """Apply a provisioner's record update, dropping stale and unknown ones."""
-        instance_id, state = _check_report(content, InstanceState.ALL, "instance state")
+        instance_id, state = self._check_report(content, InstanceState.ALL, "instance state")
+        check_record_fields(
+            {k: v for k, v in content.items() if k in PROVISIONER_FIELDS}, "instance_info"
+        )
         domain = self.store.get_domain_for_instance_id(instance_id)
         if domain is None:
             log.warning(
-                "instance_info from %s for unknown instance %s dropped", caller, instance_id
+                "instance_info from %s for unknown instance %s dropped", short(caller), instance_id
             )
             return
         now = self.clock()
@@ -236,6 +294,12 @@ class Reactor:
                 return None
             extra = extra_fields_of(content, record.extra_fields)
             updated = record.replace(**changes, extra_fields=extra)
+            size = encoded_size(updated.to_dict())
+            if size > self.limits.max_record_bytes:
+                raise BadRequestError(
+                    f"instance_info would make record {instance_id} {size} bytes, over "
+                    f"limits.max_record_bytes ({self.limits.max_record_bytes})"
+                )
             if state != record.state:
                 updated = updated.replace(state_time=now)
             if state >= InstanceState.TERMINATING:
@@ -256,10 +320,13 @@ class Reactor:
     ) -> None:
         """Record an agent's heartbeat: health, errors, the agent's address (``caller``, the
         sender; the ``node_id`` when there is none) and (at a bounded rate) the time."""
-        instance_id, health = _check_report(content, InstanceHealthState.REPORTABLE, "health")
+        instance_id, health = self._check_report(content, InstanceHealthState.REPORTABLE, "health")
+        check_heartbeat_fields(content)
+        if caller:
+            self._check_name(caller, "heartbeat sender")
+        if timestamp is not None:
+            timestamp = check_finite(timestamp, "heartbeat timestamp")
         failed = content.get("failed_processes")
-        if failed is not None and not isinstance(failed, list):
-            raise BadRequestError("heartbeat failed_processes must be a list")
         domain = self.store.get_domain_for_instance_id(instance_id)
         if domain is None:
             log.warning("heartbeat from %s for unknown instance %s dropped", caller, instance_id)
@@ -293,23 +360,25 @@ class Reactor:
 
         update_instance_with_retry(domain, instance_id, apply)
 
+    # checks ---------------------------------------------------------------
+    def _check_name(self, value: Any, what: str) -> str:
+        return check_name(value, what, self.limits)
 
-def _check_name(value: Any, what: str) -> None:
-    if not isinstance(value, str) or not value:
-        raise BadRequestError(f"{what} must be a non-empty string, not {value!r}")
-
-
-def _check_report(content: Any, states: tuple[str, ...], what: str) -> tuple[str, str]:
-    if not isinstance(content, Mapping):
-        raise BadRequestError(f"report content must be a mapping, not {type(content).__name__}")
-    _check_name(content.get("node_id"), "node_id")
-    state = content.get("state")
-    if state not in states:
-        raise BadRequestError(f"unknown {what} {state!r}; expected one of {', '.join(states)}")
-    counter = content.get("update_counter")
-    if counter is not None and (isinstance(counter, bool) or not isinstance(counter, int)):
-        raise BadRequestError("update_counter must be an integer")
-    return content["node_id"], state
+    def _check_report(self, content: Any, states: tuple[str, ...], what: str) -> tuple[str, str]:
+        if not isinstance(content, Mapping):
+            raise BadRequestError(f"report content must be a mapping, not {type(content).__name__}")
+        self._check_name(content.get("node_id"), "node_id")
+        check_json(content, self.limits, "report")
+        check_size(content, self.limits.max_record_bytes, "max_record_bytes", "report")
+        state = content.get("state")
+        if state not in states:
+            raise BadRequestError(
+                f"unknown {what} {short(state)}; expected one of {', '.join(states)}"
+            )
+        counter = content.get("update_counter")
+        if counter is not None and (isinstance(counter, bool) or not isinstance(counter, int)):
+            raise BadRequestError("update_counter must be an integer")
+        return content["node_id"], state
 
 
 def _is_stale(record: Instance, state: str, counter: int | None) -> bool:

@@ -195,6 +195,7 @@ class Worker:
             metrics=OpObserver(self.telemetry, OpMetrics.from_config(cfg.statsd)),
             retry=RetryPolicy.from_settings(cfg.amqp),
             callers=CallerPolicy.from_settings(cfg.amqp),
+            limits=cfg.limits,
         )
 
     def health_checks(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from epum.errors import BadRequestError, UnknownOperationError
+from epum.validation import short
 
 Handler = Callable[..., Any]
 
@@ -60,14 +61,14 @@ class Dispatcher:
         """
         handler = self._table.get(op)
         if handler is None:
-            raise UnknownOperationError(f"unknown operation {op!r}")
+            raise UnknownOperationError(f"unknown operation {short(op)}")
         bad = [k for k in args if not isinstance(k, str) or not k.isidentifier()]
         if bad:
-            raise BadRequestError(f"{op}: argument names must be identifiers, got {bad!r}")
+            raise BadRequestError(f"{op}: argument names must be identifiers, got {short(bad)}")
         try:
             bound = self._signatures[op].bind(**args)
         except TypeError as exc:
-            raise BadRequestError(f"{op}: {exc}") from None
+            raise BadRequestError(f"{op}: {short(str(exc), 200)}") from None
         if isinstance(handler, PreparingHandler):
             return handler.prepare(dict(bound.arguments))
         return functools.partial(handler, *bound.args, **bound.kwargs)

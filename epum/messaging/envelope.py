@@ -23,6 +23,13 @@ from epum.errors import WIRE_NAMES, BadRequestError, EpumError, RemoteError
 CONTENT_TYPE = "application/json"
 CONTENT_ENCODING = "utf-8"
 
+#: The longest error message a reply carries (a longer one is cut): an error
+#: never echoes a client's large value back in full.
+MAX_ERROR_TEXT = 1000
+
+#: The longest traceback a reply carries (its last lines are kept).
+MAX_TRACEBACK_TEXT = 4000
+
 #: Wire name -> the class a client raises for it (the allow-list).
 KNOWN_ERRORS: dict[str, type[EpumError]] = {name: cls for cls, name in WIRE_NAMES.items()}
 
@@ -69,7 +76,12 @@ def error_dict(exc: BaseException, with_traceback: bool = True) -> dict[str, Any
     tb = None
     if with_traceback and exc.__traceback__ is not None:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return {"exc_type": error_type_name(exc), "value": str(exc), "traceback": tb}
+    value = str(exc)
+    if len(value) > MAX_ERROR_TEXT:
+        value = f"{value[:MAX_ERROR_TEXT]}... (cut from {len(value)} chars)"
+    if tb is not None and len(tb) > MAX_TRACEBACK_TEXT:
+        tb = f"... (cut from {len(tb)} chars)\n{tb[-MAX_TRACEBACK_TEXT:]}"
+    return {"exc_type": error_type_name(exc), "value": value, "traceback": tb}
 
 
 def reply_ok(result: Any) -> str:

@@ -40,7 +40,6 @@ Failures (see ``retry.py`` for the queues):
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import uuid
@@ -56,6 +55,7 @@ from epum.messaging import envelope
 from epum.messaging.callers import CallerPolicy
 from epum.messaging.connection import exchange, mask_url, service_queue
 from epum.messaging.dispatch import Dispatcher
+from epum.messaging.edge import GuardedConsumer, decode_body
 from epum.messaging.metrics import OpMetrics
 from epum.messaging.names import Names
 from epum.messaging.retry import (
@@ -69,6 +69,8 @@ from epum.messaging.retry import (
     retry_queue,
     short_reason,
 )
+from epum.settings.limits import LimitSettings
+from epum.validation import short
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +126,10 @@ class RpcServer(ConsumerMixin):
         poll_interval: float = 0.5,
         retry: RetryPolicy | None = None,
         callers: CallerPolicy | None = None,
+        limits: LimitSettings | None = None,
     ):
         self.connection = connection
+        self.limits = limits or LimitSettings()
         self.names = names
         self.service = service
         self.dispatcher = dispatcher
@@ -151,7 +155,9 @@ class RpcServer(ConsumerMixin):
         for queue in (*self._retry_queues.values(), self._dead_queue):
             queue.bind(channel).declare()
         return [
-            Consumer(
+            GuardedConsumer(
+                channel,
+                on_decode_error=self.on_decode_error,
                 queues=[self._queue],
                 on_message=self._on_message,
                 accept=["json"],
@@ -221,8 +227,8 @@ class RpcServer(ConsumerMixin):
         """A message kombu could not unpack (a bad ``compression`` header): answered with
         a ``BadRequestError`` when a reply was asked for, and rejected, never requeued."""
         route = reply_route(message.headers or {}, message.properties or {})
-        log.warning("refused a message that could not be decoded: %r", exc)
-        error = BadRequestError(f"refused: the message could not be decoded: {exc!r}")
+        log.warning("refused a message that could not be decoded: %s", short(exc, 200))
+        error = BadRequestError(f"refused: the message could not be decoded: {short(exc, 200)}")
         if route is None and self.retry.dead_letter:
             self._guarded(self._dead_letter, message, message.headers or {}, str(error))
         self._settle(message, route, envelope.reply_error(error), refused=True)
@@ -310,12 +316,18 @@ class RpcServer(ConsumerMixin):
         sender = headers.get("sender")
         sender = self.names.unqualify(sender) if isinstance(sender, str) else None
         try:
+            if sender is not None and len(sender) > self.limits.max_name_length:
+                raise BadRequestError(
+                    f"refused a sender header of {len(sender)} characters, over "
+                    f"limits.max_name_length ({self.limits.max_name_length})"
+                )
             op, args = envelope.parse_request(self._decode(message))
         except BadRequestError as exc:
-            log.warning("refused a request from %s: %s", sender or "?", exc)
+            log.warning("refused a request from %s: %.500s", short(sender or "?", 80), exc)
             return Outcome(envelope.reply_error(exc), f"BadRequestError: {exc}")
-        with request_context(op, sender, request_id):
-            metric_name = op if op in self.dispatcher else "unknown"
+        known = op in self.dispatcher
+        with request_context(op if known else short(op, 40), sender, request_id):
+            metric_name = op if known else "unknown"
             try:
                 args = self.callers.admit(op, args, (message.properties or {}).get("user_id"))
                 with self.metrics.measure(metric_name):
@@ -326,28 +338,20 @@ class RpcServer(ConsumerMixin):
                 return Outcome(envelope.reply_error(exc), f"{op}: {exc}", store_unavailable=True)
             except Exception as exc:
                 if isinstance(exc, tuple(WIRE_NAMES)):
-                    log.info("%s failed: %s: %s", op, type(exc).__name__, exc)
+                    log.info("%s failed: %s: %.500s", op, type(exc).__name__, exc)
                 else:
                     log.exception("%s failed with an unexpected error", op)
                 return Outcome(envelope.reply_error(exc), f"{op}: {type(exc).__name__}: {exc}")
             try:
                 return Outcome(envelope.reply_ok(result))
             except (TypeError, ValueError) as exc:
-                log.error("%s returned a result that is not JSON: %s", op, exc)
+                log.error("%s returned a result that is not JSON: %.500s", op, exc)
                 error = TypeError(f"the result of {op} does not serialize to JSON: {exc}")
                 return Outcome(envelope.reply_error(error), f"{op}: {error}")
 
     def _decode(self, message) -> Any:
-        """The JSON body of ``message``; anything else is refused, never deserialized."""
-        if message.content_type != envelope.CONTENT_TYPE:
-            raise BadRequestError(
-                f"refused a message of content type {message.content_type!r}: "
-                f"only {envelope.CONTENT_TYPE} is accepted"
-            )
-        try:  # plain json: kombu's decoder would turn {"__type__", "__value__"} into objects
-            return json.loads(message.body)
-        except (ValueError, TypeError, RecursionError) as exc:
-            raise BadRequestError(f"request body is not valid JSON: {exc}") from None
+        """The checked JSON body of ``message`` (see ``epum.messaging.edge``)."""
+        return decode_body(message, self.limits)
 
     def _reply(self, route: ReplyRoute, payload: str) -> None:
         options: dict[str, Any] = {

@@ -2,9 +2,10 @@
 
 ``Settings`` is the root; its sections are ``AmqpSettings`` (``server.amqp``),
 ``ZooKeeperSettings`` (``server.zookeeper``), ``EPUMSettings``
-(``epumanagement``) and ``StatsdSettings`` (``statsd``).  Every field carries
-its default and, in its metadata, the reason for it (``why``), plus the
-range or choice check its type alone does not express.
+(``epumanagement``), ``LimitSettings`` (``limits``) and ``StatsdSettings``
+(``statsd``).  Every field carries its default and, in its metadata, the
+reason for it (``why``), plus the range or choice check its type alone does
+not express.
 
 The tree is built in one of two ways, with the same checks:
 
@@ -26,6 +27,7 @@ from epum.settings.build import (
     to_initial_conf,
 )
 from epum.settings.checks import setting
+from epum.settings.limits import LimitSettings
 from epum.settings.tree import (
     IGNORED_ORIGINAL_KEYS,
     INITIAL_CONF_KEYS,
@@ -42,6 +44,7 @@ __all__ = [
     "INITIAL_CONF_KEYS",
     "AmqpSettings",
     "EPUMSettings",
+    "LimitSettings",
     "Settings",
     "StatsdSettings",
     "ZooKeeperSettings",

@@ -103,7 +103,10 @@ def build_section(
     warnings: list[str],
     labels: Mapping[str, str] | None = None,
 ) -> _S:
-    """One section dataclass from its mapping, each value checked against its hint."""
+    """One section dataclass from its mapping (or the section itself), each value checked
+    against its hint."""
+    if isinstance(value, cls):
+        return value
     data = _mapping(value, where)
     names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
     _report_unknown(where, data, names, warnings)

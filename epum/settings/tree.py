@@ -23,6 +23,7 @@ from epum.settings.checks import (
     setting,
     tcp_port,
 )
+from epum.settings.limits import LimitSettings
 
 #: Keys of the original EPU services' configs that epum accepts and does not
 #: use, as dotted paths (``epumanagement.<key>`` for a file, ``initial_conf.<key>``
@@ -270,6 +271,9 @@ class Settings(Checked):
     http: HttpSettings = setting(
         why="no endpoint unless a port is given", factory=HttpSettings, path="server.http"
     )
+    limits: LimitSettings = setting(
+        why="safe bounds for a small deployment", factory=LimitSettings, path="limits"
+    )
     statsd: StatsdSettings | None = setting(None, why="metrics are opt-in", path="statsd")
     logging: dict[str, Any] | None = setting(
         None, why="the worker's console log (service.DEFAULT_LOGGING)", path="logging"
@@ -322,4 +326,5 @@ INITIAL_CONF_KEYS: dict[str, str] = {
     "allowed_engine_prefixes": "epumanagement.allowed_engine_prefixes",
     "decision_log_entries": "epumanagement.decision_log_entries",
     "decision_log_max_age": "epumanagement.decision_log_max_age",
+    "limits": "limits",
 }

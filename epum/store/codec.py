@@ -1,7 +1,8 @@
 """How the stores encode what they keep: JSON bytes, and the checks on the way back.
 
 ``dump`` refuses a value JSON cannot carry (``CorruptDataError``: it cannot
-be stored) before anything is written; ``load`` and ``field`` refuse stored
+be stored) and one too large for a znode (``BadRequestError``) before
+anything is written; ``load`` and ``field`` refuse stored
 bytes that are not the JSON (or the shape) epum wrote, naming the path.
 Both are server-side problems, never the caller's ``BadRequestError``.
 """
@@ -11,15 +12,29 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from epum.errors import CorruptDataError
+from epum.errors import BadRequestError, CorruptDataError
+
+#: The largest value one store write may carry.  ZooKeeper refuses a packet over
+#: its ``jute.maxbuffer`` (1 MB by default) by dropping the session, which would
+#: stop every worker's work; this bound keeps each value, its path and framing
+#: well under it, checked before anything is sent (the memory store checks it
+#: too, so both stores refuse the same writes).
+MAX_VALUE_BYTES = 1_000_000
 
 
 def dump(value: Any, what: str = "value") -> bytes:
-    """JSON bytes of ``value``; CorruptDataError (naming ``what``) if JSON cannot carry it."""
+    """JSON bytes of ``value``; CorruptDataError (naming ``what``) if JSON cannot carry it,
+    BadRequestError if it is over ``MAX_VALUE_BYTES``."""
     try:
-        return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
-    except (TypeError, ValueError) as exc:
-        raise CorruptDataError(f"{what} cannot be stored as JSON: {exc}") from exc
+        raw = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise CorruptDataError(f"{what} cannot be stored as JSON: {str(exc)[:200]}") from None
+    if len(raw) > MAX_VALUE_BYTES:
+        raise BadRequestError(
+            f"{what} is {len(raw)} bytes, over the store's bound of {MAX_VALUE_BYTES} bytes "
+            "(under ZooKeeper's jute.maxbuffer)"
+        )
+    return raw
 
 
 def load(raw: bytes | None, path: str) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from epum.decisions import bounded
-from epum.errors import CorruptDataError, EpumError, WriteConflictError
+from epum.errors import BadRequestError, CorruptDataError, EpumError, WriteConflictError
 from epum.store.codec import dump, load
 from epum.store.zk_access import MERGE_TRIES, ZkAccess
 from epum.store.zk_session import ZkCalls
@@ -84,11 +84,14 @@ def delete(access: ZkAccess, path: str) -> None:
 
 def _capped(entries: list) -> bytes:
     """The encoded log, its oldest entries dropped until it fits ``MAX_BYTES``."""
-    raw = dump(entries)
-    while len(raw) > MAX_BYTES and entries:
+    while True:
+        try:
+            raw: bytes | None = dump(entries)
+        except BadRequestError:  # over the store's value bound, so over MAX_BYTES too
+            raw = None
+        if raw is not None and (len(raw) <= MAX_BYTES or not entries):
+            return raw
         entries = entries[max(1, len(entries) // 4) :]
-        raw = dump(entries)
-    return raw
 
 
 def _entries(value: Any, path: str) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bz2
 import json
 import logging
 import pickle
@@ -424,6 +425,27 @@ def test_a_message_that_cannot_be_decompressed_gets_an_error_reply(
     assert service.handled == []
 
 
+def test_a_compressed_body_is_refused_without_being_inflated(
+    amqp_url, names, make_server, service, raw
+):
+    """A 20 MB bz2 bomb of a few hundred bytes gets a BadRequestError at once."""
+    bomb = bz2.compress(b"[" * 1000 + b" " * 20_000_000)
+    assert len(bomb) < 1000
+    with running(make_server(service)):
+        started = time.monotonic()
+        raw.publish(
+            bomb,
+            content_type="application/json",
+            headers={"reply-to": raw.reply_key, "compression": "application/x-bz2"},
+        )
+        reply = raw.reply()
+        assert time.monotonic() - started < 1.0
+        assert queue_depth(amqp_url, names.qualify(SERVICE)) == 0
+    assert reply["error"]["exc_type"] == "dashi.exceptions.BadRequestError"
+    assert "compressed" in reply["error"]["value"]
+    assert service.handled == []
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -645,7 +667,7 @@ def test_a_report_the_store_never_takes_is_dead_lettered_after_the_last_retry(
         ),
         (
             dict(body=json.dumps({"op": "echo", "args": {}}), headers={"compression": "nope"}),
-            "could not be decoded",
+            "refused a compressed message",  # refused before kombu tries to inflate it
         ),
     ],
     ids=["bad-request", "unknown-op", "not-json", "pickle", "undecodable"],

@@ -17,7 +17,7 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionLoss, NoAuthError
 
-from epum.errors import StoreUnavailableError, WriteConflictError
+from epum.errors import BadRequestError, StoreUnavailableError, WriteConflictError
 from epum.instances import Instance
 from epum.settings import ZooKeeperSettings
 from epum.states import InstanceHealthState, InstanceState
@@ -118,6 +118,24 @@ def test_the_index_finds_an_instance_in_one_read_however_many_domains(zk_store_f
     with counting_reads(store) as counts:
         assert store.get_domain_for_instance_id("nowhere") is None
     assert sum(counts.values()) == 1
+
+
+def test_a_value_too_large_for_zookeeper_is_refused_before_it_is_sent(zk_store_factory):
+    """ZooKeeper drops the session of a client that sends more than jute.maxbuffer; the
+    store refuses such a value with a BadRequestError and its session lives on."""
+    store = zk_store_factory()
+    domain = store.add_domain("alice", "dom", CONFIG)
+    session = store.kazoo_client.client_id
+    huge = "x" * 1_100_000
+    with pytest.raises(BadRequestError, match=r"jute\.maxbuffer"):
+        store.add_domain_definition("big", {"engine_conf": {"v": huge}})
+    with pytest.raises(BadRequestError, match=r"jute\.maxbuffer"):
+        domain.add_instance(record("i1").replace(hostname=huge))
+    assert store.kazoo_client.client_id == session
+    assert store.list_domain_definitions() == []
+    assert domain.get_instances() == []
+    domain.add_instance(record("i2"))
+    assert [i.instance_id for i in domain.get_instances()] == ["i2"]
 
 
 def test_a_remembered_instance_removed_by_another_worker_is_not_found(zk_store_factory):
