@@ -21,7 +21,12 @@ rules, and where they follow the original:
   and ``scale_down_n_vms`` default to 0 (the original's), and a negative
   ``scale_down_n_vms`` means the same as its absolute value;
 - ``cooldown_period`` (seconds, default 0 as in the original) starts at each
-  scaling step; during it the metric is not looked at.
+  scaling step; during it the metric is not looked at;
+- ``sensor_error_policy`` (new): when there is no fresh reading at all (no
+  counted instance and not the domain has one, e.g. the metrics server is
+  down and the stored readings went stale), ``hold`` (default) takes no
+  scaling step and ``fallback`` aims for ``fallback_size`` instances
+  (KEDA's fallback); the engine's bounds hold either way.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ from epum.instances import DomainState, Instance
 from epum.sensors import SensorSource, get_sensor_source
 
 Statistic = Callable[[Sequence[float]], float]
+
+#: ``sensor_error_policy`` values: what to do without any fresh reading.
+ERROR_POLICIES = ("hold", "fallback")
 
 #: The original's statistic names, to how each is computed from samples.
 STATISTICS: dict[str, Statistic] = {
@@ -62,7 +70,13 @@ scale_up_threshold, scale_down_threshold (numbers, optional): scale up when
 scale_up_n_vms, scale_down_n_vms (integers, default 0): instances added or
     removed per step (a negative scale_down_n_vms counts as positive).
 cooldown_period (seconds >= 0, default 0): after a scaling step the metric
-    is not looked at again until this much time has passed."""
+    is not looked at again until this much time has passed.
+sensor_error_policy (hold | fallback, default hold): what to do while no
+    counted instance and not the domain has a fresh reading (the source
+    fails, or its readings are stale): hold takes no scaling step, fallback
+    aims for fallback_size instances.  The bounds hold either way.
+fallback_size (integer >= 0, required with fallback): the size aimed for
+    under the fallback policy."""
 
 
 def statistic_name(value: Any) -> str:
@@ -103,12 +117,22 @@ class ScalingConf:
     down_n: int
     cooldown: float
     source: SensorSource
+    error_policy: str = "hold"
+    fallback_size: int | None = None
 
     @classmethod
     def parse(cls, conf: Mapping[str, Any]) -> ScalingConf:
         """Check the sensor keys of ``conf``; BadRequestError names the first bad one."""
         raw = conf.get("sample_function")
         down_n = get_int(conf, "scale_down_n_vms", default=0)
+        policy = conf.get("sensor_error_policy", "hold")
+        if policy not in ERROR_POLICIES:
+            raise BadRequestError(
+                f"sensor_error_policy must be one of {', '.join(ERROR_POLICIES)}, not {policy!r}"
+            )
+        fallback = get_int(conf, "fallback_size", minimum=0)
+        if policy == "fallback" and fallback is None:
+            raise BadRequestError("fallback_size is required with sensor_error_policy fallback")
         return cls(
             metric=get_str(conf, "metric"),
             statistic=None if raw in (None, "") else statistic_name(raw),
@@ -118,6 +142,8 @@ class ScalingConf:
             down_n=abs(down_n),
             cooldown=get_number(conf, "cooldown_period", default=0.0, minimum=0),
             source=get_sensor_source(conf),
+            error_policy=policy,
+            fallback_size=fallback,
         )
 
     @property
@@ -142,15 +168,21 @@ class ScalingConf:
         samples = self.source.domain_samples(self.metric, state)
         return STATISTICS[self.statistic](samples) if samples else None
 
-    def average(
-        self, state: DomainState, counted: Sequence[Instance], domain_reading: bool = False
-    ) -> float | None:
-        """The original's average (see the module doc); None with nothing to average."""
+    def _values(
+        self, state: DomainState, counted: Sequence[Instance], domain_reading: bool
+    ) -> list[float]:
         values = [v for v in (self.instance_value(i, state) for i in counted) if v is not None]
         if domain_reading:
             domain = self.domain_value(state)
             if domain is not None:
                 values.append(domain)
+        return values
+
+    def average(
+        self, state: DomainState, counted: Sequence[Instance], domain_reading: bool = False
+    ) -> float | None:
+        """The original's average (see the module doc); None with nothing to average."""
+        values = self._values(state, counted, domain_reading)
         divisor = max(len(values), len(counted))
         return sum(values) / divisor if divisor else None
 
@@ -159,6 +191,12 @@ class ScalingConf:
     ) -> tuple[int, float | None]:
         """How many instances to add (or, negative, remove) now, and the value seen."""
         if not self.enabled:
+            return 0, None
+        values = self._values(state, counted, domain_reading)
+        if not values:
+            # no fresh reading at all: the sensor_error_policy decides
+            if self.error_policy == "fallback" and self.fallback_size is not None:
+                return self.fallback_size - len(counted), None
             return 0, None
         value = self.average(state, counted, domain_reading)
         if value is None:

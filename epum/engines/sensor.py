@@ -130,10 +130,10 @@ class SensorEngine(ConfiguredEngine[SensorConf]):
             if step:
                 self.cooldown.stepped(state.now)
                 self.log.info(
-                    "%s %s=%g: scaling by %+d",
+                    "%s %s=%s: scaling by %+d",
                     conf.scaling.metric,
                     conf.scaling.statistic,
-                    value,
+                    "no fresh reading (fallback)" if value is None else f"{value:g}",
                     step,
                 )
         self.de_state = keep_size(
