@@ -16,7 +16,10 @@ rules, and where they follow the original:
   of the values of the counted (live, healthy) instances divided by the
   number of counted instances, so an instance without a reading counts as 0
   (with ``domain_reading``, the domain's own value is one more term, as the
-  multi-site engine did);
+  multi-site engine did); when no counted instance has a reading and the
+  domain has one (a metric only the domain has, such as a work queue's
+  ``backlog`` from the rabbitmq source), the sensor engine compares the
+  domain's value as it is;
 - a missing threshold means no scaling in that direction; ``scale_up_n_vms``
   and ``scale_down_n_vms`` default to 0 (the original's), and a negative
   ``scale_down_n_vms`` means the same as its absolute value;
@@ -63,7 +66,9 @@ sample_function (Average | Maximum | Minimum | Sum | SampleCount, optional):
     the statistic of the metric to read.  Without metric or sample_function
     the domain never scales.  The value compared with the thresholds is the
     average of the statistic over the counted instances, an instance without
-    a reading counting as 0 (the original's rule).
+    a reading counting as 0 (the original's rule); when no instance has a
+    reading, the sensor engine compares the domain's own reading (e.g. the
+    rabbitmq source's backlog) as it is.
 scale_up_threshold, scale_down_threshold (numbers, optional): scale up when
     the value is strictly above the first, down when strictly below the
     second; a missing threshold means no scaling that way.
@@ -183,6 +188,9 @@ class ScalingConf:
     ) -> float | None:
         """The original's average (see the module doc); None with nothing to average."""
         values = self._values(state, counted, domain_reading)
+        if not values and not domain_reading:
+            # a metric only the domain has (a work queue's backlog): as it is
+            return self.domain_value(state)
         divisor = max(len(values), len(counted))
         return sum(values) / divisor if divisor else None
 
@@ -193,6 +201,9 @@ class ScalingConf:
         if not self.enabled:
             return 0, None
         values = self._values(state, counted, domain_reading)
+        if not values and not domain_reading:
+            domain = self.domain_value(state)
+            values = [] if domain is None else [domain]
         if not values:
             # no fresh reading at all: the sensor_error_policy decides
             if self.error_policy == "fallback" and self.fallback_size is not None:

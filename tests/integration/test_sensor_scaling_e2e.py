@@ -2,7 +2,9 @@
 
 The facade runs its elected decider (memory store), which runs the sensor
 collector in its term; a cloud thread brings every requested instance to
-RUNNING and confirms terminations.  Sample periods are short through the
+RUNNING and confirms terminations.  The rabbitmq case's simulated workers
+(``tests.queue_workers``) drain the work queue, one per running instance.
+Sample periods are short through the
 test-only ``server.sensors.min_sample_period`` override.
 """
 
@@ -13,15 +15,19 @@ import threading
 import time
 
 import pytest
+from kombu import Connection, Queue
 
 from epum import EPUManagement
 from epum.settings import settings_from_dict
 from epum.sim.load import GAUGE_NAME, LABEL, SimulatedLoad
 from epum.states import InstanceState
+from tests import rabbit
 from tests.fakes import FakeCloud, FakeDTRS, FakeNotifier, FakeProvisioner
 from tests.prom_server import PrometheusServer
+from tests.queue_workers import QueueWorkers
+from tests.rabbit_management import ensure_management
 
-pytestmark = pytest.mark.prometheus
+amqp_url = rabbit.amqp_url
 
 LAUNCH = {"deployable_type": "dt", "iaas_site": "site-a", "iaas_allocation": "small"}
 TIMEOUT = 60.0
@@ -55,8 +61,10 @@ class PassTimes:
 class World:
     """The facade, the cloud thread and the simulated load of the "hot" domain."""
 
-    def __init__(self, load: SimulatedLoad):
+    def __init__(self, load: SimulatedLoad | None = None):
         self.load = load
+        #: Called with the running instances of "hot" at every cloud tick.
+        self.on_running = load.update if load is not None else None
         tree = settings_from_dict(
             {
                 "epumanagement": {"decider_loop_interval": 0.3, "doctor_loop_interval": 60},
@@ -83,7 +91,8 @@ class World:
             try:
                 self.cloud.run_all()
                 self.cloud.terminate_all()
-                self.load.update(self.running("hot"))
+                if self.on_running is not None:
+                    self.on_running(self.running("hot"))
             except Exception:  # the facade may be shutting down
                 pass
 
@@ -162,6 +171,7 @@ def world():
         load.close()
 
 
+@pytest.mark.prometheus
 def test_a_prometheus_domain_grows_on_a_gauge_shrinks_and_holds_or_falls_back(world):
     epum = world.epum
     steady = {"minimum_vms": 2, "maximum_vms": 2, **LAUNCH}
@@ -206,3 +216,47 @@ def test_a_prometheus_domain_grows_on_a_gauge_shrinks_and_holds_or_falls_back(wo
         f" {statistics.median(during):.2f} with it down (max {max(during):.2f})"
     )
     assert max(during) < 2000.0  # sanity only: the decider never waits on a metrics server
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.rabbitmq_management
+def test_a_rabbitmq_domain_grows_on_a_backlog_and_shrinks_when_workers_drain_it(amqp_url):
+    url = ensure_management()
+    name = f"{rabbit.new_sysname()}.work"
+    queue = Queue(name, durable=False, auto_delete=False)
+    workers = QueueWorkers(amqp_url, name, work_time=0.4)
+    world = World()
+    world.on_running = workers.update
+    try:
+        with Connection(amqp_url) as conn:
+            queue.bind(conn.default_channel).declare()
+        world.start()
+        conf = {
+            "minimum_vms": 1,
+            "maximum_vms": 3,
+            "metric": "backlog",
+            "sample_function": "Average",
+            "scale_up_threshold": 5,
+            "scale_up_n_vms": 1,
+            "scale_down_threshold": 1,
+            "scale_down_n_vms": 1,
+            "sensor_type": "rabbitmq",
+            "rabbitmq_queue": name,
+            "rabbitmq_management_url": url,
+            "sample_period": 1,
+            **LAUNCH,
+        }
+        world.epum.msg_add_domain("alice", "hot", "sensor", {"engine_conf": conf})
+        world.wait_size("hot", 1)
+        with Connection(amqp_url) as conn, conn.Producer() as producer:
+            for n in range(60):
+                producer.publish({"job": n}, routing_key=name, retry=True)
+        world.wait_size("hot", 3)
+        world.wait_size("hot", 1, timeout=90)
+        assert workers.done == 60
+        print(f"rabbitmq domain: grew to 3 and back to 1; {workers.done} jobs drained")
+    finally:
+        workers.close()
+        world.close()
+        with Connection(amqp_url) as clean:
+            queue.bind(clean.default_channel).delete()

@@ -277,3 +277,18 @@ def test_fallback_stays_within_the_bounds():
 def test_bad_error_policy_keys_are_refused(conf):
     with pytest.raises(BadRequestError, match=r"sensor_error_policy|fallback_size"):
         start(conf, base=POLLED)
+
+
+def test_a_metric_only_the_domain_has_is_compared_as_it_is():
+    conf = {"metric": "backlog", "scale_up_threshold": 5, "scale_down_threshold": 1}
+    engine, control = start(conf, base=POLLED)
+    engine.decide(control, control.state(now=1000.0))
+    control.run_all()
+    backlog = {"backlog": {"Series": [40.0], "time": 1000.0}}
+    engine.decide(control, control.state(now=1001.0, sensor_data=backlog))
+    control.run_all()
+    assert size(control) == 3  # 1 + scale_up_n_vms 2
+    drained = {"backlog": {"Series": [0.0], "time": 1002.0}}
+    engine.decide(control, control.state(now=1002.0, sensor_data=drained))
+    control.run_all()
+    assert size(control) == 2
