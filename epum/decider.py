@@ -59,6 +59,7 @@ from epum.engines.loader import load_engine_class
 from epum.instances import DomainState
 from epum.leader_loop import LeaderLoop
 from epum.logcontext import log_context
+from epum.sensor_loop import start_collector
 from epum.settings import EPUMSettings, LimitSettings
 from epum.settings.tree import default_worker_name
 from epum.states import InstanceState
@@ -89,6 +90,7 @@ class Decider(LeaderLoop):
         clock: Callable[[], float] = time.time,
         leader: str | None = None,
         limits: LimitSettings | None = None,
+        collector_factory: Callable[[], Any] | None = None,
     ):
         super().__init__("decider", settings.decider_loop_interval, clock=clock)
         #: The name this decider signs its decision log entries with.
@@ -109,10 +111,15 @@ class Decider(LeaderLoop):
         self._changed: set[tuple[str, str]] = set()
         self._changed_lock = threading.Lock()
         self._last_full_pass: float | None = None
+        #: Makes the term's sensor collector (``epum.sensor_loop``); None: no collector.
+        self.collector_factory = collector_factory
 
     # leadership -----------------------------------------------------------
     def on_elected(self) -> None:
         """Start the term afresh, and ask the provisioner to resend every live instance's state.
+
+        With a ``collector_factory``, the term's sensor collector starts in
+        a thread of its own and stops when the term ends.
 
         Engines and controls from an earlier term are dropped: while another
         worker decided, their domains may have been reconfigured, or removed
@@ -123,6 +130,8 @@ class Decider(LeaderLoop):
         self._seen.clear()
         self._values.clear()
         self._last_full_pass = None
+        if self.collector_factory is not None:
+            start_collector(self.term, self.collector_factory)
         live = [
             i.instance_id
             for d in self.store.get_all_domains()

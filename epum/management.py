@@ -23,6 +23,8 @@ from epum.errors import NotInitializedError, WrongModeError
 from epum.logcontext import log_context
 from epum.reactor import Reactor
 from epum.reaper import Reaper
+from epum.sensor_wiring import collector_factory
+from epum.sensors.credentials import SensorCredentials
 from epum.settings import Settings, StatsdSettings, build_section, settings_from_initial_conf
 from epum.store.base import EPUMStore
 from epum.store.memory import MemoryEPUMStore
@@ -49,6 +51,11 @@ class EPUManagement:
     (a bad value raises ``ConfigError``; an unknown key is logged as a warning
     naming the nearest known one), or an already built ``Settings`` tree, whose
     ``statsd`` section is used when ``statsd_cfg`` is None.
+
+    Outside external-decide mode, the elected decider runs the sensor
+    collector in its term (``epum.sensor_loop``), as the tree's
+    ``server.sensors`` section says, with ``sensor_credentials`` (the
+    worker's, built by ``epum.service``; None: no secrets, no AMQP probe).
     """
 
     def __init__(
@@ -62,6 +69,7 @@ class EPUManagement:
         store: EPUMStore | None = None,
         statsd_cfg: Mapping[str, Any] | StatsdSettings | None = None,
         clock: Callable[[], float] = time.time,
+        sensor_credentials: SensorCredentials | None = None,
     ):
         for name, value in (
             ("notifier", notifier),
@@ -78,6 +86,9 @@ class EPUManagement:
                 log.warning("initial_conf: %s", warning)
         self.settings = tree.epum
         self.limits = tree.limits
+        #: The sensor collector's settings and the worker's credentials for it.
+        self.sensor_settings = tree.sensors
+        self.sensor_credentials = sensor_credentials
         self.notifier = notifier
         self.provisioner_client = provisioner_client
         self.ouagent_client = ouagent_client
@@ -118,6 +129,13 @@ class EPUManagement:
             self.statsd,
             self.clock,
             limits=self.limits,
+            collector_factory=collector_factory(
+                self.store,
+                self.sensor_settings,
+                self.sensor_credentials,
+                self.clock,
+                getattr(self.dtrs_client, "describe_credentials", None),
+            ),
         )
         self.doctor = Doctor(
             self.store,

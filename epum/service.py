@@ -41,8 +41,10 @@ from epum.messaging import (
 )
 from epum.messaging.callers import CallerPolicy
 from epum.messaging.connection import broker_url
+from epum.messaging.queue_probe import amqp_queue_probe
 from epum.messaging.retry import RetryPolicy
 from epum.redact import install_redaction, secrets_of
+from epum.sensor_wiring import sensor_credentials
 from epum.settings import Settings
 from epum.store import get_epum_store
 from epum.telemetry import (
@@ -178,6 +180,10 @@ class Worker:
             DTRSClient(self.rpc, cfg.epum.dtrs_service_name, timeout=cfg.amqp.dtrs_timeout),
             store=store,
             statsd_cfg=cfg.statsd,
+            sensor_credentials=sensor_credentials(
+                cfg.sensors,
+                amqp_queue_probe(broker_url(cfg.amqp), connect_timeout=cfg.sensors.query_timeout),
+            ),
         )
         if hasattr(self.facade, "statsd"):  # the decider reports its passes through it
             self.facade.statsd = StatsdObserver(self.telemetry, self.facade.statsd)

@@ -16,12 +16,20 @@ rules, and where they follow the original:
   of the values of the counted (live, healthy) instances divided by the
   number of counted instances, so an instance without a reading counts as 0
   (with ``domain_reading``, the domain's own value is one more term, as the
-  multi-site engine did);
+  multi-site engine did); when no counted instance has a reading and the
+  domain has one (a metric only the domain has, such as a work queue's
+  ``backlog`` from the rabbitmq source), the sensor engine compares the
+  domain's value as it is;
 - a missing threshold means no scaling in that direction; ``scale_up_n_vms``
   and ``scale_down_n_vms`` default to 0 (the original's), and a negative
   ``scale_down_n_vms`` means the same as its absolute value;
 - ``cooldown_period`` (seconds, default 0 as in the original) starts at each
-  scaling step; during it the metric is not looked at.
+  scaling step; during it the metric is not looked at;
+- ``sensor_error_policy`` (new): when there is no fresh reading at all (no
+  counted instance and not the domain has one, e.g. the metrics server is
+  down and the stored readings went stale), ``hold`` (default) takes no
+  scaling step and ``fallback`` aims for ``fallback_size`` instances
+  (KEDA's fallback); the engine's bounds hold either way.
 """
 
 from __future__ import annotations
@@ -40,6 +48,9 @@ from epum.sensors import SensorSource, get_sensor_source
 
 Statistic = Callable[[Sequence[float]], float]
 
+#: ``sensor_error_policy`` values: what to do without any fresh reading.
+ERROR_POLICIES = ("hold", "fallback")
+
 #: The original's statistic names, to how each is computed from samples.
 STATISTICS: dict[str, Statistic] = {
     "Average": lambda xs: sum(xs) / len(xs),
@@ -57,14 +68,22 @@ sample_function (Average | Maximum | Minimum | Sum | SampleCount, optional):
     the statistic of the metric to read.  Without metric or sample_function
     the domain never scales.  The value compared with the thresholds is the
     average of the statistic over the counted instances, an instance without
-    a reading counting as 0 (the original's rule).
+    a reading counting as 0 (the original's rule); when no instance has a
+    reading, the sensor engine compares the domain's own reading (e.g. the
+    rabbitmq source's backlog) as it is.
 scale_up_threshold, scale_down_threshold (numbers, optional): scale up when
     the value is strictly above the first, down when strictly below the
     second; a missing threshold means no scaling that way.
 scale_up_n_vms, scale_down_n_vms (integers, default 0): instances added or
     removed per step (a negative scale_down_n_vms counts as positive).
 cooldown_period (seconds >= 0, default 0): after a scaling step the metric
-    is not looked at again until this much time has passed."""
+    is not looked at again until this much time has passed.
+sensor_error_policy (hold | fallback, default hold): what to do while no
+    counted instance and not the domain has a fresh reading (the source
+    fails, or its readings are stale): hold takes no scaling step, fallback
+    aims for fallback_size instances.  The bounds hold either way.
+fallback_size (integer >= 0, required with fallback): the size aimed for
+    under the fallback policy."""
 
 
 def statistic_name(value: Any) -> str:
@@ -105,12 +124,22 @@ class ScalingConf:
     down_n: int
     cooldown: float
     source: SensorSource
+    error_policy: str = "hold"
+    fallback_size: int | None = None
 
     @classmethod
     def parse(cls, conf: Mapping[str, Any]) -> ScalingConf:
         """Check the sensor keys of ``conf``; BadRequestError names the first bad one."""
         raw = conf.get("sample_function")
         down_n = get_int(conf, "scale_down_n_vms", default=0)
+        policy = conf.get("sensor_error_policy", "hold")
+        if policy not in ERROR_POLICIES:
+            raise BadRequestError(
+                f"sensor_error_policy must be one of {', '.join(ERROR_POLICIES)}, not {policy!r}"
+            )
+        fallback = get_int(conf, "fallback_size", minimum=0)
+        if policy == "fallback" and fallback is None:
+            raise BadRequestError("fallback_size is required with sensor_error_policy fallback")
         return cls(
             metric=get_str(conf, "metric"),
             statistic=None if raw in (None, "") else statistic_name(raw),
@@ -120,6 +149,8 @@ class ScalingConf:
             down_n=abs(down_n),
             cooldown=get_number(conf, "cooldown_period", default=0.0, minimum=0),
             source=get_sensor_source(conf),
+            error_policy=policy,
+            fallback_size=fallback,
         )
 
     @property
@@ -144,15 +175,24 @@ class ScalingConf:
         samples = self.source.domain_samples(self.metric, state)
         return STATISTICS[self.statistic](samples) if samples else None
 
-    def average(
-        self, state: DomainState, counted: Sequence[Instance], domain_reading: bool = False
-    ) -> float | None:
-        """The original's average (see the module doc); None with nothing to average."""
+    def _values(
+        self, state: DomainState, counted: Sequence[Instance], domain_reading: bool
+    ) -> list[float]:
         values = [v for v in (self.instance_value(i, state) for i in counted) if v is not None]
         if domain_reading:
             domain = self.domain_value(state)
             if domain is not None:
                 values.append(domain)
+        return values
+
+    def average(
+        self, state: DomainState, counted: Sequence[Instance], domain_reading: bool = False
+    ) -> float | None:
+        """The original's average (see the module doc); None with nothing to average."""
+        values = self._values(state, counted, domain_reading)
+        if not values and not domain_reading:
+            # a metric only the domain has (a work queue's backlog): as it is
+            return self.domain_value(state)
         divisor = max(len(values), len(counted))
         return sum(values) / divisor if divisor else None
 
@@ -161,6 +201,15 @@ class ScalingConf:
     ) -> tuple[int, float | None]:
         """How many instances to add (or, negative, remove) now, and the value seen."""
         if not self.enabled:
+            return 0, None
+        values = self._values(state, counted, domain_reading)
+        if not values and not domain_reading:
+            domain = self.domain_value(state)
+            values = [] if domain is None else [domain]
+        if not values:
+            # no fresh reading at all: the sensor_error_policy decides
+            if self.error_policy == "fallback" and self.fallback_size is not None:
+                return self.fallback_size - len(counted), None
             return 0, None
         value = self.average(state, counted, domain_reading)
         if value is None:
@@ -207,7 +256,7 @@ def decide_step(
         return 0
     step, value = conf.scale_by(state, counted, domain_reading)
     observe(control, metric=conf.metric, value=value)
-    if value is None:
+    if value is None and step == 0:
         explain(control, "no_reading", f"no scaling: no fresh reading of {conf.metric}")
         return 0
     if step == 0:
@@ -223,10 +272,15 @@ def decide_step(
         )
         return 0
     cooldown.stepped(state.now)
-    seen = f"{conf.metric} {conf.statistic}={value:g}"
+    if value is None:  # sensor_error_policy fallback: aim for fallback_size
+        seen = f"no fresh reading of {conf.metric} (sensor_error_policy fallback)"
+    else:
+        seen = f"{conf.metric} {conf.statistic}={value:g}"
     if bound(len(counted) + step) == len(counted):
         code, limit = ("at_maximum", "maximum") if step > 0 else ("at_minimum", "minimum")
         explain(control, code, f"no {way}: {seen}, but at the {limit} ({len(counted)})")
+    elif value is None:
+        explain(control, "fallback", f"{seen}: scaling by {step:+d} toward fallback_size")
     else:
         threshold = conf.up_threshold if step > 0 else conf.down_threshold
         side = "above" if step > 0 else "below"

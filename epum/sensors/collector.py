@@ -31,12 +31,23 @@ from epum.sensors.polled import (
     stored_reading,
 )
 
-__all__ = ["DEFAULT_SAMPLE_PERIOD", "MIN_SAMPLE_PERIOD", "PollFailure", "SensorCollector"]
+__all__ = [
+    "DEFAULT_SAMPLE_PERIOD",
+    "MIN_SAMPLE_PERIOD",
+    "MISSING_KEY",
+    "PollFailure",
+    "SensorCollector",
+]
 
 log = logging.getLogger(__name__)
 
 #: A query taking longer than this (seconds) counts as failed.
 DEFAULT_QUERY_TIMEOUT = 10.0
+
+#: The entry of a domain's ``sensor_data`` that says its readings are missing:
+#: ``{"source": sensor_type, "since": epoch seconds, "error": text}``; it is
+#: there from the first failed poll until the next one that stores readings.
+MISSING_KEY = "_missing"
 
 SourceFactory = Callable[[Mapping[str, Any]], Any]
 
@@ -75,6 +86,12 @@ class SensorCollector:
     over the metrics stored before, so a metric not read this time keeps
     its older, timestamped reading) and into each instance record's
     ``sensor_data`` the same way (compare-and-set, retried on conflict).
+
+    A failed poll is also written into the domain's ``sensor_data`` as
+    ``MISSING_KEY`` (``_missing``: source, since, error), so
+    ``describe_domain`` says which readings are missing and since when, and
+    a collector of a later term keeps the first failure's ``since``.  A
+    poll that stores readings removes it.
     """
 
     def __init__(
@@ -201,14 +218,31 @@ class SensorCollector:
         )
         with self._lock:
             previous = self._failures.get(domain.key)
-            since = previous.since if previous is not None else now
+        try:
+            data = dict(domain.get_domain_sensor_data())
+        except Exception:
+            log.exception("sensor collector: cannot read domain %s", domain.key)
+            data = {}
+        stored = data.get(MISSING_KEY)
+        since = now
+        if previous is not None:
+            since = previous.since
+        elif isinstance(stored, Mapping) and isinstance(stored.get("since"), (int, float)):
+            since = float(stored["since"])
+        with self._lock:
             self._failures[domain.key] = PollFailure(
                 domain.owner, domain.domain_id, sensor_type, since, error
             )
+        data[MISSING_KEY] = {"source": sensor_type, "since": since, "error": error}
+        try:
+            domain.set_domain_sensor_data(data)
+        except Exception:
+            log.exception("sensor collector: cannot store the failure of %s", domain.key)
 
     def _store(self, domain: Any, readings: Readings, now: float) -> None:
-        if readings.domain:
-            data = dict(domain.get_domain_sensor_data())
+        data = dict(domain.get_domain_sensor_data())
+        if readings.domain or MISSING_KEY in data:
+            data.pop(MISSING_KEY, None)
             data.update({m: stored_reading(s, now) for m, s in readings.domain.items()})
             domain.set_domain_sensor_data(data)
         for instance_id, metrics in readings.instances.items():

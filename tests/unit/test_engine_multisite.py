@@ -263,3 +263,28 @@ def test_doc_names_every_key():
     doc = MultiSiteOverflowEngine.get_config_doc()
     for key in ("domain_desired_size", "dtname", "clouds", "site_name", "size", "rank"):
         assert key in doc
+
+
+@pytest.mark.parametrize(("policy", "expected"), [({}, 3), ({"fallback_size": 1}, 1)])
+def test_without_any_reading_hold_keeps_the_size_and_fallback_aims_for_its_size(policy, expected):
+    conf = {
+        "domain_desired_size": None,
+        "minimum_vms": 0,
+        "maximum_vms": 4,
+        "metric": "load",
+        "sample_function": "Average",
+        "scale_up_threshold": 0.5,
+        "scale_up_n_vms": 3,
+        "scale_down_threshold": 0.1,
+        "scale_down_n_vms": 1,
+    }
+    if policy:
+        conf.update(policy, sensor_error_policy="fallback")
+    engine, control = start(conf)
+    engine.decide(control, control.state(now=1000, sensor_data={"load": {"Average": 0.9}}))
+    control.run_all()
+    assert sum(per_site(control).values()) == 3
+    # the domain's reading is gone and no instance has one
+    engine.decide(control, control.state(now=1001))
+    control.run_all()
+    assert sum(per_site(control).values()) == expected

@@ -219,3 +219,76 @@ def test_reconfigure_takes_new_bounds():
     engine.reconfigure(control, {**BASE, "minimum_vms": 3})
     engine.decide(control, control.state())
     assert size(control) == 3
+
+
+POLLED = {
+    **BASE,
+    "sensor_type": "prometheus",
+    "prometheus_url": "http://prom.example:9090",
+    "prometheus_instance_query": "load",
+    "sample_period": 10,
+    "cooldown_period": 0,
+}
+
+
+def polled_readings(control, value, taken_at):
+    """Give every live instance a collector-stored reading of ``load`` taken at ``taken_at``."""
+    for iid in control.live_ids():
+        control.set(iid, sensor_data={"load": {"Series": [value], "time": taken_at}})
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [({}, 3), ({"sensor_error_policy": "fallback", "fallback_size": 2}, 2)],
+)
+def test_without_a_fresh_reading_hold_keeps_the_size_and_fallback_aims_for_its_size(
+    policy, expected
+):
+    engine, control = start({"minimum_vms": 3, **policy}, base=POLLED, now=1000.0)
+    engine.decide(control, control.state(now=1000.0))
+    control.run_all()
+    engine.reconfigure(control, {**POLLED, "minimum_vms": 1, **policy})
+    polled_readings(control, 0.5, taken_at=1000.0)
+    engine.decide(control, control.state(now=1005.0))
+    control.run_all()
+    assert size(control) == 3  # fresh and between the thresholds: no step
+    # the readings are stale (older than 3 sample periods): no fresh reading
+    engine.decide(control, control.state(now=1100.0))
+    control.run_all()
+    assert size(control) == expected
+
+
+def test_fallback_stays_within_the_bounds():
+    conf = {"sensor_error_policy": "fallback", "fallback_size": 9}
+    engine, control = start(conf, base=POLLED)
+    engine.decide(control, control.state(now=1000.0))
+    control.run_all()
+    assert size(control) == 5
+
+
+@pytest.mark.parametrize(
+    "conf",
+    [
+        {"sensor_error_policy": "panic"},
+        {"sensor_error_policy": "fallback"},
+        {"sensor_error_policy": "fallback", "fallback_size": -1},
+    ],
+)
+def test_bad_error_policy_keys_are_refused(conf):
+    with pytest.raises(BadRequestError, match=r"sensor_error_policy|fallback_size"):
+        start(conf, base=POLLED)
+
+
+def test_a_metric_only_the_domain_has_is_compared_as_it_is():
+    conf = {"metric": "backlog", "scale_up_threshold": 5, "scale_down_threshold": 1}
+    engine, control = start(conf, base=POLLED)
+    engine.decide(control, control.state(now=1000.0))
+    control.run_all()
+    backlog = {"backlog": {"Series": [40.0], "time": 1000.0}}
+    engine.decide(control, control.state(now=1001.0, sensor_data=backlog))
+    control.run_all()
+    assert size(control) == 3  # 1 + scale_up_n_vms 2
+    drained = {"backlog": {"Series": [0.0], "time": 1002.0}}
+    engine.decide(control, control.state(now=1002.0, sensor_data=drained))
+    control.run_all()
+    assert size(control) == 2

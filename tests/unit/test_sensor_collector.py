@@ -158,7 +158,9 @@ def test_a_slow_source_delays_neither_the_caller_nor_the_others(store):
     finally:
         release.set()
         c.close()
-    assert store.get_domain("alice", "slow").get_domain_sensor_data() == {}
+    # the late answer is dropped; only the failure is stored
+    data = store.get_domain("alice", "slow").get_domain_sensor_data()
+    assert set(data) == {"_missing"} and data["_missing"]["since"] == 100.0
 
 
 def test_a_metric_not_read_keeps_its_older_reading(store):
@@ -213,3 +215,28 @@ def test_stale_readings_count_as_none():
 def test_bad_bounds_are_refused(store):
     with pytest.raises(ValueError, match="query_timeout"):
         SensorCollector(store, query_timeout=0)
+
+
+def test_a_failure_is_stored_with_its_start_until_readings_come_back(store):
+    domain = add_domain(store, "bad", period=30)
+    ScriptedSource.ANSWERS["bad"] = RuntimeError("server down")
+    c = collector(store)
+    try:
+        c.poll_due(100.0)
+        c.poll_due(130.0)
+        missing = domain.get_domain_sensor_data()["_missing"]
+        assert missing["source"] == "prometheus" and missing["since"] == 100.0
+        assert "server down" in missing["error"]
+    finally:
+        c.close()
+    # a collector of a later term keeps the first failure's start
+    later = collector(store)
+    try:
+        later.poll_due(200.0)
+        assert domain.get_domain_sensor_data()["_missing"]["since"] == 100.0
+        assert later.failures()[("alice", "bad")].since == 100.0
+        ScriptedSource.ANSWERS["bad"] = Readings()
+        assert later.poll_due(230.0) == [("alice", "bad")]
+        assert "_missing" not in domain.get_domain_sensor_data()
+    finally:
+        later.close()

@@ -20,6 +20,7 @@ from epum.settings import (
     INITIAL_CONF_KEYS,
     AmqpSettings,
     EPUMSettings,
+    SensorSettings,
     Settings,
     StatsdSettings,
     ZooKeeperSettings,
@@ -31,7 +32,7 @@ from epum.settings import (
 from tests.fakes import FakeDTRS, FakeNotifier, FakeProvisioner
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = (Settings, AmqpSettings, ZooKeeperSettings, EPUMSettings, StatsdSettings)
+SECTIONS = (Settings, AmqpSettings, ZooKeeperSettings, EPUMSettings, StatsdSettings, SensorSettings)
 
 
 def facade(conf, **kwargs) -> EPUManagement:
