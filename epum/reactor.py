@@ -282,7 +282,9 @@ class Reactor:
                 return None
             return record.replace(last_heard=max(now, record.last_heard or now), **changes)
 
-        update_instance_with_retry(domain, instance_id, apply)
+        # Judged on the cached record (no round trip): a copy a watch's delivery
+        # behind another worker's write at worst delays a write to the next beat.
+        update_instance_with_retry(domain, instance_id, apply, cached_first=True)
 
 
 def _check_name(value: Any, what: str) -> None:
