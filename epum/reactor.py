@@ -33,7 +33,7 @@ from epum.health import HealthConfig, heartbeat_write_due
 from epum.instances import PROVISIONER_FIELDS, Instance, extra_fields_of
 from epum.logcontext import log_context
 from epum.settings import EPUMSettings
-from epum.sites import check_sites
+from epum.sites import CachedDTRS, check_sites
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.base import DomainStore, EPUMStore, update_instance_with_retry
 from epum.subscribers import Subscribers
@@ -56,7 +56,7 @@ class Reactor:
         self.settings = settings
         self.subscribers = subscribers
         self.clock = clock
-        self.dtrs = dtrs
+        self.dtrs = CachedDTRS(dtrs, settings.dtrs_cache_seconds) if dtrs is not None else None
 
     # definitions ----------------------------------------------------------
     def add_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
