@@ -19,7 +19,8 @@ decode + ack, a process of its own) measured in the same run:
   transactions (the server's zxid);
 - ``describe_domain`` round trip p50 against the bare consumer's echo,
   both replying through direct reply-to, call by call in turns;
-- ``add_domain`` p50, each with its DTRS checks (two calls to the double);
+- ``add_domain`` p50, each with its DTRS checks (two calls to the double,
+  whose answers the worker keeps for ``dtrs_cache_seconds``);
 - a FAILED report (fired as the provisioner does) until the worker's
   decider asks the provisioner for the replacement, p50;
 - the worker's resident memory with the D x N instances, against the same

@@ -35,7 +35,7 @@ from epum.health import HealthConfig, heartbeat_write_due
 from epum.instances import PROVISIONER_FIELDS, Instance, extra_fields_of
 from epum.logcontext import log_context
 from epum.settings import EPUMSettings, LimitSettings
-from epum.sites import check_sites
+from epum.sites import CachedDTRS, check_sites
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.base import DomainStore, EPUMStore, update_instance_with_retry
 from epum.subscribers import Subscribers
@@ -72,7 +72,7 @@ class Reactor:
         self.settings = settings
         self.subscribers = subscribers
         self.clock = clock
-        self.dtrs = dtrs
+        self.dtrs = CachedDTRS(dtrs, settings.dtrs_cache_seconds) if dtrs is not None else None
 
     # definitions ----------------------------------------------------------
     def add_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
@@ -358,7 +358,9 @@ class Reactor:
                 return None
             return record.replace(last_heard=max(now, record.last_heard or now), **changes)
 
-        update_instance_with_retry(domain, instance_id, apply)
+        # Judged on the cached record (no round trip): a copy a watch's delivery
+        # behind another worker's write at worst delays a write to the next beat.
+        update_instance_with_retry(domain, instance_id, apply, cached_first=True)
 
     # checks ---------------------------------------------------------------
     def _check_name(self, value: Any, what: str) -> str:

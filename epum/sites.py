@@ -7,17 +7,29 @@ be reached is not the caller's fault: the domain is accepted and the
 problem logged (its launches will show any real trouble); the sites after it
 are not asked about, so a DTRS that does not answer costs one client timeout
 per domain, not two per site.
+
+``CachedDTRS`` keeps the DTRS's positive answers for a short time, so a
+burst of domains on the same sites costs the DTRS round trips once.  Only
+answers that let a domain in are kept: a site or credentials added to the
+DTRS count at once, one taken away is still accepted for at most the cache
+time (its launches then fail as they would for a site removed later).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from epum.errors import BadRequestError, NotFoundError
 
 log = logging.getLogger(__name__)
+
+#: At most this many answers are kept (each a few hundred bytes); past it the
+#: expired ones go, and if none had expired, all of them.
+KEPT_ANSWERS = 10_000
 
 
 def check_sites(dtrs: Any, caller: str, sites: Iterable[str]) -> None:
@@ -43,3 +55,51 @@ def check_sites(dtrs: Any, caller: str, sites: Iterable[str]) -> None:
         except Exception as exc:
             log.warning("could not check %s's credentials for %s (%s)", caller, site, exc)
             return
+
+
+class CachedDTRS:
+    """A DTRS client whose answers that are not None are kept ``seconds`` (0: none kept).
+
+    ``describe_site`` and ``describe_credentials`` are the wrapped client's,
+    asked only when no kept answer younger than ``seconds`` (by ``clock``)
+    exists; errors and None answers are never kept.  Safe to share between
+    threads.
+    """
+
+    def __init__(self, dtrs: Any, seconds: float, clock: Callable[[], float] = time.monotonic):
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ValueError(f"the DTRS cache time must be a number >= 0, not {seconds!r}")
+        self.dtrs = dtrs
+        self.seconds = float(seconds)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._kept: dict[Hashable, tuple[float, Any]] = {}
+
+    def describe_site(self, site_name: str) -> Any:
+        """The site's description (kept, or asked of the DTRS)."""
+        return self._answer(("site", site_name), lambda: self.dtrs.describe_site(site_name))
+
+    def describe_credentials(self, caller: str, site_name: str) -> Any:
+        """``caller``'s credentials for the site (kept, or asked of the DTRS)."""
+        return self._answer(
+            ("credentials", caller, site_name),
+            lambda: self.dtrs.describe_credentials(caller, site_name),
+        )
+
+    def _answer(self, key: Hashable, ask: Callable[[], Any]) -> Any:
+        if self.seconds <= 0:
+            return ask()
+        now = self._clock()
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None and now - kept[0] < self.seconds:
+                return kept[1]
+        answer = ask()
+        if answer is not None:
+            with self._lock:
+                if len(self._kept) >= KEPT_ANSWERS:
+                    self._kept = {k: v for k, v in self._kept.items() if now - v[0] < self.seconds}
+                    if len(self._kept) >= KEPT_ANSWERS:
+                        self._kept.clear()
+                self._kept[key] = (now, answer)
+        return answer

@@ -25,7 +25,7 @@ Faults:
 The pytest fixtures that use these (``zk_server``, ``zk_base_path``,
 ``zk_proxy``, ``zk_store_factory``) are defined at the end and imported by
 ``tests/integration/conftest.py``.  Waiting on a condition is
-``tests.kit.wait_until`` (``wait_for`` here is the same function, by its old name).
+``tests.kit.wait_until``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ import pytest
 from tests.kit import WaitTimeout, wait_until
 from tests.tcp_proxy import TcpProxy
 
-__all__ = ["TcpProxy", "ZooKeeperServer", "expire_session", "wait_for", "wait_until"]
+__all__ = ["TcpProxy", "ZooKeeperServer", "expire_session", "wait_until"]
 
 #: Jars of Debian's zookeeper package a standalone server needs; the
 #: zookeeper jar's manifest names the rest (netty, jute, slf4j-api, ...).
@@ -321,7 +321,6 @@ def expire_session(client, hosts: str, timeout: float = 10.0) -> None:
 
 #: The old name of ``tests.kit.wait_until``, kept importable (the same function,
 #: not a copy) until every branch that imports it from here has been merged.
-wait_for = wait_until
 
 
 # fixtures ------------------------------------------------------------------

@@ -173,6 +173,12 @@ class EPUMSettings(Checked):
         "provisioner", why="the provisioner's usual name", check=non_empty
     )
     dtrs_service_name: str = setting("dtrs", why="the DTRS's usual name", check=non_empty)
+    dtrs_cache_seconds: float = setting(
+        5.0,
+        why="a burst of add_domain calls on the same sites asks the DTRS once; a site "
+        "or credentials taken away from the DTRS are still accepted this long",
+        check=non_negative,
+    )
     default_user: str | None = setting(
         None, why="every domain op must say whose domain it is", check=non_empty
     )
@@ -374,6 +380,7 @@ INITIAL_CONF_KEYS: dict[str, str] = {
     # the original passed its whole epumanagement section as initial_conf
     "provisioner_service_name": "epumanagement.provisioner_service_name",
     "dtrs_service_name": "epumanagement.dtrs_service_name",
+    "dtrs_cache_seconds": "epumanagement.dtrs_cache_seconds",
     "initial_definitions": "epumanagement.initial_definitions",
     "initial_domains": "epumanagement.initial_domains",
     "persistence_type": "epumanagement.persistence_type",

@@ -188,6 +188,16 @@ class DomainStore(abc.ABC):
     def get_instance(self, instance_id: str) -> Instance | None:
         """One record, or None."""
 
+    def get_instance_cached(self, instance_id: str) -> Instance | None:
+        """One record, or None, maybe from a copy that can lag other workers' writes.
+
+        The copy shows every write this store object made; another worker's
+        write may show up a watch's delivery later, so a compare-and-set on
+        what this returns can fail with ``WriteConflictError`` (re-read with
+        ``get_instance``).  A backend without a copy reads as ``get_instance``.
+        """
+        return self.get_instance(instance_id)
+
     @abc.abstractmethod
     def get_instances(self) -> list[Instance]:
         """Every record of the domain, sorted by instance id."""
@@ -281,6 +291,7 @@ def update_instance_with_retry(
     change: Callable[[Instance], Instance | None],
     attempts: int = 10,
     term: Term | None = None,
+    cached_first: bool = False,
 ) -> tuple[Instance, Instance] | None:
     """Apply ``change`` to a fresh read of a record until the write wins.
 
@@ -290,9 +301,16 @@ def update_instance_with_retry(
     ``WriteConflictError`` if every attempt lost a race, and
     ``NotLeaderError`` at once if ``term`` is given and the fenced write
     finds it out of office.
+
+    With ``cached_first`` the first read is ``get_instance_cached`` (no
+    round trip on a cached backend) and only the re-reads after a lost race
+    go to ``get_instance``: for a change whose decision to write may be
+    judged on a copy a watch's delivery behind (a heartbeat: the next one
+    judges again), never for one that must not be dropped.
     """
-    for _ in range(attempts):
-        current = domain.get_instance(instance_id)
+    for attempt in range(attempts):
+        read = domain.get_instance_cached if cached_first and attempt == 0 else domain.get_instance
+        current = read(instance_id)
         if current is None:
             return None
         updated = change(current)

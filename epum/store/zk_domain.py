@@ -297,6 +297,21 @@ class ZooKeeperDomainStore(DomainStore):
         value, stat = got
         return decode_instance(value, stat.version, path)
 
+    def get_instance_cached(self, instance_id: str) -> Instance | None:
+        """One record from the cache once it shows this store's writes to it, or None.
+
+        The server is read when the cache lags this store's own writes or
+        does not hold the record; another worker's write may show up a
+        watch's delivery late (see ``DomainStore.get_instance_cached``).
+        """
+        path = self.instance_path(instance_id)
+        access = self._access
+        got = access.read_or_server(path, access.fresh(path))
+        if got is None:
+            return None
+        value, stat = got
+        return decode_instance(value, stat.version, path)
+
     def get_instances(self) -> list[Instance]:
         """Every record of the domain, sorted by instance id, from the cache."""
         access = self._access

@@ -23,9 +23,14 @@ Layout under the base path (names percent-quoted, values JSON)::
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import quote, unquote
 
 from epum.errors import BadRequestError
+
+#: Quoted names remembered: every owner and domain of a large deployment
+#: (a heartbeat or RPC quotes its domain's names several times).
+QUOTED_KEPT = 4096
 
 
 def quote_name(name: str) -> str:
@@ -35,6 +40,12 @@ def quote_name(name: str) -> str:
     """
     if not isinstance(name, str) or not name:
         raise BadRequestError(f"invalid name {name!r}")
+    return _quoted(name)
+
+
+@functools.lru_cache(maxsize=QUOTED_KEPT)
+def _quoted(name: str) -> str:
+    """``quote_name`` of a checked name (owners and domains recur on every request)."""
     quoted = quote(name, safe="")
     if quoted in (".", ".."):
         quoted = quoted.replace(".", "%2E")

@@ -28,8 +28,10 @@ nothing that did not change).  The index, definitions,
 a domain as soon as any worker added it) and ``get_instance`` read the
 server: ``get_instance``
 is what a writer re-reads after a ``WriteConflictError``, so it always sees
-the version that won; ``get_domain_for_instance_id`` costs one read however
-many domains there are.
+the version that won (``get_instance_cached`` is the cached read a
+heartbeat judges on).  ``get_domain_for_instance_id`` finds a record the
+cache holds with no read (``epum.store.zk_index``), any other with one
+read of its index entry.
 
 Read-your-writes.  A store object's reads reflect every write it has
 completed (or something newer): each write records the znodes it touched
@@ -60,7 +62,6 @@ import logging
 import os
 import socket
 import uuid
-from collections import OrderedDict
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -81,10 +82,11 @@ from epum.store.base import (
 )
 from epum.store.codec import dump, field
 from epum.store.zk_access import ZkAccess
-from epum.store.zk_cache import SubtreeCache
+from epum.store.zk_cache import ABSENT, SubtreeCache
 from epum.store.zk_definitions import ZkDefinitions
 from epum.store.zk_domain import DOMAIN_LEAVES, ZooKeeperDomainStore
 from epum.store.zk_elections import ROLES, ElectionBoard
+from epum.store.zk_index import InstanceDomains
 from epum.store.zk_paths import ZkPaths, unquote_name
 from epum.store.zk_session import ZkCalls, ZkSession
 
@@ -95,10 +97,6 @@ log = logging.getLogger(__name__)
 #: How many znodes one removal transaction deletes; keeps each request far
 #: below ZooKeeper's 1 MB packet limit.
 DELETE_BATCH = 100
-
-#: Instance-to-domain lookups remembered (the most recent ones): enough for
-#: every instance of a large deployment, a few MB at most.
-INSTANCE_DOMAINS_KEPT = 100_000
 
 #: How long ``shutdown`` waits for leaders to return from ``inaugurate``
 #: after ``depose()`` before it closes the session anyway.
@@ -131,10 +129,8 @@ class ZooKeeperEPUMStore(EPUMStore):
         self.identifier = f"{worker_name or 'epum'}@{socket.gethostname()}:{os.getpid()}"
         self._board: ElectionBoard | None = None
         self._listeners: list[ChangeListener] = []
-        # instance id -> (owner, domain_id) as the index said once: an
-        # instance never changes domain, so a hit needs only the cache to
-        # confirm the record still exists.
-        self._instance_domains: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        # instance id -> (owner, domain_id), fed by the cache and index reads
+        self._instance_domains = InstanceDomains(self._paths)
 
     @property
     def base_path(self) -> str:
@@ -163,6 +159,7 @@ class ZooKeeperEPUMStore(EPUMStore):
             self._access.call(self._ensure_layout)
             cache = SubtreeCache(self._session.client, self._paths.domains)
             cache.listen(self._on_cache_change)
+            cache.listen(self._follow_record)
             self._access.attach_cache(cache)
             if not cache.start(self._session.timeout):
                 log.warning("the domain cache is still loading; reading from the server meanwhile")
@@ -210,6 +207,12 @@ class ZooKeeperEPUMStore(EPUMStore):
         key = self._paths.domain_of(path)
         if key is not None:
             notify_listeners(self._listeners, *key)
+
+    def _follow_record(self, path: str) -> None:
+        """Keep the instance-to-domain map in step with the records the cache holds."""
+        cache = self._access.cache
+        if cache is not None:
+            self._instance_domains.follow(path, cache.lookup(path)[0] != ABSENT)
 
     # definitions ----------------------------------------------------------------
     def add_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
@@ -359,30 +362,27 @@ class ZooKeeperEPUMStore(EPUMStore):
                     zk.delete(path)
 
     def get_domain_for_instance_id(self, instance_id: str) -> DomainStore | None:
-        """The domain holding an instance: at most one read of its index entry.
+        """The domain holding an instance: from the cache, or one read of its index entry.
 
-        An instance this store has looked up before, whose record the cache
-        still holds, costs no read at all (heartbeats find their domain so).
+        A record the cache holds (once the cache shows this store's own
+        writes to its domain, so a removed record or domain is not found)
+        costs no read at all: heartbeats find their domain so.  Only an
+        instance the cache does not show is looked up on the server.
         """
         known = self._instance_domains.get(instance_id)
         if known is not None:
             domain = self._domain(*known)
-            # Trust the cache only once it shows this store's own writes to
-            # the domain (a removed record or domain must not be found).
             if self._access.fresh(self._paths.domain(*known)) and self._access.cached_present(
                 domain.instance_path(instance_id)
             ):
-                self._instance_domains.move_to_end(instance_id)
                 return domain
-            self._instance_domains.pop(instance_id, None)
         path = self._paths.index_entry(instance_id)
         got = self._access.server_read(path)
         if got is None:
+            self._instance_domains.forget(instance_id)
             return None
         key = (field(got[0], "owner", path), field(got[0], "domain_id", path))
-        self._instance_domains[instance_id] = key
-        while len(self._instance_domains) > INSTANCE_DOMAINS_KEPT:
-            self._instance_domains.popitem(last=False)
+        self._instance_domains.learn(instance_id, key)
         return self._domain(*key)
 
     # change notification -----------------------------------------------------------

@@ -15,8 +15,9 @@ from epum.instances import Instance
 from epum.states import InstanceState
 from epum.term import Term
 from tests.fakes import FakeProvisioner
+from tests.kit import wait_until
 from tests.store_backends import BACKENDS, make_store
-from tests.zk_server import expire_session, wait_for
+from tests.zk_server import expire_session
 
 CONFIG = {"general": {"engine_class": "simplest"}, "engine_conf": {"preserve_n": 1}, "health": {}}
 PROMPT = 10.0
@@ -128,7 +129,7 @@ def test_a_leader_whose_session_expired_writes_nothing_and_sends_nothing(
     assert new_leader.in_office.wait(PROMPT)
     assert term.ended and not asleep.ended
     # old's client is on a new session: its writes would land but for the fence
-    wait_for(lambda: old.kazoo_client.connected, PROMPT)
+    wait_until(lambda: old.kazoo_client.connected, PROMPT)
 
     with pytest.raises(NotLeaderError):
         domain.add_instance(record("late"), term=asleep)

@@ -23,6 +23,7 @@ from epum.sim.load import GAUGE_NAME, LABEL, SimulatedLoad
 from epum.states import InstanceState
 from tests import rabbit
 from tests.fakes import FakeCloud, FakeDTRS, FakeNotifier, FakeProvisioner
+from tests.kit import wait_until
 from tests.prom_server import PrometheusServer
 from tests.queue_workers import QueueWorkers
 from tests.rabbit_management import ensure_management
@@ -114,22 +115,12 @@ class World:
         return max(times, default=0.0)
 
     def wait_size(self, domain_id: str, n: int, timeout: float = TIMEOUT) -> None:
-        wait_for(lambda: len(self.running(domain_id)) == n, timeout, f"{domain_id} at {n}")
+        wait_until(lambda: len(self.running(domain_id)) == n, timeout, what=f"{domain_id} at {n}")
 
     def close(self) -> None:
         self.stop.set()
         self.thread.join(5)
         self.epum.shutdown()
-
-
-def wait_for(check, timeout: float, what: str) -> None:
-    done = threading.Event()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        done.wait(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def hot_conf(prom_url: str, **extra) -> dict:
@@ -195,12 +186,12 @@ def test_a_prometheus_domain_grows_on_a_gauge_shrinks_and_holds_or_falls_back(wo
     def missing():
         return epum.msg_describe_domain("alice", "hot")["sensor_data"].get("_missing")
 
-    wait_for(missing, TIMEOUT, "the failure in describe_domain")
+    wait_until(missing, TIMEOUT, what="the failure in describe_domain")
     assert missing()["source"] == "prometheus" and missing()["since"] > 0
     world.load.set_demand(0)  # nobody can see it now
     # every stored reading goes stale (older than 1 x the 10 s minimum period)
-    wait_for(lambda: world.newest_reading("hot") < time.time() - 10.5, 20, "stale readings")
-    wait_for(lambda: world.times.count() > mark + 5, TIMEOUT, "more passes")
+    wait_until(lambda: world.newest_reading("hot") < time.time() - 10.5, 20, what="stale readings")
+    wait_until(lambda: world.times.count() > mark + 5, TIMEOUT, what="more passes")
     assert len(world.running("hot")) == 2  # hold
     assert len(world.running("steady")) == 2
     during = world.times.since(mark)

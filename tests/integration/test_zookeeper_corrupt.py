@@ -65,7 +65,9 @@ def test_a_corrupt_index_entry_names_its_znode(zk_store_factory):
     writer.add_domain("alice", "dom", CONFIG).add_instance(record("i1"))
     path = f"{writer.base_path}/index/i1"
     writer.kazoo_client.set(path, b'{"domain_id": "dom"}')
-    reader = zk_store_factory(worker_name="reader")  # nothing remembered yet
+    reader = zk_store_factory(worker_name="reader")
+    # the cache finds i1 without the index; one it does not show reads the entry
+    reader._instance_domains.forget("i1")
     with pytest.raises(CorruptDataError, match=re.escape(f"{path} holds no 'owner'")):
         reader.get_domain_for_instance_id("i1")
 

@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from epum.errors import BadRequestError
+from epum.errors import BadRequestError, NotFoundError
+from epum.sites import KEPT_ANSWERS, CachedDTRS
 from tests.fakes import FakeDTRS
 from tests.unit.scenario import Scenario
 
@@ -97,18 +98,22 @@ def test_the_service_default_site_of_a_needy_domain_is_checked():
 
 
 class CountingDTRS(FakeDTRS):
-    """A FakeDTRS that counts the calls it is asked."""
+    """A FakeDTRS that counts what it is asked."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.calls = 0
+        self.asked: list[tuple] = []
+
+    @property
+    def calls(self) -> int:
+        return len(self.asked)
 
     def describe_site(self, site_name):
-        self.calls += 1
+        self.asked.append(("site", site_name))
         return super().describe_site(site_name)
 
     def describe_credentials(self, caller, site_name):
-        self.calls += 1
+        self.asked.append(("credentials", caller, site_name))
         return super().describe_credentials(caller, site_name)
 
 
@@ -124,3 +129,92 @@ def test_a_dtrs_that_does_not_answer_is_asked_once_per_domain(caplog):
         assert "could not check site site1" in caplog.text
     finally:
         sc.epum.shutdown()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_kept_answers_spare_the_dtrs_until_they_expire():
+    dtrs, clock = CountingDTRS(), Clock()
+    cached = CachedDTRS(dtrs, 5.0, clock)
+    assert cached.describe_site("s1") == {"name": "s1"}
+    assert cached.describe_credentials("alice", "s1")["access_key"] == "k"
+    clock.now += 4.9
+    cached.describe_site("s1")
+    cached.describe_credentials("alice", "s1")
+    assert len(dtrs.asked) == 2
+    cached.describe_credentials("bob", "s1")  # another caller's are asked for
+    clock.now += 0.1
+    cached.describe_site("s1")
+    assert dtrs.asked[2:] == [("credentials", "bob", "s1"), ("site", "s1")]
+
+
+def test_refusals_errors_and_none_are_never_kept():
+    dtrs = CountingDTRS(sites={"s1"})
+    cached = CachedDTRS(dtrs, 60.0, Clock())
+    for _ in range(2):
+        with pytest.raises(NotFoundError):
+            cached.describe_site("nowhere")
+    dtrs.fail = TimeoutError("slow")
+    for _ in range(2):
+        with pytest.raises(TimeoutError):
+            cached.describe_site("s1")
+    dtrs.fail = None
+    dtrs.describe_site = lambda site_name: dtrs.asked.append(("none",))
+    cached.describe_site("s1")
+    cached.describe_site("s1")
+    assert len(dtrs.asked) == 6
+
+
+def test_a_cache_time_of_zero_keeps_nothing():
+    dtrs = CountingDTRS()
+    cached = CachedDTRS(dtrs, 0, Clock())
+    cached.describe_site("s1")
+    cached.describe_site("s1")
+    assert len(dtrs.asked) == 2
+
+
+@pytest.mark.parametrize("seconds", [-1, "5", None, True])
+def test_a_bad_cache_time_is_refused(seconds):
+    with pytest.raises(ValueError, match="DTRS cache time"):
+        CachedDTRS(FakeDTRS(), seconds)
+
+
+def test_the_cache_is_bounded():
+    dtrs = CountingDTRS()
+    cached = CachedDTRS(dtrs, 60.0, Clock())
+    for i in range(KEPT_ANSWERS + 5):
+        cached.describe_site(f"s{i}")
+    assert len(cached._kept) <= KEPT_ANSWERS
+
+
+def test_domains_added_in_a_burst_ask_the_dtrs_once_per_site_and_caller():
+    dtrs = CountingDTRS(sites={"site1"}, credentials={("alice", "site1"), ("bob", "site1")})
+    scenario = Scenario(dtrs=dtrs)
+    try:
+        for i in range(3):
+            scenario.add_domain("alice", f"dom{i}", 1, engine_conf={"force_site": "site1"})
+        scenario.add_domain("bob", "dom", 1, engine_conf={"force_site": "site1"})
+        assert dtrs.asked == [
+            ("site", "site1"),
+            ("credentials", "alice", "site1"),
+            ("credentials", "bob", "site1"),
+        ]
+    finally:
+        scenario.epum.shutdown()
+
+
+def test_the_dtrs_cache_time_is_a_setting():
+    dtrs = CountingDTRS()
+    scenario = Scenario(conf={"dtrs_cache_seconds": 0}, dtrs=dtrs)
+    try:
+        for i in range(2):
+            scenario.add_domain("alice", f"dom{i}", 1, engine_conf={"force_site": "site1"})
+        assert len(dtrs.asked) == 4
+    finally:
+        scenario.epum.shutdown()

@@ -10,6 +10,7 @@ from epum.errors import BadRequestError, ConfigError, CorruptDataError, StoreUna
 from epum.settings import Settings, ZooKeeperSettings
 from epum.store import MemoryEPUMStore, get_epum_store
 from epum.store.codec import dump, field, load
+from epum.store.zk_index import InstanceDomains
 from epum.store.zk_paths import ZkPaths, quote_name, unquote_name
 from epum.store.zk_session import (
     MIN_RECONNECT_DELAY,
@@ -141,3 +142,34 @@ def test_paths_quote_every_id_and_map_back_to_their_domain():
     assert unquote_name(quote_name("x y%z")) == "x y%z"
     with pytest.raises(BadRequestError, match="invalid name"):
         quote_name("")
+
+
+def test_the_instance_map_follows_record_paths_only():
+    domains = InstanceDomains(ZkPaths("/epum"))
+    domains.follow("/epum/domains/a%2Fb/d%20x/instances/i%2F1", True)
+    domains.follow("/epum/domains/a%2Fb/d%20x/instances/i2", True)
+    for other in (
+        "/epum/domains/a%2Fb/d%20x",
+        "/epum/domains/a%2Fb/d%20x/health",
+        "/epum/domains/a%2Fb/d%20x/instances",
+        "/epum/index/i3",
+        "/other/domains/a/d/instances/i4",
+    ):
+        domains.follow(other, True)
+    assert len(domains) == 2
+    assert domains.get("i/1") == ("a/b", "d x")
+    assert domains.get("i/1") is domains.get("i2"), "one key per domain"
+    domains.follow("/epum/domains/a%2Fb/d%20x/instances/i%2F1", False)
+    assert domains.get("i/1") is None and domains.get("i2") == ("a/b", "d x")
+
+
+def test_the_instance_map_keeps_learned_entries_only_below_its_bound():
+    domains = InstanceDomains(ZkPaths("/"), learned_kept=2)
+    domains.learn("i1", ("o", "d"))
+    domains.learn("i2", ("o", "d"))
+    domains.learn("i3", ("o", "d"))
+    assert (domains.get("i2"), domains.get("i3")) == (("o", "d"), None)
+    domains.follow("/domains/o/d/instances/i3", True)  # the cache's records always
+    assert domains.get("i3") == ("o", "d")
+    domains.forget("i1")
+    assert domains.get("i1") is None and len(domains) == 2
