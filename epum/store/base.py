@@ -273,16 +273,20 @@ class EPUMStore(abc.ABC):
 
     # elections ------------------------------------------------------------
     @abc.abstractmethod
+    def _contend(self, role: str, leader: Leader) -> None:
+        """Enter ``leader`` in the election of ``role`` (the backend's own)."""
+
     def contend_decider(self, leader: Leader) -> None:
         """Enter ``leader`` in the decider election."""
+        self._contend("decider", leader)
 
-    @abc.abstractmethod
     def contend_doctor(self, leader: Leader) -> None:
         """Enter ``leader`` in the doctor election."""
+        self._contend("doctor", leader)
 
-    @abc.abstractmethod
     def contend_reaper(self, leader: Leader) -> None:
         """Enter ``leader`` in the reaper election."""
+        self._contend("reaper", leader)
 
 
 def update_instance_with_retry(

@@ -407,15 +407,6 @@ class MemoryEPUMStore(EPUMStore):
             self._terms.add(term)
             return term
 
-    def contend_decider(self, leader: Leader) -> None:
-        self._contend("decider", leader)
-
-    def contend_doctor(self, leader: Leader) -> None:
-        self._contend("doctor", leader)
-
-    def contend_reaper(self, leader: Leader) -> None:
-        self._contend("reaper", leader)
-
     def shutdown(self) -> None:
         with self._lock:
             self._closed.set()

@@ -402,18 +402,6 @@ class ZooKeeperEPUMStore(EPUMStore):
             raise StoreUnavailableError("the store is not initialized")
         self._board.contend(role, leader)
 
-    def contend_decider(self, leader: Leader) -> None:
-        """Enter ``leader`` in the decider election."""
-        self._contend("decider", leader)
-
-    def contend_doctor(self, leader: Leader) -> None:
-        """Enter ``leader`` in the doctor election."""
-        self._contend("doctor", leader)
-
-    def contend_reaper(self, leader: Leader) -> None:
-        """Enter ``leader`` in the reaper election."""
-        self._contend("reaper", leader)
-
     def is_leading(self, role: str) -> bool:
         """True while one of this store's leaders of ``role`` is in office."""
         return self._board is not None and self._board.leading(role)

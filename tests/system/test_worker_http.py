@@ -17,8 +17,9 @@ import yaml
 
 from epum.messaging.names import Names
 from tests import rabbit
+from tests.kit import wait_until
 from tests.system.test_worker import epumctl, finish, launch, write_config
-from tests.zk_server import ZooKeeperServer, free_port, wait_for
+from tests.zk_server import ZooKeeperServer, free_port
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.zookeeper]
 
@@ -74,7 +75,7 @@ def test_health_readiness_and_metrics_of_a_worker(amqp_url, names: Names, own_zo
     )
     daemon = launch(amqp_url, names, [base, extra], f"{names.sysname}-w1")
     try:
-        assert wait_for(lambda: get(port, "/readyz")[0] == 200, timeout=10)
+        assert wait_until(lambda: get(port, "/readyz")[0] == 200, timeout=10)
         status, body = get(port, "/readyz")
         assert json.loads(body) == {
             "ok": True,
@@ -92,7 +93,7 @@ def test_health_readiness_and_metrics_of_a_worker(amqp_url, names: Names, own_zo
         assert sample(metrics, 'epum_rpc_messages_total{event="dead_lettered"}') == 0.0
         assert sample(metrics, "epum_domains") == 1.0
         assert sample(metrics, "epum_zookeeper_connected") == 1.0
-        assert wait_for(
+        assert wait_until(
             lambda: sample(get(port, "/metrics")[1], 'epum_leader{role="decider"}') == 1.0,
             timeout=10,
         )
@@ -109,14 +110,14 @@ def test_health_readiness_and_metrics_of_a_worker(amqp_url, names: Names, own_zo
         assert f"Leader:   decider = {names.sysname}-w1@" in text
 
         own_zookeeper.stop()
-        assert wait_for(lambda: get(port, "/readyz")[0] == 503, timeout=15)
+        assert wait_until(lambda: get(port, "/readyz")[0] == 503, timeout=15)
         checks = json.loads(get(port, "/readyz")[1])["checks"]
         assert checks == {"broker": True, "initial_state": True, "zookeeper": False}
         assert get(port, "/healthz")[0] == 200  # alive, only not ready
         assert sample(get(port, "/metrics")[1], "epum_zookeeper_connected") == 0.0
 
         own_zookeeper.start()
-        assert wait_for(lambda: get(port, "/readyz")[0] == 200, timeout=30)
+        assert wait_until(lambda: get(port, "/readyz")[0] == 200, timeout=30)
         code, _, log = daemon.stop()
         assert code == 0
         assert f"health and metrics on http://127.0.0.1:{port}/" in log
