@@ -6,15 +6,16 @@ that started it.  Any keys are accepted.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import requests
 
+from tests.kit import wait_until
 from tests.zk_server import free_port
 
 
@@ -36,13 +37,20 @@ class MotoServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self._proc.poll() is None:
+
+        def answers() -> bool:
+            if self._proc.poll() is not None:
+                return True  # exited: stop waiting, reported below
             try:
                 requests.get(self.url + "/moto-api/", timeout=1)
-                return
             except requests.RequestException:
-                time.sleep(0.2)
+                return False
+            return True
+
+        with contextlib.suppress(AssertionError):
+            wait_until(answers, timeout, what="moto server to answer", interval=0.2)
+        if self._proc.poll() is None:
+            return
         raise RuntimeError(f"moto server did not start: {self.log_path.read_text()[-2000:]}")
 
     def stop(self) -> None:

@@ -8,15 +8,16 @@ the process it started.  ``Exporter`` serves a registry of its own
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import requests
 from prometheus_client import CollectorRegistry, start_http_server
 
+from tests.kit import wait_until
 from tests.zk_server import free_port
 
 INSTALL_HINT = "prometheus is not installed (run scripts/setup as root)"
@@ -88,17 +89,27 @@ class PrometheusServer:
 
     def wait_for(self, check, timeout: float) -> None:
         """Poll ``check`` until it is true; fail with the server's log otherwise."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             if self._proc is not None and self._proc.poll() is not None:
-                break
+                return True  # exited: stop waiting, reported below
             try:
-                if check():
-                    return
+                return bool(check())
             except (requests.RequestException, KeyError, ValueError):
-                pass
-            time.sleep(0.2)
+                return False
+
+        with contextlib.suppress(AssertionError):
+            wait_until(ready, timeout, what="prometheus to be ready", interval=0.2)
+        if self._proc is not None and self._proc.poll() is None and self._safe(check):
+            return
         raise RuntimeError(f"prometheus not ready: {self.log_path.read_text()[-2000:]}")
+
+    @staticmethod
+    def _safe(check) -> bool:
+        try:
+            return bool(check())
+        except (requests.RequestException, KeyError, ValueError):
+            return False
 
     def stop(self) -> None:
         """Stop the process this object started and delete its files."""

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 
 import pytest
 import requests
+
+from tests.kit import wait_until
 
 MANAGEMENT_URL = "http://127.0.0.1:15672"
 
@@ -33,9 +34,10 @@ def ensure_management(url: str = MANAGEMENT_URL, wait: float = 60.0) -> str:
     subprocess.run(
         ["rabbitmq-plugins", "enable", "rabbitmq_management"], capture_output=True, check=False
     )
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if management_answers(url):
-            return url
-        time.sleep(0.5)
-    pytest.fail(f"enabled rabbitmq_management but {url} did not answer within {wait} s")
+    wait_until(
+        lambda: management_answers(url),
+        wait,
+        what=f"{url} to answer after enabling rabbitmq_management",
+        interval=0.5,
+    )
+    return url

@@ -14,6 +14,7 @@ from epum.sensors.credentials import SensorCredentials
 from epum.sensors.polled import PollTarget, SensorQueryError
 from epum.sensors.rabbitmq import RabbitMQSensorSource
 from tests import rabbit
+from tests.kit import wait_until
 from tests.rabbit_management import ensure_management
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.rabbitmq_management]
@@ -47,14 +48,16 @@ def target():
 
 def wait_for_readings(source, want, timeout=30.0):
     """The management API's queue figures lag by its stats interval: wait for them."""
-    deadline = time.monotonic() + timeout
-    readings = None
-    while time.monotonic() < deadline:
+    seen: list = []
+
+    def reached() -> dict | None:
         readings = source.collect(target(), timeout=5).domain
-        if all(readings.get(k) == [v] for k, v in want.items()):
-            return readings
-        time.sleep(0.5)
-    raise AssertionError(f"readings {readings} never reached {want}")
+        seen[:] = [readings]
+        return readings if all(readings.get(k) == [v] for k, v in want.items()) else None
+
+    return wait_until(
+        reached, timeout, what=lambda: f"readings {seen} reaching {want}", interval=0.5
+    )
 
 
 def test_management_api_readings(work_queue):

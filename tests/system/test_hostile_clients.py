@@ -244,7 +244,16 @@ def run_hostile(url: str, names: Names, worker, dump: Callable[[], dict]) -> Non
             assert dump() == before
 
         one_bad_message()
-        time.sleep(0.2)  # a redelivered request would be answered again by now
+        # A redelivered request goes back to the head of the queue, so the
+        # single prefetch-1 worker answers it again before a later good call.
+        probe = {
+            "kind": "good",
+            "body": json.dumps({"op": "list_domains", "args": {"caller": "mallory"}}).encode(),
+            "content_type": "application/json",
+            "headers": {},
+        }
+        reply, _ = peer.call(probe, 5.0)
+        assert reply.get("error") is None, reply
         peer.drain()
         assert set(peer.replies.values()) == {1}, "a request was answered twice"
         assert worker.proc.poll() is None, "the worker died"
