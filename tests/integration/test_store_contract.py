@@ -257,6 +257,10 @@ def test_writing_the_decision_log_wakes_no_listener(store):
             markers[domain_id].set()
 
     store.add_change_listener(listener)
+    # A fence: a write to dom's own subscribers node is heard only once the
+    # cache has loaded dom's subtree, so no event of its creation trails it.
+    domain.add_subscriber("watcher", "op")
+    wait_until(lambda: "dom" in seen, 5, what="dom's subscriber write heard")
     store.add_domain("alice", "m1", CONFIG)  # listeners hear of changes in order
     assert markers["m1"].wait(5)
     seen.clear()
