@@ -11,8 +11,6 @@ import signal
 from pathlib import Path
 
 import pytest
-import yaml
-from kazoo.client import KazooClient
 
 from epum.messaging import EPUManagementClient, RpcClient
 from epum.messaging.connection import make_connection
@@ -23,7 +21,7 @@ from epum.sim.provisioner import SimProvisionerService
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.zookeeper import ZooKeeperEPUMStore
 from tests import rabbit, zk_server
-from tests.system.test_failover import BIN, SESSION_TIMEOUT, _answers, processes, wait_until
+from tests.system.test_failover import _answers, leader_of, processes, start_worker_pair, wait_until
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.zookeeper]
 
@@ -41,49 +39,12 @@ HEALTH = {
 }
 
 
-def leader_of(hosts: str, base_path: str, role: str) -> str:
-    """The election identifier (``<worker_name>@<host>:<pid>``) of ``role``'s leader."""
-    client = KazooClient(hosts=hosts)
-    client.start(timeout=10)
-    try:
-        contenders = client.Election(f"{base_path}/elections/{role}").contenders()
-        return contenders[0] if contenders else ""
-    finally:
-        client.stop()
-        client.close()
-
-
 def test_a_silent_instance_is_replaced_when_the_doctor_dies_mid_check(
     amqp_url: str, names: Names, zookeeper, processes, tmp_path: Path
 ):
-    base_path = f"/{names.sysname}"
-    config = tmp_path / "epum.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "server": {
-                    "amqp": {"url": amqp_url, "sysname": names.sysname},
-                    "zookeeper": {
-                        "hosts": zookeeper.hosts,
-                        "path": base_path,
-                        "timeout": SESSION_TIMEOUT,
-                    },
-                },
-                "epumanagement": {
-                    "persistence_type": "zookeeper",
-                    "decider_loop_interval": 1.0,
-                    "doctor_loop_interval": 0.5,
-                },
-            }
-        )
+    base_path, workers = start_worker_pair(
+        processes, tmp_path, amqp_url, names, zookeeper.hosts, doctor_loop_interval=0.5
     )
-    workers = {}
-    for name in ("w1", "w2"):
-        own = tmp_path / f"{name}.yaml"
-        own.write_text(f"worker_name: {names.sysname}-{name}\n")
-        workers[name] = processes(
-            name, str(BIN / "epum-worker"), "--config", str(config), "--config", str(own)
-        )
     sim = SimProvisionerService(
         amqp_url,
         names.sysname,

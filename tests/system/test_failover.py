@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -53,21 +54,24 @@ def processes(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
         print(f"----- {log.name}\n{log.read_text()[-4000:]}")
 
 
-def decider_identifier(hosts: str, base_path: str) -> str:
-    """The election identifier of the current decider (``<worker_name>@<host>:<pid>``)."""
+def leader_of(hosts: str, base_path: str, role: str = "decider") -> str:
+    """The election identifier (``<worker_name>@<host>:<pid>``) of ``role``'s leader."""
     client = KazooClient(hosts=hosts)
     client.start(timeout=10)
     try:
-        contenders = client.Election(f"{base_path}/elections/decider").contenders()
+        contenders = client.Election(f"{base_path}/elections/{role}").contenders()
         return contenders[0] if contenders else ""
     finally:
         client.stop()
         client.close()
 
 
-def test_the_survivor_keeps_the_domain_when_the_decider_is_killed(
-    amqp_url: str, names: Names, zookeeper, processes, tmp_path: Path
-):
+def start_worker_pair(
+    processes, tmp_path: Path, amqp_url: str, names: Names, hosts: str, **epumanagement: Any
+) -> tuple[str, dict[str, subprocess.Popen]]:
+    """Two epum-worker processes (``w1``, ``w2``) on one ZooKeeper store under
+    ``/<sysname>``, deciding every second, with ``epumanagement`` keys added;
+    returns the store's base path and the processes by name."""
     base_path = f"/{names.sysname}"
     config = tmp_path / "epum.yaml"
     config.write_text(
@@ -75,15 +79,12 @@ def test_the_survivor_keeps_the_domain_when_the_decider_is_killed(
             {
                 "server": {
                     "amqp": {"url": amqp_url, "sysname": names.sysname},
-                    "zookeeper": {
-                        "hosts": zookeeper.hosts,
-                        "path": base_path,
-                        "timeout": SESSION_TIMEOUT,
-                    },
+                    "zookeeper": {"hosts": hosts, "path": base_path, "timeout": SESSION_TIMEOUT},
                 },
                 "epumanagement": {
                     "persistence_type": "zookeeper",
                     "decider_loop_interval": 1.0,
+                    **epumanagement,
                 },
             }
         )
@@ -95,6 +96,13 @@ def test_the_survivor_keeps_the_domain_when_the_decider_is_killed(
         workers[name] = processes(
             name, str(BIN / "epum-worker"), "--config", str(config), "--config", str(own)
         )
+    return base_path, workers
+
+
+def test_the_survivor_keeps_the_domain_when_the_decider_is_killed(
+    amqp_url: str, names: Names, zookeeper, processes, tmp_path: Path
+):
+    base_path, workers = start_worker_pair(processes, tmp_path, amqp_url, names, zookeeper.hosts)
     processes(
         "provisioner",
         sys.executable,
@@ -123,7 +131,7 @@ def test_the_survivor_keeps_the_domain_when_the_decider_is_killed(
             return [i for i in domain["instances"] if i["state"] == InstanceState.RUNNING]
 
         wait_until(lambda: len(running()) == 2, 30, "two running instances")
-        leader = decider_identifier(zookeeper.hosts, base_path)
+        leader = leader_of(zookeeper.hosts, base_path)
         victim = next(name for name in workers if leader.startswith(f"{names.sysname}-{name}@"))
         workers[victim].send_signal(signal.SIGKILL)
         workers[victim].wait(10)
@@ -132,9 +140,7 @@ def test_the_survivor_keeps_the_domain_when_the_decider_is_killed(
         client.reconfigure_domain("pool", {"engine_conf": {"preserve_n": 3}}, caller="alice")
         wait_until(lambda: len(running()) == 3, 30, "the survivor to grow the domain")
         survivor = next(name for name in workers if name != victim)
-        assert decider_identifier(zookeeper.hosts, base_path).startswith(
-            f"{names.sysname}-{survivor}@"
-        )
+        assert leader_of(zookeeper.hosts, base_path).startswith(f"{names.sysname}-{survivor}@")
         instances = client.describe_domain("pool", caller="alice")["instances"]
         assert len(instances) == 3, "no instance was launched twice across the failover"
     finally:

@@ -16,7 +16,6 @@ import signal
 from pathlib import Path
 
 import pytest
-import yaml
 from kombu import Connection
 
 from epum.messaging import EPUManagementClient, RpcClient
@@ -26,11 +25,10 @@ from epum.settings import ZooKeeperSettings
 from epum.store.zookeeper import ZooKeeperEPUMStore
 from tests import rabbit, zk_server
 from tests.system.test_failover import (
-    BIN,
-    SESSION_TIMEOUT,
     _answers,
-    decider_identifier,
+    leader_of,
     processes,
+    start_worker_pair,
     wait_until,
 )
 
@@ -71,36 +69,16 @@ def test_a_decider_paused_past_its_session_lands_nothing_when_resumed(
     amqp_url: str, names: Names, zookeeper, processes, tmp_path: Path, monkeypatch
 ):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    base_path = f"/{names.sysname}"
     gate = tmp_path / "gate"
     gate.mkdir()
-    config = tmp_path / "epum.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "server": {
-                    "amqp": {"url": amqp_url, "sysname": names.sysname},
-                    "zookeeper": {
-                        "hosts": zookeeper.hosts,
-                        "path": base_path,
-                        "timeout": SESSION_TIMEOUT,
-                    },
-                },
-                "epumanagement": {
-                    "persistence_type": "zookeeper",
-                    "decider_loop_interval": 1.0,
-                    "allowed_engine_prefixes": ["tests.system.gated_engine"],
-                },
-            }
-        )
+    base_path, workers = start_worker_pair(
+        processes,
+        tmp_path,
+        amqp_url,
+        names,
+        zookeeper.hosts,
+        allowed_engine_prefixes=["tests.system.gated_engine"],
     )
-    workers = {}
-    for name in ("w1", "w2"):
-        own = tmp_path / f"{name}.yaml"
-        own.write_text(f"worker_name: {names.sysname}-{name}\n")
-        workers[name] = processes(
-            name, str(BIN / "epum-worker"), "--config", str(config), "--config", str(own)
-        )
     provisioner = ProvisionerQueue(amqp_url, names)
     rpc = RpcClient(make_connection(amqp_url), names, "tester", timeout=10)
     client = EPUManagementClient(rpc)
@@ -122,13 +100,13 @@ def test_a_decider_paused_past_its_session_lands_nothing_when_resumed(
         wait_until(lambda: list(gate.glob("deciding-*")), 30, "the decider to start deciding")
         paused_pid = int(next(gate.glob("deciding-*")).read_text())
         victim = next(w for w in workers.values() if w.pid == paused_pid)
-        assert decider_identifier(zookeeper.hosts, base_path).endswith(f":{paused_pid}")
+        assert leader_of(zookeeper.hosts, base_path).endswith(f":{paused_pid}")
         victim.send_signal(signal.SIGSTOP)
 
         # The other worker is elected once the paused one's session expires;
         # it decides at the open gate and launches the one instance wanted.
         def other_decides() -> bool:
-            leader = decider_identifier(zookeeper.hosts, base_path)
+            leader = leader_of(zookeeper.hosts, base_path)
             return bool(leader) and not leader.endswith(f":{paused_pid}")
 
         wait_until(other_decides, 30, "another worker to take the decider's office")
