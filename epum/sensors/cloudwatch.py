@@ -24,6 +24,7 @@ from epum.sensors.polled import (
     Readings,
     SensorQueryError,
     metric_list,
+    sample_function,
     string_key,
     validate_polling_keys,
 )
@@ -55,11 +56,7 @@ cloudwatch_period (int, default 60): the statistics' period in seconds,
 
 
 def _statistic(conf: Mapping[str, Any]) -> str:
-    name = conf.get("sample_function", "Average")
-    stat = STATISTICS.get(str(name).lower()) if isinstance(name, str) else None
-    if stat is None:
-        raise BadRequestError(f"sample_function {name!r} has no CloudWatch statistic")
-    return stat
+    return sample_function(conf, STATISTICS, "CloudWatch statistic")
 
 
 class CloudWatchSensorSource(PolledSensorSource):

@@ -25,6 +25,7 @@ from epum.sensors.polled import (
     SensorQueryError,
     metric_list,
     port_key,
+    sample_function,
     string_key,
     validate_polling_keys,
 )
@@ -45,11 +46,7 @@ opentsdb_tag (default "host"): the tag naming an instance in its series:
 
 
 def _aggregator(conf: Mapping[str, Any]) -> str:
-    name = conf.get("sample_function", "Average")
-    agg = AGGREGATORS.get(str(name).lower()) if isinstance(name, str) else None
-    if agg is None:
-        raise BadRequestError(f"sample_function {name!r} has no OpenTSDB aggregator")
-    return agg
+    return sample_function(conf, AGGREGATORS, "OpenTSDB aggregator")
 
 
 class OpenTSDBSensorSource(PolledSensorSource):

@@ -144,6 +144,17 @@ def string_key(conf: Mapping[str, Any], key: str, default: str | None = None) ->
     return value
 
 
+def sample_function(conf: Mapping[str, Any], names: Mapping[str, str], what: str) -> str:
+    """The source's own name (``names``, keyed lowercase) for ``conf``'s
+    ``sample_function`` (default ``Average``); ``BadRequestError`` naming
+    ``what`` the source lacks."""
+    name = conf.get("sample_function", "Average")
+    found = names.get(str(name).lower()) if isinstance(name, str) else None
+    if found is None:
+        raise BadRequestError(f"sample_function {name!r} has no {what}")
+    return found
+
+
 def metric_list(conf: Mapping[str, Any], key: str) -> list[str]:
     """``conf[key]`` as a list of metric names (a list or a comma-separated string)."""
     value = conf.get(key) or []
