@@ -50,12 +50,17 @@ class Seen:
         with self.cond:
             assert self.cond.wait_for(lambda: key in self.keys, 10), f"{key} never notified"
 
-    def barrier(self) -> None:
+    def barrier(self, *settle) -> None:
         """Return once every notification of writes made so far has arrived.
 
-        Notifications come in the order of the writes, so once a new
+        A store's copy may apply a deep node of an earlier domain after a
+        shallow node of a later one, so each domain in ``settle`` is read
+        first: a read waits until the store's copy shows its writes. After
+        that, notifications come in the order of the writes, so once a new
         domain's shows up, every earlier write's has too.
         """
+        for domain in settle:
+            domain.get_all_config()
         key = ("zz-barrier", f"b{next(self.barriers)}")
         self.store.add_domain(*key, CONFIG)
         self.wait(key)
@@ -116,7 +121,7 @@ def test_every_change_to_a_domain_notifies(store, case):
     seen = Seen(store)
     domain = store.add_domain("alice", "dom", CONFIG)
     setup(domain)
-    seen.barrier()
+    seen.barrier(domain)
     seen.forget()
     write(domain)
     seen.wait(("alice", "dom"))
@@ -137,10 +142,10 @@ def test_a_write_that_changes_nothing_notifies_no_one(store, case):
     seen = Seen(store)
     domain = store.add_domain("alice", "dom", CONFIG)
     setup(domain)
-    seen.barrier()
+    seen.barrier(domain)
     seen.forget()
     write(domain)
-    seen.barrier()
+    seen.barrier(domain)
     assert ("alice", "dom") not in seen.keys
 
 
