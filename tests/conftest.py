@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from epum.logcontext import LogContextFilter
+from tests import fault_report
 from tests.kit import threads_left
 
 #: ``pytester`` lets ``tests/unit/test_kit.py`` collect a small suite with these hooks.
@@ -21,13 +22,41 @@ THREAD_SETTLE = 5.0
 SERVER_KITS = {"tests.zk_server": "zookeeper", "tests.rabbit": "rabbitmq"}
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--fault-matrix``: run every case of ``tests/system/test_fault_matrix.py``."""
+    parser.addoption(
+        "--fault-matrix",
+        action="store_true",
+        help="run the whole fault matrix (the normal run takes its fault_subset cases)",
+    )
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the fault matrix's report when any of its cases ran."""
+    for line in fault_report.lines():
+        terminalreporter.write_line(line)
+
+
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test that uses a fixture of ``tests/zk_server.py`` (``zookeeper``) or
     ``tests/rabbit.py`` (``rabbitmq``), directly or through another fixture and under
     whatever name a module gave it, so ``-m "not zookeeper and not rabbitmq"`` runs
     with neither server.  (A backend chosen at run time, as in ``tests/store_backends.py``,
-    carries its marker on its parameter.)"""
+    carries its marker on its parameter.)
+
+    Without ``--fault-matrix``, the fault-matrix cases not marked
+    ``fault_subset`` are deselected."""
+    if not config.getoption("--fault-matrix"):
+        full_only = {
+            item
+            for item in items
+            if item.get_closest_marker("fault_matrix")
+            and not item.get_closest_marker("fault_subset")
+        }
+        if full_only:
+            config.hook.pytest_deselected(items=list(full_only))
+            items[:] = [item for item in items if item not in full_only]
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         if info is None:
