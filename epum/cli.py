@@ -219,6 +219,13 @@ def add_export_command(
     cmd = subparsers.add_parser("export", help="write a domain's trace for epum replay")
     cmd.add_argument(_DEST_PREFIX + "domain_id", metavar="ID", help="the domain's id")
     cmd.add_argument("--since", dest=_DEST_PREFIX + "since", help="as for history")
+    cmd.add_argument(
+        "--decide-every",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds between the replay's passes: the workers' decider_loop_interval",
+    )
     cmd.set_defaults(operation=op, print_lines=print_export, **{_DEST_PREFIX + "limit": None})
     return cmd
 
@@ -231,7 +238,9 @@ def print_export(client: Any, args: argparse.Namespace, out: Any = None) -> int:
     name = getattr(args, _DEST_PREFIX + "domain_id")
     since = parse_since(getattr(args, _DEST_PREFIX + "since"), now)
     config = client.describe_domain(name, caller=args.caller)["config"]
-    log = client.describe_domain_history(name, since=since, caller=args.caller)
-    trace = trace_from_history(args.caller or "", name, config, log, now)
+    log = client.describe_domain_history(name, caller=args.caller)  # whole: the config at since
+    trace = trace_from_history(
+        args.caller or "", name, config, log, now, args.decide_every, since=since
+    )
     print(json.dumps(trace.to_json(), indent=1, sort_keys=True), file=out or sys.stdout)
     return 0

@@ -221,6 +221,9 @@ class Decider(LeaderLoop):
             engine.initialize(control, state, engine_conf)
             entry = self._engines[domain.key] = _DomainEngine(engine, control, version)
             log.info("engine %s started", engine_cls.__name__)
+            control.notes.events.append(
+                decisions.domain_event(now, "started", engine_conf=engine_conf)
+            )
         elif version > entry.conf_version:
             entry.engine.reconfigure(control, engine_conf)
             entry.conf_version = version
@@ -263,6 +266,17 @@ class Decider(LeaderLoop):
                     elif old is not None and old[0] < InstanceState.TERMINATING:
                         seen[iid] = (InstanceState.TERMINATING, "UNKNOWN", old[2])
         self._seen[domain.key] = seen
+        self._append_log(domain, entries, now, term)
+
+    def _append_log(
+        self, domain: DomainStore, entries: list[dict[str, Any]], now: float, term: Term
+    ) -> None:
+        """Store ``entries`` in the domain's decision log, fenced by ``term``.
+
+        NotLeaderError (nothing written) propagates: the pass stops and the
+        term ends, as for any fenced write.  Any other failure to write the
+        log is logged and the pass goes on: the log explains, it decides nothing.
+        """
         if not entries:
             return
         try:
@@ -271,7 +285,10 @@ class Decider(LeaderLoop):
                 self.settings.decision_log_entries,
                 self.settings.decision_log_max_age,
                 now,
+                term=term,
             )
+        except NotLeaderError:
+            raise
         except Exception:
             log.exception("writing the decision log failed")
 
@@ -298,7 +315,16 @@ class Decider(LeaderLoop):
         instances = domain.get_instances()
         live = [i.instance_id for i in instances if i.state < InstanceState.TERMINATING]
         if live:
+            control.notes = notes = decisions.PassNotes()
+            notes.explain("removal", "the domain is being removed")
+            notes.target = 0
             control.destroy_instances(live)
+            inputs = decisions.domain_inputs(instances, {}, now)
+            made = decisions.decision_entry(
+                notes, inputs, now, self.leader, term.number, None, False
+            )
+            if made is not None:
+                self._append_log(domain, [made], now, term)
             instances = domain.get_instances()
         control.resend_unanswered(instances)
         if any(i.state not in InstanceState.TERMINAL for i in instances):

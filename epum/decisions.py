@@ -17,7 +17,8 @@ An entry is a JSON mapping with ``time``, ``kind`` and the rest by kind:
   do), ``dry_run`` (bool);
 - ``"event"``: ``event`` (one of ``EVENTS``), ``instance_id``, ``site``,
   ``state``; or a domain event (``DOMAIN_EVENTS``): ``reading`` with
-  ``metric`` and ``value``, ``reconfigured`` with the ``engine_conf``.
+  ``metric`` and ``value``, ``started`` and ``reconfigured`` with the
+  ``engine_conf`` the engine runs from then on.
 
 Lifecycle events come from comparing the records with what the decider saw
 at its previous pass (none on a term's first pass): ``running``, ``failed``,
@@ -59,8 +60,9 @@ REASONS = (
 EVENTS = ("launched", "running", "failed", "missing", "replaced", "terminated", "reaped")
 
 #: The domain's events: the metric's value changed (logged when no decision entry
-#: carries it) and the engine took a new config; what ``epum replay`` reads.
-DOMAIN_EVENTS = ("reading", "reconfigured")
+#: carries it), the engine started (at a domain's first pass in a term) or took a
+#: new config, each with the engine_conf it runs; what ``epum replay`` reads.
+DOMAIN_EVENTS = ("reading", "started", "reconfigured")
 
 
 @dataclass

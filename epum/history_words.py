@@ -52,9 +52,10 @@ def describe_entry(entry: Mapping[str, Any]) -> str:
     when = clock(float(entry.get("time", 0.0)))
     if entry.get("event") == "reading":
         return f"{when} {entry.get('metric')} is now {entry.get('value'):g}"
-    if entry.get("event") == "reconfigured":
+    if entry.get("event") in ("started", "reconfigured"):
         conf = entry.get("engine_conf") or {}
-        return f"{when} reconfigured: " + ", ".join(f"{k}={v}" for k, v in sorted(conf.items()))
+        verb = "engine started with" if entry["event"] == "started" else "reconfigured:"
+        return f"{when} {verb} " + ", ".join(f"{k}={v}" for k, v in sorted(conf.items()))
     if entry.get("kind") == "event":
         words = _EVENT_WORDS.get(entry.get("event"), str(entry.get("event")))
         line = f"{when} instance {entry.get('instance_id')} {words}"

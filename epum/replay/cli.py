@@ -21,7 +21,7 @@ import yaml
 
 from epum.errors import EpumError
 from epum.history_words import describe_entry
-from epum.replay.run import Summary, comparison, decisions_of, replay, summarize
+from epum.replay.run import TICK, Summary, comparison, replay, same_decisions, summarize
 from epum.replay.trace import Trace
 
 
@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None, out: Any = None) -> int:
         if not args.quiet:
             for entry in replayed.history:
                 print(describe_entry(entry), file=out)
-        same = decisions_of(trace.history) == decisions_of(replayed.history)
+        same = same_decisions(trace.history, replayed.history, trace.decide_every + TICK)
         print("the replay made the same decisions" if same else "the decisions differ", file=out)
         for line in comparison(actual, mine):
             print(line, file=out)

@@ -27,6 +27,8 @@ from epum.states import InstanceState
 from epum.store.base import update_instance_with_retry
 
 DEFINITION = "replayed"
+#: The simulator's step, in simulated seconds.
+TICK = 1.0
 
 
 def simulate(
@@ -47,7 +49,8 @@ def simulate(
         {"decision_log_entries": 100_000, "decision_log_max_age": 1e9},
         seed=seed,
         decide_every=decide_every,
-        start=start - 1.0,
+        start=start - TICK,
+        tick_seconds=TICK,
     )
     engine_conf = config.get("engine_conf") or {}
     metric = engine_conf.get("metric")
@@ -68,7 +71,7 @@ def simulate(
                 _give_reading(domain.get_instances(), domain, metric, statistic, value)
 
         sim.observers.append(feed)
-        while sim.now + 1.0 <= end + 1e-9:
+        while sim.now + TICK <= end + 1e-9:
             sim.tick()
         history = sim.epum.msg_describe_domain_history(owner, domain_id)
     return Trace(
@@ -106,17 +109,25 @@ def _give_reading(
 
 
 def replay(trace: Trace, overrides: Mapping[str, Any] | None = None, seed: int = 0) -> Trace:
-    """Simulate ``trace`` again: with its own config, or engine_conf ``overrides`` over it."""
+    """Simulate ``trace`` again: with its own config, or engine_conf ``overrides`` over it.
+
+    The replay runs to the trace's end, and at least one pass interval past
+    its last recorded decision: a service decides on a change at once, the
+    replay at its next pass, so a decision made just before the recording
+    stopped still gets its replayed pass.
+    """
     config = copy.deepcopy(trace.config)
     if overrides:
         config["engine_conf"] = {**(config.get("engine_conf") or {}), **overrides}
+    made = decisions_of(trace.history)
+    end = max(trace.end, made[-1][0] + trace.decide_every + TICK) if made else trace.end
     return simulate(
         trace.owner or "replay",
         trace.domain_id,
         config,
         trace.readings,
         trace.start,
-        trace.end,
+        end,
         trace.decide_every,
         trace.config_changes,
         seed,
@@ -133,6 +144,25 @@ def decisions_of(history: Sequence[Mapping[str, Any]]) -> list[tuple[float, str,
             count = action.get("count", len(action.get("instance_ids") or []))
             out.append((float(entry["time"]), action["do"], count, action.get("site")))
     return out
+
+
+def same_decisions(
+    recorded: Sequence[Mapping[str, Any]],
+    replayed: Sequence[Mapping[str, Any]],
+    tolerance: float,
+) -> bool:
+    """Whether two logs made the same decisions: the same actions (what, how many,
+    where) in the same order, each at most ``tolerance`` seconds from the other.
+
+    A recorded service decides as soon as something changes, the replay at its
+    passes ``decide_every`` apart, so a tolerance of one pass interval (and
+    the simulator's tick) is what "the same" can mean for a live trace; a
+    simulated trace replays to the second.
+    """
+    mine, theirs = decisions_of(recorded), decisions_of(replayed)
+    return len(mine) == len(theirs) and all(
+        a[1:] == b[1:] and abs(a[0] - b[0]) <= tolerance for a, b in zip(mine, theirs, strict=True)
+    )
 
 
 @dataclass

@@ -10,9 +10,10 @@ A trace file is JSON::
      "history": [decision-log entries]}      # what happened (epum.decisions)
 
 ``epumctl domain export NAME --since T`` writes one from a live service:
-the config is the domain's current one, the readings and config changes are
-those its decision log recorded (``reading`` and ``reconfigured`` events and
-the values seen by logged decisions).  ``epum.replay.run.simulate`` writes
+the engine_conf is the one the decision log says was running at the start
+(``started`` and ``reconfigured`` events carry it), the config changes are
+the later such events, and the readings are those the log recorded
+(``reading`` events and the values seen by logged decisions).  ``epum.replay.run.simulate`` writes
 one from the simulator.  A bad file is a ``BadRequestError`` naming what is
 wrong.
 """
@@ -113,6 +114,10 @@ def _pairs(data: Mapping[str, Any], key: str) -> Sequence[Sequence[Any]]:
     return value
 
 
+#: The log events that carry the engine_conf the engine runs from then on.
+CONFIG_EVENTS = ("started", "reconfigured")
+
+
 def trace_from_history(
     owner: str,
     domain_id: str,
@@ -120,19 +125,38 @@ def trace_from_history(
     history: list[dict[str, Any]],
     end: float,
     decide_every: float = 5.0,
+    since: float | None = None,
 ) -> Trace:
-    """The trace a decision log allows: readings and config changes as it recorded them."""
+    """The trace a decision log allows, from ``since`` (or its first entry) to ``end``.
+
+    ``history`` is the whole log, so the config in effect at the start is
+    known: the trace's engine_conf is the one of the last ``started`` or
+    ``reconfigured`` event at or before the start (``config``, the domain's
+    current one, where the log has none), and each later event that changed
+    it is a config change, at its time.  Readings are the ``reading``
+    events' values and the values logged decisions saw.
+    """
+    window = [e for e in history if since is None or float(e.get("time", 0.0)) >= since]
+    start = float(window[0]["time"]) if window else end
+    running = dict(config.get("engine_conf") or {})
     readings: list[tuple[float, float]] = []
     changes: list[tuple[float, dict[str, Any]]] = []
     for entry in history:
         t = float(entry.get("time", 0.0))
-        if entry.get("event") == "reconfigured":
-            changes.append((t, dict(entry.get("engine_conf") or {})))
+        if entry.get("event") in CONFIG_EVENTS:
+            conf = dict(entry.get("engine_conf") or {})
+            if t > start and conf != running:
+                changes.append((t, conf))
+            running = conf
+            if t <= start:
+                config = {**config, "engine_conf": conf}
             continue
         value = entry.get("value") if entry.get("event") == "reading" else None
         if entry.get("kind") == "decision":
             value = (entry.get("inputs") or {}).get("value")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            readings.append((t, float(value)))
-    start = float(history[0]["time"]) if history else end
-    return Trace(owner, domain_id, config, start, end, decide_every, readings, changes, history)
+            if t < start:  # the value in effect at the start
+                readings[:] = [(start, float(value))]
+            else:
+                readings.append((t, float(value)))
+    return Trace(owner, domain_id, config, start, end, decide_every, readings, changes, window)

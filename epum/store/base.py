@@ -149,13 +149,20 @@ class DomainStore(abc.ABC):
     # decision log ---------------------------------------------------------
     @abc.abstractmethod
     def append_history(
-        self, entries: list[dict[str, Any]], max_entries: int, max_age: float, now: float
+        self,
+        entries: list[dict[str, Any]],
+        max_entries: int,
+        max_age: float,
+        now: float,
+        term: Term | None = None,
     ) -> None:
         """Add ``entries`` to the domain's decision log in one write, then keep only the
         last ``max_entries`` entries at most ``max_age`` seconds older than ``now``.
 
         The log is no config: writing it tells no change listener.
         NotFoundError if the domain is gone; nothing is written for no entries.
+        With ``term``, a fenced write: NotLeaderError (nothing stored) once
+        that term is out of office, so a deposed decider's late entries never land.
         """
 
     @abc.abstractmethod

@@ -147,7 +147,12 @@ class MemoryDomainStore(DomainStore):
         self._changed()
 
     def append_history(
-        self, entries: list[dict[str, Any]], max_entries: int, max_age: float, now: float
+        self,
+        entries: list[dict[str, Any]],
+        max_entries: int,
+        max_age: float,
+        now: float,
+        term: Term | None = None,
     ) -> None:
         self._open()
         if not entries:
@@ -156,6 +161,8 @@ class MemoryDomainStore(DomainStore):
         with self._lock:
             if self._store._domains.get(self.key) is not self:
                 raise NotFoundError(f"domain {self.domain_id} of {self.owner} not found")
+            if term is not None:
+                self._store._fence(term, self)
             self._history = [
                 copy.deepcopy(dict(e))
                 for e in bounded([*self._history, *entries], max_entries, max_age, now)

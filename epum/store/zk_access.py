@@ -16,10 +16,11 @@ from typing import Any, TypeVar
 from kazoo.exceptions import BadVersionError, NoNodeError
 from kazoo.protocol.states import ZnodeStat
 
-from epum.errors import EpumError, WriteConflictError
+from epum.errors import EpumError, NotLeaderError, WriteConflictError
 from epum.store.codec import dump, load
 from epum.store.zk_cache import ABSENT, LOADED, SubtreeCache
 from epum.store.zk_session import ZkCalls, ZkSession
+from epum.term import Term
 
 T = TypeVar("T")
 
@@ -157,3 +158,24 @@ class ZkAccess:
         result, stat = self.call(op)
         self.expect_present(path, stat)
         return result
+
+
+def term_seat(term: Term | None) -> str | None:
+    """The election seat that fences a write under ``term`` (None: not fenced).
+
+    NotLeaderError at once if ``term`` has ended, or is an elected term
+    with no seat (not one a ZooKeeper election handed out).  An unelected
+    term (number 0, no seat) is not fenced.
+    """
+    if term is None:
+        return None
+    if term.ended:
+        raise NotLeaderError(f"{term!r} has ended: write refused")
+    if term.seat is None and term.number != 0:
+        raise NotLeaderError(f"{term!r} has no election seat on this store: write refused")
+    return term.seat
+
+
+def fence_name(term: Term | None, seat: str | None) -> str | None:
+    """What ``ZkCalls.commit`` names when the seat check of ``term`` fails."""
+    return None if seat is None else repr(term)

@@ -27,7 +27,7 @@ from epum.instances import Instance
 from epum.store import zk_history
 from epum.store.base import CONFIG_SECTIONS, DomainStore
 from epum.store.codec import dump, load
-from epum.store.zk_access import MERGE_TRIES, ZkAccess
+from epum.store.zk_access import MERGE_TRIES, ZkAccess, fence_name, term_seat
 from epum.store.zk_paths import ZkPaths
 from epum.store.zk_session import ZkCalls
 from epum.term import Term
@@ -185,12 +185,19 @@ class ZooKeeperDomainStore(DomainStore):
 
     # decision log ---------------------------------------------------------
     def append_history(
-        self, entries: list[dict[str, Any]], max_entries: int, max_age: float, now: float
+        self,
+        entries: list[dict[str, Any]],
+        max_entries: int,
+        max_age: float,
+        now: float,
+        term: Term | None = None,
     ) -> None:
-        """One read and one compare-and-set of the domain's capped log znode."""
+        """One read and one compare-and-set of the domain's capped log znode (in a
+        transaction with a check of the term's election seat when fenced)."""
         path = self._paths.history_of(self.owner, self.domain_id)
         limits = (max_entries, max_age, now)
-        zk_history.append(self._access, path, self._path, entries, limits, self.missing)
+        fence = (term_seat(term), term)
+        zk_history.append(self._access, path, self._path, entries, limits, self.missing, fence)
 
     def get_history(self) -> list[dict[str, Any]]:
         """The domain's decision log, read from the server."""
@@ -351,27 +358,6 @@ class ZooKeeperDomainStore(DomainStore):
 
         access.call(op)
         access.expect_absent(path)
-
-
-def term_seat(term: Term | None) -> str | None:
-    """The election seat that fences a write under ``term`` (None: not fenced).
-
-    NotLeaderError at once if ``term`` has ended, or is an elected term
-    with no seat (not one a ZooKeeper election handed out).  An unelected
-    term (number 0, no seat) is not fenced.
-    """
-    if term is None:
-        return None
-    if term.ended:
-        raise NotLeaderError(f"{term!r} has ended: write refused")
-    if term.seat is None and term.number != 0:
-        raise NotLeaderError(f"{term!r} has no election seat on this store: write refused")
-    return term.seat
-
-
-def fence_name(term: Term | None, seat: str | None) -> str | None:
-    """What ``ZkCalls.commit`` names when the seat check of ``term`` fails."""
-    return None if seat is None else repr(term)
 
 
 def check_section(section: str) -> None:

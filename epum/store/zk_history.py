@@ -19,8 +19,9 @@ from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 from epum.decisions import bounded
 from epum.errors import BadRequestError, CorruptDataError, EpumError, WriteConflictError
 from epum.store.codec import dump, load
-from epum.store.zk_access import MERGE_TRIES, ZkAccess
+from epum.store.zk_access import MERGE_TRIES, ZkAccess, fence_name
 from epum.store.zk_session import ZkCalls
+from epum.term import Term
 
 #: The most bytes a log znode holds: well under ZooKeeper's 1 MB jute.maxbuffer;
 #: past it the oldest entries go first.
@@ -34,12 +35,29 @@ def append(
     entries: list[dict[str, Any]],
     limits: tuple[int, float, float],
     missing: Callable[[], EpumError],
+    fence: tuple[str | None, Term | None] = (None, None),
 ) -> None:
-    """Add ``entries`` to the log at ``path`` (``limits``: max entries, max age, now)."""
+    """Add ``entries`` to the log at ``path`` (``limits``: max entries, max age, now).
+
+    ``fence`` is ``(election seat, term)`` for a fenced write: the create or
+    set goes in one transaction with a check of the seat, and NotLeaderError
+    (nothing written) if the seat is gone.
+    """
     if not entries:
         return
     dump(entries, "decision log")  # refuse what JSON cannot carry before touching anything
     max_entries, max_age, now = limits
+    seat, term = fence
+
+    def write(zk: ZkCalls, value: bytes, version: int | None) -> None:
+        txn = zk.transaction()
+        if seat is not None:
+            txn.check(seat, -1)  # any version: the seat need only exist
+        if version is None:
+            txn.create(path, value)
+        else:
+            txn.set_data(path, value, version=version)
+        zk.commit(txn, fence=fence_name(term, seat))
 
     def op(zk: ZkCalls, retried: bool) -> None:
         if zk.exists(domain_path) is None:
@@ -51,13 +69,13 @@ def append(
                 value = _capped(bounded(entries, max_entries, max_age, now))
                 zk.ensure_path(path.rpartition("/")[0])
                 try:
-                    zk.create(path, value)
+                    write(zk, value, None)
                     return
                 except NodeExistsError:
                     continue
             kept = bounded([*_entries(load(raw, path), path), *entries], max_entries, max_age, now)
             try:
-                zk.set(path, _capped(kept), version=stat.version)
+                write(zk, _capped(kept), stat.version)
                 return
             except (BadVersionError, NoNodeError):
                 continue

@@ -235,11 +235,16 @@ def test_domain_history_over_the_wire_per_caller(epum_client, facade, provisione
     c.add_domain("dom1", "def1", {"engine_conf": {"preserve_n": 1}}, caller="alice")
     assert c.describe_domain_history("dom1", caller="alice") == []
     facade._run_decisions()
-    (entry,) = c.describe_domain_history("dom1", caller="alice")
+    started, entry = c.describe_domain_history("dom1", caller="alice")
+    assert started["event"] == "started"
     assert entry["kind"] == "decision"
     assert entry["actions"][0]["site"] == "site1" and entry["actions"][0]["count"] == 1
     assert c.describe_domain_history("dom1", since=entry["time"] + 1, caller="alice") == []
     assert c.describe_domain_history("dom1", limit=1, caller="alice") == [entry]
+    assert c.describe_domain_history("dom1", since=started["time"], caller="alice") == [
+        started,
+        entry,
+    ]
     with pytest.raises(NotFoundError):  # another caller's domain: the same error as none
         c.describe_domain_history("dom1", caller="bob")
     with pytest.raises(BadRequestError, match="limit"):

@@ -18,7 +18,8 @@ def sc(request):
 def test_the_decider_logs_to_the_store_bounded(sc):
     sc.add_domain("alice", "dom", 2)
     sc.decide()
-    (entry,) = sc.epum.msg_describe_domain_history("alice", "dom")
+    started, entry = sc.epum.msg_describe_domain_history("alice", "dom")
+    assert started["event"] == "started" and started["engine_conf"]["preserve_n"] == 2
     assert entry["actions"][0]["count"] == 2
     for _ in range(6):  # each pass the cloud fails what was launched: below target
         sc.clock.advance(10)
@@ -28,8 +29,14 @@ def test_the_decider_logs_to_the_store_bounded(sc):
     log = sc.epum.msg_describe_domain_history("alice", "dom")
     assert len(log) == 4
     assert log[-1]["kind"] == "decision" and log[-1]["time"] == sc.clock.now
+    live = sorted(r["instance_id"] for r in sc.live("alice", "dom"))
     sc.epum.msg_remove_domain("alice", "dom")
     sc.decide()
+    removal = sc.epum.store.get_domain("alice", "dom").get_history()[-1]  # hidden from callers
+    assert removal["inputs"]["target"] == 0
+    (action,) = removal["actions"]
+    assert action["do"] == "destroy" and sorted(action["instance_ids"]) == live
+    assert action["why"] == "the domain is being removed"
     sc.cloud.terminate_all()
     sc.decide()
     assert sc.epum.msg_list_domains("alice") == []

@@ -71,9 +71,13 @@ def test_a_term_in_office_writes_and_an_ended_one_is_refused(store):
     added = domain.add_instance(record("i1"), term=term)
     domain.update_instance(added.replace(state=InstanceState.PENDING), term=term)
     domain.confirm_term(term)
+    domain.append_history([{"time": 1.0, "n": 1}], 10, 100.0, 1.0, term=term)
     term.end()
     with pytest.raises(NotLeaderError):
         domain.add_instance(record("i2"), term=term)
+    with pytest.raises(NotLeaderError):
+        domain.append_history([{"time": 2.0, "n": 2}], 10, 100.0, 2.0, term=term)
+    assert domain.get_history() == [{"time": 1.0, "n": 1}]
     with pytest.raises(NotLeaderError):
         domain.update_instance(domain.get_instance("i1").replace(state="500-STARTED"), term=term)
     with pytest.raises(NotLeaderError):
@@ -121,6 +125,7 @@ def test_a_leader_whose_session_expired_writes_nothing_and_sends_nothing(
     domain = old.add_domain("alice", "dom", CONFIG)
     _, term = elected(old)
     live = domain.add_instance(record("live"), term=term)
+    domain.append_history([{"time": 0.5}], 10, 100.0, 0.5, term=term)
     asleep = twin(term)  # what a paused process holds when it resumes
     new_leader = HoldingLeader()
     new.contend_decider(new_leader)
@@ -133,6 +138,11 @@ def test_a_leader_whose_session_expired_writes_nothing_and_sends_nothing(
 
     with pytest.raises(NotLeaderError):
         domain.add_instance(record("late"), term=asleep)
+    with pytest.raises(NotLeaderError):  # its late log entries do not land either (a set)
+        domain.append_history([{"time": 3.0, "late": True}], 10, 100.0, 3.0, term=asleep)
+    with pytest.raises(NotLeaderError):  # nor a first entry (a create)
+        new_domain_of_old = old.add_domain("alice", "fresh-log", CONFIG)
+        new_domain_of_old.append_history([{"time": 3.0}], 10, 100.0, 3.0, term=asleep)
     with pytest.raises(NotLeaderError):
         domain.update_instance(live.replace(state=InstanceState.TERMINATING), term=asleep)
     provisioner = FakeProvisioner()
@@ -145,6 +155,8 @@ def test_a_leader_whose_session_expired_writes_nothing_and_sends_nothing(
         control.resend_unanswered(domain.get_instances())
     assert provisioner.provisioned == [] and provisioner.terminated == []
     seen = new.get_domain("alice", "dom")
+    assert seen.get_history() == [{"time": 0.5}]
+    assert new.get_domain("alice", "fresh-log").get_history() == []
     assert [i.instance_id for i in seen.get_instances()] == ["live"]
     assert seen.get_instance("live").state == InstanceState.REQUESTING
 

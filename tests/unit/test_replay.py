@@ -131,3 +131,26 @@ def test_epumctl_domain_export_writes_a_trace_replay_reads(recorded):
     trace = Trace.from_json(json.loads(out.getvalue()))
     assert trace.owner == "alice" and trace.config == CONF and trace.start == T0
     assert trace.history == recorded.history
+
+
+def test_an_export_starts_from_the_config_then_running_and_replays_its_changes():
+    cooler = {**CONF["engine_conf"], "cooldown_period": 10}
+    run = simulate(
+        "alice",
+        "pool",
+        CONF,
+        READINGS,
+        T0,
+        T0 + 480,
+        config_changes=[(T0 + 100, {"cooldown_period": 10})],
+    )
+    now_config = {**CONF, "engine_conf": cooler}  # what describe_domain says at export
+    exported = trace_from_history("alice", "pool", now_config, run.history, run.end)
+    assert exported.config["engine_conf"]["cooldown_period"] == 60
+    assert [(t - T0, c["cooldown_period"]) for t, c in exported.config_changes] == [(100, 10)]
+    assert decisions_of(replay(exported).history) == decisions_of(run.history)
+
+    later = trace_from_history("alice", "pool", now_config, run.history, run.end, since=T0 + 150)
+    assert later.config["engine_conf"]["cooldown_period"] == 10  # in effect at the start
+    assert later.config_changes == [] and later.start >= T0 + 150
+    assert later.readings[0][0] == later.start  # the value in effect then
