@@ -8,8 +8,9 @@ and the fault ops of ``epum.sim.faults``: ``fail``, ``silence``, ``zombie``,
 every state change to EPUM as ``instance_info`` (arg ``record``) through an
 ``EPUManagementClient``.  A ticker thread steps the simulation on the wall
 clock every ``tick`` seconds.  With ``--heartbeat-interval`` the instances'
-agents heartbeat too (``ou_heartbeat``, each from its own address); they do
-not consume a queue, so EPUM's ``dump_state`` requests to them go unanswered.
+agents heartbeat too (``ou_heartbeat``, each from its own address), and each
+running node's agent consumes a queue of its own (``epum.sim.agent_queues``):
+EPUM's ``dump_state`` to it makes it heartbeat at the next step.
 
 ``--config FILE`` is a YAML mapping of the options' long names with
 underscores (``amqp_url``, ``sysname``, ``heartbeat_interval``, ``seed``,
@@ -38,6 +39,7 @@ from epum.messaging.connection import make_connection, mask_url
 from epum.messaging.dispatch import Dispatcher
 from epum.messaging.names import Names
 from epum.messaging.server import RpcServer
+from epum.sim.agent_queues import AgentQueues
 from epum.sim.agents import SimAgents, agent_address
 from epum.sim.cloud import Delays, SimProvisioner
 from epum.sim.faults import FaultOps
@@ -91,6 +93,7 @@ class SimProvisionerService:
         )
         self._heartbeats: HeartbeatsOverWire | None = None
         self.agents: SimAgents | None = None
+        self.agent_queues: AgentQueues | None = None
         if heartbeat_interval:
             self._heartbeats = HeartbeatsOverWire(
                 lambda address: EPUManagementClient(
@@ -104,6 +107,11 @@ class SimProvisionerService:
                 )
             )
             self.agents = SimAgents(self._heartbeats, self.cloud, interval=heartbeat_interval)
+            self.agent_queues = AgentQueues(
+                make_connection(amqp_url, name=f"sim-{service_name}-agents"),
+                self.names,
+                self.agents,
+            )
         self.server = RpcServer(
             make_connection(amqp_url, name=f"sim-{service_name}"),
             self.names,
@@ -121,9 +129,17 @@ class SimProvisionerService:
             threading.Thread(target=self.server.run, name="epum-sim-provisioner-rpc", daemon=True),
             threading.Thread(target=self._tick_loop, name="epum-sim-provisioner-tick", daemon=True),
         ]
+        if self.agent_queues is not None:
+            self._threads.append(
+                threading.Thread(
+                    target=self.agent_queues.run, name="epum-sim-agent-queues", daemon=True
+                )
+            )
         for thread in self._threads:
             thread.start()
-        if not self.server.ready.wait(timeout):
+        if not self.server.ready.wait(timeout) or (
+            self.agent_queues is not None and not self.agent_queues.ready.wait(timeout)
+        ):
             self.stop()
             raise RuntimeError(f"the simulated provisioner did not start consuming in {timeout}s")
         log.info(
@@ -137,8 +153,12 @@ class SimProvisionerService:
         """Stop ticking and serving, then close every connection."""
         self._stopped.set()
         self.server.stop()
+        if self.agent_queues is not None:
+            self.agent_queues.stop()
         for thread in self._threads:
             thread.join(timeout)
+        if self.agent_queues is not None:
+            self.agent_queues.connection.release()
         if self._heartbeats is not None:
             self._heartbeats.close()
         self._rpc.close()
@@ -164,6 +184,8 @@ class SimProvisionerService:
             log.exception("sending heartbeats failed")
         running = {agent_address(n.instance_id) for n in self.cloud.nodes(InstanceState.RUNNING)}
         self._heartbeats.forget(running)
+        if self.agent_queues is not None:
+            self.agent_queues.want(running)
 
     def _tick_loop(self) -> None:
         while not self._stopped.wait(self.tick):

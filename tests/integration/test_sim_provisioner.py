@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -179,3 +180,55 @@ def _answers(rpc: RpcClient) -> bool:
         return ProvisionerClient(rpc).describe_nodes() == []
     except Exception:
         return False
+
+
+def _queue_exists(amqp_url: str, name: str) -> bool:
+    with make_connection(amqp_url) as conn:
+        channel = conn.channel()
+        try:
+            channel.queue_declare(name, passive=True)
+        except conn.channel_errors:
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                channel.close()
+        return True
+
+
+def test_agents_consume_their_own_queues_and_answer_dump_state(amqp_url, names, epum, rpc):
+    service = SimProvisionerService(
+        amqp_url,
+        names.sysname,
+        epum_service=EPUM_SERVICE,
+        delays=Delays(pending=0.05, started=0.05, running=0.05, terminated=0.05),
+        heartbeat_interval=3600.0,  # one heartbeat when running; later ones only when asked
+        tick=0.05,
+    )
+    with service:
+        assert service.agent_queues is not None and service.agents is not None
+        epum.msg_add_domain_definition("d", {"general": {"engine_class": "simplest"}})
+        epum.msg_add_domain("owner", "dom", "d", {"engine_conf": {"preserve_n": 1}})
+        epum._run_decisions()
+        wait_until(lambda: len(service.cloud.nodes(InstanceState.RUNNING)) == 1, SIM_WAIT)
+        node = service.cloud.nodes(InstanceState.RUNNING)[0].instance_id
+        address = agent_address(node)
+        wait_until(lambda: address in service.agent_queues.consuming, SIM_WAIT)
+        assert _queue_exists(amqp_url, names.qualify(address))
+
+        def beats() -> int:
+            return sum(b.address == address for b in service.agents.beats)
+
+        wait_until(lambda: beats() == 1, SIM_WAIT, "the first heartbeat")
+        OUAgentClient(rpc).dump_state(address, mock_timestamp=1.0)  # over AMQP, as the doctor
+        wait_until(lambda: beats() == 2, SIM_WAIT, "a heartbeat in answer to dump_state")
+
+        epum.msg_remove_domain("owner", "dom")
+
+        def gone() -> bool:
+            epum._run_decisions()
+            return epum.store.get_domain("owner", "dom") is None
+
+        wait_until(gone, SIM_WAIT)
+        wait_until(lambda: address not in service.agent_queues.consuming, SIM_WAIT)
+        wait_until(lambda: not _queue_exists(amqp_url, names.qualify(address)), SIM_WAIT)
+    assert beats() == 2
