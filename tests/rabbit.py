@@ -22,6 +22,7 @@ from collections.abc import Iterator
 import pytest
 from kombu import Connection
 
+from epum.messaging import retry
 from epum.messaging.names import Names
 from epum.messaging.retry import RetryPolicy
 from tests.kit import WaitTimeout, wait_until
@@ -128,15 +129,8 @@ def names(amqp_url: str) -> Iterator[Names]:
 def delete_namespace(url: str, names: Names, services: tuple[str, ...] = TEST_SERVICES) -> None:
     """Delete the sysname's queues of ``services`` (with their dead-letter queue and the
     retry queues of the default policy) and its exchange (missing ones are fine)."""
-    delays = RetryPolicy().delays_ms()
     with Connection(url) as conn:
-        channel = conn.channel()
-        for service in services:
-            channel.queue_delete(names.qualify(service))
-            channel.queue_delete(names.qualify(f"{service}.dead"))
-            for ms in delays:
-                channel.queue_delete(names.qualify(f"{service}.retry.{ms}"))
-        channel.exchange_delete(names.exchange)
+        retry.delete_namespace(conn, names, services, RetryPolicy())
 
 
 @contextlib.contextmanager

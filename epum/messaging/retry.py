@@ -24,6 +24,7 @@ Names (all sysname-prefixed like every name): ``<service>.retry.<ms>`` and
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,3 +142,22 @@ def queue_depth(connection: Connection, name: str) -> int:
             return channel.queue_declare(name, passive=True).message_count
         except connection.channel_errors:
             return 0
+
+
+def delete_namespace(
+    connection: Connection, names: Names, services: Iterable[str], policy: RetryPolicy
+) -> None:
+    """Delete the queues of ``services`` under ``names`` (each service queue, its
+    dead-letter queue and its retry queues under ``policy``) and the system's
+    exchange; missing ones are fine.  For a namespace of one's own only: its
+    messages go with it."""
+    channel = connection.channel()
+    try:
+        for service in services:
+            queues = [names.qualify(service), dead_letter_queue(names, service).name]
+            queues += [retry_queue(names, service, ms).name for ms in policy.delays_ms()]
+            for name in queues:
+                channel.queue_delete(name)
+        channel.exchange_delete(names.exchange)
+    finally:
+        channel.close()

@@ -9,7 +9,8 @@ each lost instance on its own.  On a terminal the domain's instances
 are a live table redrawn in place with the timeline below it
 (``epum.sim.live``); otherwise (CI, a pipe, ``--plain``) the timeline is
 printed line by line.  A final table and a summary follow; the exit status
-is 0 when every stage finished.
+is 0 when every stage finished.  ``epum demo --amqp URL --zookeeper HOSTS``
+tells the story on real servers instead (``epum.sim.demo_servers``).
 """
 
 from __future__ import annotations
@@ -255,6 +256,8 @@ def main(argv: list[str] | None = None, stream: Any = None) -> int:
     parser.add_argument(
         "--history", action="store_true", help="print the domain's decision log at the end"
     )
+    parser.add_argument("--amqp", metavar="URL", help="tell the story on this broker ...")
+    parser.add_argument("--zookeeper", metavar="HOSTS", help="... and this ZooKeeper")
     args = parser.parse_args(argv)
     stream = stream or sys.stdout
     live = not args.plain and stream.isatty()
@@ -262,6 +265,12 @@ def main(argv: list[str] | None = None, stream: Any = None) -> int:
         level=logging.INFO if args.verbose else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if args.amqp or args.zookeeper:
+        if not (args.amqp and args.zookeeper):
+            parser.error("--amqp and --zookeeper go together")
+        from epum.sim.demo_servers import run_server_demo
+
+        return run_server_demo(args.amqp, args.zookeeper, stream, live, args.history)
     started = time.monotonic()
 
     def say(text: str = "") -> None:
