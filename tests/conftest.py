@@ -47,7 +47,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     Without ``--fault-matrix``, the fault-matrix cases not marked
     ``fault_subset`` are deselected."""
-    if not config.getoption("--fault-matrix"):
+    if not config.getoption("--fault-matrix", default=False):
         full_only = {
             item
             for item in items
