@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from epum.config import ConfigError, load_config
+from epum.errors import NotFoundError
 from epum.history_words import follow, parse_since
 from epum.operations import CALLER_ARG, OPERATIONS, Arg, Operation
 from epum.settings import Settings
@@ -63,13 +64,19 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
 
 def epum_main(argv: Sequence[str] | None = None) -> int:
     """``epum <command>``: ``epum demo [--seed N] [--plain] [-v]`` plays the demo;
-    ``epum replay TRACE ...`` replays a recorded trace (``epum.replay.cli``)."""
+    ``epum replay TRACE ...`` replays a recorded trace (``epum.replay.cli``);
+    ``epum fault OP NODE_ID`` breaks a simulated instance (``epum.sim.faults``)."""
     parser = argparse.ArgumentParser(prog="epum", description="epum's own tools.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # each command parses its own options (and its own --help)
     sub.add_parser("demo", add_help=False, help="the demo, in memory and simulated time")
     sub.add_parser("replay", add_help=False, help="replay a recorded trace offline")
+    sub.add_parser("fault", add_help=False, help="break a simulated instance (over AMQP)")
     args, rest = parser.parse_known_args(argv)
+    if args.command == "fault":
+        from epum.sim.faults import main as fault_main
+
+        return fault_main(rest)
     if args.command == "replay":
         from epum.replay.cli import main as replay_main
 
@@ -244,3 +251,45 @@ def print_export(client: Any, args: argparse.Namespace, out: Any = None) -> int:
     )
     print(json.dumps(trace.to_json(), indent=1, sort_keys=True), file=out or sys.stdout)
     return 0
+
+
+def add_wait_command(
+    subparsers: argparse._SubParsersAction, op: Operation
+) -> argparse.ArgumentParser:
+    """``wait NAME --running N [--for S]``: return once the domain has exactly N live
+    instances, every one RUNNING (as ``kubectl wait`` does for a condition); exit
+    code 6 (timeout) if it has not within S seconds.  Its arguments are those
+    of ``describe`` (``op``)."""
+    cmd = add_operation_command(subparsers, "wait", op)
+    cmd.description = "Wait until a domain has exactly N live instances, all RUNNING."
+    cmd.add_argument("--running", type=int, required=True, metavar="N", help="instances wanted")
+    cmd.add_argument("--for", dest="wait_for", type=float, default=120.0, metavar="S")
+    cmd.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+    cmd.set_defaults(print_lines=print_wait)
+    return cmd
+
+
+def print_wait(client: Any, args: argparse.Namespace, out: Any = None) -> int:
+    """Poll the domain of ``args`` until it holds ``--running`` RUNNING instances and
+    nothing else live; print the count; TimeoutError past ``--for`` seconds."""
+    from epum.states import InstanceState
+
+    out = out or sys.stdout
+    name = getattr(args, _DEST_PREFIX + "domain_id")
+    deadline = time.monotonic() + args.wait_for
+    stop = threading.Event()
+    while True:
+        described = client.describe_domain(name, caller=args.caller)
+        if described is None:
+            raise NotFoundError(f"domain {name} not found")
+        live = [i for i in described["instances"] if i["state"] < InstanceState.TERMINATING]
+        running = sum(i["state"] == InstanceState.RUNNING for i in live)
+        if running == len(live) == args.running:
+            print(f"domain {name}: {running} running", file=out)
+            return 0
+        if time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"domain {name} has {running} of {len(live)} live instances running after "
+                f"{args.wait_for:g} s, not {args.running}"
+            )
+        stop.wait(args.interval)

@@ -42,6 +42,7 @@ from epum.cli import (
     add_export_command,
     add_history_command,
     add_operation_command,
+    add_wait_command,
     command_line_operations,
     run_operation,
 )
@@ -160,6 +161,10 @@ def ctl_parser(operations: Iterable[Operation] = OPERATIONS) -> argparse.Argumen
             if (group, verb) == ("domain", "describe"):
                 cmd.add_argument("--watch", action="store_true", help="redraw until interrupted")
                 cmd.add_argument("--interval", type=float, default=2.0, help="seconds (default 2)")
+                waiting = add_wait_command(verb_sub, op)
+                for action in leaf._actions:
+                    waiting._add_action(action)
+                waiting.set_defaults(group=group, verb="wait", flat=False)
     status = sub.add_parser("status", parents=[leaf], help="workers, leaders, queue depths")
     status.set_defaults(operation=None, group="status", verb="status", flat=False)
     for name, op in command_line_operations(ops).items():
@@ -244,7 +249,7 @@ def ctl_main(
         client = EPUManagementClient(rpc, service)
         op = args.operation
         print_lines = getattr(args, "print_lines", None)  # domain history / export
-        if print_lines is not None and (mode == "table" or args.verb == "export"):
+        if print_lines is not None and (mode == "table" or args.verb in ("export", "wait")):
             return print_lines(client, args, out)
         while True:
             if op is None:

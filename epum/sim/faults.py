@@ -60,3 +60,53 @@ def _node(node_id: object) -> str:
     if not isinstance(node_id, str) or not node_id:
         raise BadRequestError(f"node_id must be a non-empty string, not {node_id!r}")
     return node_id
+
+
+#: The fault ops, in the order ``epum fault`` lists them.
+FAULTS = ("fail", "silence", "zombie", "fail_contextualization")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``epum fault OP NODE_ID``: strike a fault on a simulated instance over AMQP
+    (a call to the simulated provisioner service); the exit code is 0 when it
+    was accepted, 1 with the error's name and message otherwise."""
+    import argparse
+    import os
+    import sys
+
+    from epum.errors import EpumError
+    from epum.messaging import RpcClient
+    from epum.messaging.connection import make_connection
+    from epum.messaging.names import Names
+
+    parser = argparse.ArgumentParser(
+        prog="epum fault", description="Break a simulated instance on demand."
+    )
+    parser.add_argument("op", choices=FAULTS)
+    parser.add_argument("node_id", metavar="NODE_ID", help="the instance id")
+    parser.add_argument("--reason", help="for fail: the reason the cloud gives")
+    parser.add_argument(
+        "--amqp-url",
+        default=os.environ.get("EPUM_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
+        help="broker URL (default: $EPUM_AMQP_URL)",
+    )
+    parser.add_argument(
+        "--sysname", default=os.environ.get("EPUM_SYSNAME"), help="default: $EPUM_SYSNAME"
+    )
+    parser.add_argument("--service", default="provisioner", help="the simulator's service name")
+    args = parser.parse_args(argv)
+    extra = {"reason": args.reason} if args.op == "fail" and args.reason else {}
+    try:
+        rpc = RpcClient(make_connection(args.amqp_url), Names(args.sysname), "epum-fault")
+    except ValueError as exc:
+        print(f"epum fault: {exc}", file=sys.stderr)
+        return 1
+    try:
+        rpc.call(args.service, args.op, timeout=10, node_id=args.node_id, **extra)
+    except EpumError as exc:
+        print(f"epum fault: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        rpc.close()
+    print(f"{args.op} {args.node_id}: done")
+    return 0

@@ -258,7 +258,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--amqp-url", default=os.environ.get("EPUM_AMQP_URL", DEFAULT_AMQP_URL), help="broker URL"
     )
-    parser.add_argument("--sysname", default=None, help="prefix of every queue and exchange")
+    parser.add_argument(
+        "--sysname",
+        default=os.environ.get("EPUM_SYSNAME"),
+        help="prefix of every queue and exchange (default: $EPUM_SYSNAME)",
+    )
     parser.add_argument("--service-name", default="provisioner")
     parser.add_argument("--epum-service", default="epu_management_service")
     parser.add_argument("--pending", type=float, default=1.0, help="s to PENDING")
