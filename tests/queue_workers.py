@@ -23,11 +23,12 @@ class QueueWorkers:
         self._lock = threading.Lock()
         self._workers: dict[str, tuple[threading.Event, threading.Thread]] = {}
         self.done = 0
+        self._closed = False
 
     def update(self, instance_ids: list[str]) -> None:
-        """Run one worker per id in ``instance_ids``; stop the others."""
+        """Run one worker per id in ``instance_ids``; stop the others (all, once closed)."""
         with self._lock:
-            wanted = set(instance_ids)
+            wanted = set() if self._closed else set(instance_ids)
             for gone in set(self._workers) - wanted:
                 self._workers.pop(gone)[0].set()
             for new in wanted - set(self._workers):
@@ -50,9 +51,10 @@ class QueueWorkers:
                     self.done += 1
 
     def close(self) -> None:
-        """Stop every worker and wait for them."""
-        self.update([])
+        """Stop every worker and wait for them (before the queue may be deleted)."""
         with self._lock:
+            self._closed = True
             threads = [t for _, t in self._workers.values()]
+        self.update([])
         for thread in threads:
             thread.join(5)

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
-from kazoo.client import KazooClient
 
 from epum.ctl_output import INSTANCE_COLUMNS, instance_rows, table
 from epum.errors import NotFoundError
@@ -42,9 +41,12 @@ from epum.messaging import EPUManagementClient, RpcClient
 from epum.messaging.connection import make_connection
 from epum.messaging.names import Names
 from epum.messaging.retry import RetryPolicy, delete_namespace
+from epum.settings import ZooKeeperSettings
 from epum.sim.demo import DEFINITION, DOMAIN, OWNER
 from epum.sim.live import HOME_AND_CLEAR
 from epum.states import InstanceHealthState, InstanceState
+from epum.store.zk_session import remove_tree
+from epum.store.zookeeper import ZooKeeperEPUMStore
 
 #: Health timeouts in real seconds: short enough to watch.
 HEALTH = {
@@ -71,6 +73,7 @@ class ServerDemo:
         self.live = live
         self.names = Names(f"epum-demo-{uuid.uuid4().hex[:8]}")
         self.base_path = f"/{self.names.sysname}"
+        self.zk_settings = ZooKeeperSettings(hosts=zk_hosts, path=self.base_path, timeout=10.0)
         self.folder = Path(tempfile.mkdtemp(prefix="epum-demo-"))
         self.workers: dict[str, subprocess.Popen] = {}
         self.others: list[subprocess.Popen] = []
@@ -140,13 +143,8 @@ class ServerDemo:
                 proc.wait(5)
         with contextlib.suppress(Exception), make_connection(self.amqp_url) as conn:
             delete_namespace(conn, self.names, SERVICES, RetryPolicy())
-        zk = KazooClient(hosts=self.zk_hosts)
         with contextlib.suppress(Exception):
-            zk.start(timeout=10)
-            zk.delete(self.base_path, recursive=True)
-        with contextlib.suppress(Exception):
-            zk.stop()
-            zk.close()
+            remove_tree(self.zk_settings)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     # what the demo looks at ------------------------------------------------------
@@ -270,13 +268,12 @@ class ServerDemo:
         return self.stage("domain removed", lambda: DOMAIN not in client.list_domains(OWNER))
 
     def _decider(self) -> str:
-        zk = KazooClient(hosts=self.zk_hosts)
-        zk.start(timeout=10)
+        store = ZooKeeperEPUMStore(self.zk_settings, worker_name="epum-demo")
+        store.initialize()
         try:
-            seats = zk.Election(f"{self.base_path}/elections/decider").contenders()
+            seats = store.election_contenders("decider")
         finally:
-            zk.stop()
-            zk.close()
+            store.shutdown()
         for name in WORKERS:
             if seats and seats[0].startswith(f"{self.names.sysname}-{name}@"):
                 return name

@@ -9,7 +9,7 @@ every state change to EPUM as ``instance_info`` (arg ``record``) through an
 ``EPUManagementClient``.  A ticker thread steps the simulation on the wall
 clock every ``tick`` seconds.  With ``--heartbeat-interval`` the instances'
 agents heartbeat too (``ou_heartbeat``, each from its own address), and each
-running node's agent consumes a queue of its own (``epum.sim.agent_queues``):
+running node's agent consumes a queue of its own (``epum.messaging.agent_queues``):
 EPUM's ``dump_state`` to it makes it heartbeat at the next step.
 
 ``--config FILE`` is a YAML mapping of the options' long names with
@@ -33,13 +33,13 @@ from typing import Any
 import yaml
 
 from epum.errors import ConfigError
+from epum.messaging.agent_queues import AgentQueues
 from epum.messaging.client import RpcClient
 from epum.messaging.clients import EPUManagementClient
 from epum.messaging.connection import make_connection, mask_url
 from epum.messaging.dispatch import Dispatcher
 from epum.messaging.names import Names
 from epum.messaging.server import RpcServer
-from epum.sim.agent_queues import AgentQueues
 from epum.sim.agents import SimAgents, agent_address
 from epum.sim.cloud import Delays, SimProvisioner
 from epum.sim.faults import FaultOps
@@ -110,7 +110,7 @@ class SimProvisionerService:
             self.agent_queues = AgentQueues(
                 make_connection(amqp_url, name=f"sim-{service_name}-agents"),
                 self.names,
-                self.agents,
+                self.agents.dump_state,
             )
         self.server = RpcServer(
             make_connection(amqp_url, name=f"sim-{service_name}"),

@@ -23,6 +23,7 @@ base path are created open.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -289,3 +290,23 @@ class ZkSession:
             raise StoreUnavailableError(f"ZooKeeper unreachable: {exc}") from exc
         except KazooException as exc:
             raise StoreUnavailableError(f"ZooKeeper error: {exc!r}") from exc
+
+
+def remove_tree(settings: ZooKeeperSettings) -> None:
+    """Delete ``settings.path`` and everything under it, on a session of its own.
+
+    For throw-away namespaces (the server demo's); a path already gone is
+    no error.  StoreUnavailableError if ZooKeeper cannot be reached.
+    """
+    session = ZkSession(settings)
+    session.start()
+
+    def op(zk: ZkCalls, retried: bool) -> None:
+        with contextlib.suppress(NoNodeError):
+            session.client.delete(settings.path, recursive=True)
+
+    try:
+        session.call(op, settings.path)
+    finally:
+        session.mark_closed()
+        session.stop()

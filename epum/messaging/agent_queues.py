@@ -1,10 +1,10 @@
-"""The simulated agents on the broker: each live agent consumes a queue of its own.
+"""Agents on the broker: each live agent consumes a queue of its own.
 
 EPUM's doctor sends ``dump_state`` (a fire) to an agent at the address it
 heartbeats from (``agent-<node_id>``); ``AgentQueues`` gives each live
-agent of a ``SimAgents`` that queue, named and bound as every dashi service
-queue is (``<sysname>.agent-<node_id>`` on the system's exchange), and makes
-the agent heartbeat at the next step when asked.
+agent (the simulated ones of ``epum.sim``) that queue, named and bound as every dashi service
+queue is (``<sysname>.agent-<node_id>`` on the system's exchange), and hands each
+``dump_state`` to a callback.
 
 One connection and one kombu ``Consumer`` serve every agent (no thread per
 agent): ``want(addresses)`` says which agents live, and the consumer's own
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kombu import Connection, Consumer, Queue
@@ -31,7 +31,6 @@ from epum.messaging.connection import exchange
 from epum.messaging.edge import decode_body
 from epum.messaging.names import Names
 from epum.settings.limits import LimitSettings
-from epum.sim.agents import SimAgents
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +45,9 @@ def agent_queue(names: Names, address: str) -> Queue:
 class AgentQueues(ConsumerMixin):
     """Consumes the queue of every agent named by the latest ``want`` until ``stop()``.
 
+    ``dump_state(address, mock_timestamp)`` is called, on the consumer's
+    thread, for each ``dump_state`` request an agent's queue receives.
+
     ``run()`` blocks (a thread of its own) and survives broker connection
     loss as kombu's ``ConsumerMixin`` does, declaring the wanted queues
     again; ``consuming`` is the set of addresses whose queues it consumes now.
@@ -55,12 +57,12 @@ class AgentQueues(ConsumerMixin):
         self,
         connection: Connection,
         names: Names,
-        agents: SimAgents,
+        dump_state: Callable[[str, Any], None],
         limits: LimitSettings | None = None,
     ):
         self.connection = connection
         self.names = names
-        self.agents = agents
+        self.dump_state = dump_state
         self.limits = limits or LimitSettings()
         self.ready = threading.Event()
         self._lock = threading.Lock()
@@ -130,7 +132,7 @@ class AgentQueues(ConsumerMixin):
             message.ack()
             return
         if op == "dump_state":
-            self.agents.dump_state(address, mock_timestamp=args.get("mock_timestamp"))
+            self.dump_state(address, args.get("mock_timestamp"))
         else:
             log.warning("agent %s has no op %s; dropped", address, op)
         message.ack()
