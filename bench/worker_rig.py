@@ -37,14 +37,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kombu import Connection
 
 from bench.bare import BareConsumer, bare_queue
 from bench.doubles import ProvisionerDouble, served
 from bench.probes import rss_bytes
 from bench.wire import Wire
-from epum.messaging import EPUManagementClient, NoSuchServiceError, RpcClient, envelope
+from epum.messaging import EPUManagementClient, NoSuchServiceError, RpcClient, envelope, retry
 from epum.messaging.connection import make_connection
 from epum.messaging.names import Names
+from epum.messaging.retry import RetryPolicy
 from epum.sim.agents import agent_address
 from epum.states import InstanceHealthState, InstanceState
 
@@ -194,7 +196,10 @@ def seed(hosts: str, base_path: str, domains: int, instances: int) -> Fleet:
     store = ZooKeeperEPUMStore(settings, worker_name="bench-seed")
     store.initialize()
     provisioner = FakeProvisioner()
-    conf = {"_external_decide_invocations": True}
+    # no launch bounds: the seeding launches every instance in one pass
+    whole = domains * instances
+    limits = {"max_launches_per_second": whole + 1, "max_launches_per_pass": whole + 1}
+    conf = {"_external_decide_invocations": True, "limits": limits}
     epum = EPUManagement(conf, FakeNotifier(), provisioner, None, FakeDTRS(), store=store)
     try:
         epum.initialize()
@@ -273,7 +278,6 @@ def rig(url: str, server: Any, prefetch: int) -> Iterator[Rig]:
 
 
 def delete_namespace(url: str, names: Names, services: tuple[str, ...]) -> None:
-    """The test kit's ``delete_namespace`` (imported late: it needs pytest)."""
-    from tests.rabbit import delete_namespace as delete
-
-    delete(url, names, services)
+    """Delete the run's queues and exchange (``epum.messaging.retry.delete_namespace``)."""
+    with Connection(url) as conn:
+        retry.delete_namespace(conn, names, services, RetryPolicy())
