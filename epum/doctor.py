@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from epum.errors import WriteConflictError
-from epum.health import HealthConfig, HealthMonitor, Verdict
+from epum.health import HealthConfig, HealthMonitor, Verdict, health_config_of
 from epum.instances import Instance
 from epum.leader_loop import LeaderLoop
 from epum.logcontext import log_context
@@ -73,7 +73,7 @@ class Doctor(LeaderLoop):
                     if domain.is_removed():
                         continue
                     keep.add(domain.key)
-                    config = HealthConfig.from_section(domain.get_all_config().get("health"))
+                    config = health_config_of(domain.get_versioned_config("health")[0])
                     if not config.monitor_health:
                         keep.discard(domain.key)
                         continue

@@ -10,6 +10,7 @@ missing rule allows exactly that much slack.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +88,22 @@ class HealthConfig:
                 raise BadRequestError(f"health.{key} must be a number of seconds, not {value!r}")
             values[key] = seconds
         return cls(**values)
+
+
+def health_config_of(section: Mapping[str, Any] | None) -> HealthConfig:
+    """``HealthConfig.from_section(section)``, built once for each distinct section
+    (a heartbeat reads its domain's on every beat)."""
+    try:
+        key = tuple(sorted(section.items())) if section else ()
+        hash(key)
+    except TypeError:  # a value that cannot be a key (refused by from_section, or kept)
+        return HealthConfig.from_section(section)
+    return _health_config(key)
+
+
+@functools.lru_cache(maxsize=1024)
+def _health_config(items: tuple[tuple[str, Any], ...]) -> HealthConfig:
+    return HealthConfig.from_section(dict(items))
 
 
 @dataclass(frozen=True)

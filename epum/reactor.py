@@ -31,7 +31,7 @@ from epum.domain_config import (
 )
 from epum.engines.loader import load_engine_class
 from epum.errors import BadRequestError, EpumError, NotFoundError
-from epum.health import HealthConfig, heartbeat_write_due
+from epum.health import health_config_of, heartbeat_write_due
 from epum.instances import PROVISIONER_FIELDS, Instance, extra_fields_of
 from epum.logcontext import log_context
 from epum.settings import EPUMSettings, LimitSettings
@@ -331,7 +331,7 @@ class Reactor:
         if domain is None:
             log.warning("heartbeat from %s for unknown instance %s dropped", caller, instance_id)
             return
-        health_conf = HealthConfig.from_section(domain.get_all_config().get("health"))
+        health_conf = health_config_of(domain.get_versioned_config("health")[0])
         if not health_conf.monitor_health:
             return
         now = float(timestamp) if timestamp is not None else self.clock()

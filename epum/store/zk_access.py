@@ -6,6 +6,11 @@ store's own writes (``fresh``); writes report what they touched
 (``expect_present`` / ``expect_absent``) so later cached reads wait for
 them.  Values are decoded with ``epum.store.codec`` (a znode that is
 not what epum wrote is a ``CorruptDataError`` naming its path).
+
+``read_decoded`` also keeps what a cached znode decodes to (an instance
+record) until the znode changes, so a read of data that did not change
+costs no decoding: the decider's passes and steady heartbeats decode only
+the records that changed since they last looked.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ class ZkAccess:
         self.session = session
         self._where = where
         self._cache: SubtreeCache | None = None
+        # path -> (mzxid, decoded value) of cached znodes read through read_decoded
+        self._decoded: dict[str, tuple[int, Any]] = {}
 
     @property
     def cache(self) -> SubtreeCache | None:
@@ -49,7 +56,11 @@ class ZkAccess:
 
     def attach_cache(self, cache: SubtreeCache) -> None:
         """Serve reads under the cache's root from ``cache`` from now on."""
+        cache.listen(self._forget_decoded)
         self._cache = cache
+
+    def _forget_decoded(self, path: str) -> None:
+        self._decoded.pop(path, None)
 
     def call(self, op: Callable[[ZkCalls, bool], T]) -> T:
         """Run one operation on the session (see ``ZkSession.call``)."""
@@ -95,6 +106,35 @@ class ZkAccess:
             if state == ABSENT:
                 return None
         return self.server_read(path)
+
+    def read_decoded(
+        self,
+        path: str,
+        cached: bool,
+        decode: Callable[[Any, ZnodeStat, str], T],
+        or_server: bool = False,
+    ) -> T | None:
+        """``decode(value, stat, path)`` of the znode read as ``read`` (``read_or_server``
+        with ``or_server``) reads it, or None if it is absent.
+
+        What a cached znode decodes to is kept and returned again until the
+        znode changes: ``decode`` must return an immutable value, and its
+        callers must not change it.
+        """
+        if cached and self._cache is not None:
+            state, data = self._cache.lookup(path)
+            if state == LOADED:
+                stamp = data.stat.mzxid
+                kept = self._decoded.get(path)
+                if kept is not None and kept[0] == stamp:
+                    return kept[1]
+                value = decode(load(data.data, path), data.stat, path)
+                self._decoded[path] = (stamp, value)
+                return value
+            if state == ABSENT and not or_server:
+                return None
+        got = self.server_read(path)
+        return None if got is None else decode(got[0], got[1], path)
 
     def read_or_server(self, path: str, cached: bool) -> tuple[Any, ZnodeStat] | None:
         """Like ``read``, but a znode the cache lacks is looked up on the server."""

@@ -298,11 +298,7 @@ class ZooKeeperDomainStore(DomainStore):
     def get_instance(self, instance_id: str) -> Instance | None:
         """One record read from the server (never from the cache), or None."""
         path = self.instance_path(instance_id)
-        got = self._access.server_read(path)
-        if got is None:
-            return None
-        value, stat = got
-        return decode_instance(value, stat.version, path)
+        return self._access.read_decoded(path, False, decode_instance)
 
     def get_instance_cached(self, instance_id: str) -> Instance | None:
         """One record from the cache once it shows this store's writes to it, or None.
@@ -313,11 +309,7 @@ class ZooKeeperDomainStore(DomainStore):
         """
         path = self.instance_path(instance_id)
         access = self._access
-        got = access.read_or_server(path, access.fresh(path))
-        if got is None:
-            return None
-        value, stat = got
-        return decode_instance(value, stat.version, path)
+        return access.read_decoded(path, access.fresh(path), decode_instance, or_server=True)
 
     def get_instances(self) -> list[Instance]:
         """Every record of the domain, sorted by instance id, from the cache."""
@@ -332,9 +324,9 @@ class ZooKeeperDomainStore(DomainStore):
         out = []
         for name in names:
             path = f"{parent}/{name}"
-            got = access.read(path, cached)
-            if got is not None:
-                out.append(decode_instance(got[0], got[1].version, path))
+            record = access.read_decoded(path, cached, decode_instance)
+            if record is not None:
+                out.append(record)
         out.sort(key=lambda i: i.instance_id)
         return out
 
@@ -368,8 +360,10 @@ def check_section(section: str) -> None:
         )
 
 
-def decode_instance(value: Any, version: int, path: str) -> Instance:
-    """The record stored at ``path``; CorruptDataError naming it if it is not a record."""
+def decode_instance(value: Any, stat: ZnodeStat, path: str) -> Instance:
+    """The record stored at ``path`` (at ``stat``'s version); CorruptDataError naming it
+    if it is not a record."""
+    version = stat.version
     if not isinstance(value, dict):
         raise CorruptDataError(f"{path} holds no instance record: {value!r:.200}")
     try:
