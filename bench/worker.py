@@ -24,7 +24,9 @@ decode + ack, a process of its own) measured in the same run:
 - a FAILED report (fired as the provisioner does) until the worker's
   decider asks the provisioner for the replacement, p50;
 - the worker's resident memory with the D x N instances, against the same
-  worker just started with an empty store.
+  worker just started with an empty store;
+- the steady-heartbeat drains again, by W workers sharing the service
+  queue and the store, against the one worker alone (the speed-up).
 
 Run: ``.venv/bin/python -m bench.worker [--domains D] [--instances N]``
 (``--help`` lists every size; RabbitMQ at ``EPUM_TEST_AMQP_URL``).
@@ -89,21 +91,29 @@ def heartbeat_messages(ids: list[str], count: int) -> list[tuple[str, str]]:
     return beats
 
 
-def queue_behind(wire: Wire, queue: str, messages: list[tuple[str, str]]) -> str:
-    """Publish ``messages`` to ``queue``, then the marker call; the marker's correlation id."""
+def queue_behind(
+    wire: Wire, queue: str, messages: list[tuple[str, str]], markers: int = 1
+) -> list[str]:
+    """Publish ``messages`` to ``queue``, then ``markers`` marker calls; their correlation
+    ids."""
     for body, sender in messages:
         wire.publish(queue, body, sender)
-    return wire.send_call(queue, MARKER)
+    return [wire.send_call(queue, MARKER) for _ in range(markers)]
 
 
-def drain(wire: Wire, pid: int, queue: str, messages: list[tuple[str, str]]) -> float:
-    """Seconds the consumer of ``queue`` (process ``pid``) takes to work through
-    ``messages`` queued while it was paused: from its resume to the reply to the marker
-    call queued behind them.  One consumer, one queue: the reply comes after the rest."""
-    with paused(pid):
-        marker = queue_behind(wire, queue, messages)
+def drain(wire: Wire, pids: list[int], queue: str, messages: list[tuple[str, str]]) -> float:
+    """Seconds the consumers of ``queue`` (processes ``pids``) take to work through
+    ``messages`` queued while they were paused: from their resume to the replies to one
+    marker call per consumer queued behind them.  A consumer answers a marker after what
+    it was given before it; with several consumers, one may answer two markers while
+    another still holds the last messages of its share (at most its prefetch)."""
+    with contextlib.ExitStack() as stack:
+        for pid in pids:
+            stack.enter_context(paused(pid))
+        markers = queue_behind(wire, queue, messages, markers=len(pids))
     started = time.perf_counter()
-    wire.wait_reply(marker, timeout=60 + len(messages) / 100)
+    for marker in markers:
+        wire.wait_reply(marker, timeout=60 + len(messages) / 100)
     return time.perf_counter() - started
 
 
@@ -144,17 +154,28 @@ def measure_drains(
     """
     queue, bare_name = worker.names.qualify(SERVICE), worker.names.qualify(BARE)
     first = heartbeat_messages(fleet.ids, len(fleet.ids))
-    wire.wait_reply(queue_behind(wire, queue, first), timeout=60 + len(first) / 100)
+    wire.wait_reply(queue_behind(wire, queue, first)[0], timeout=60 + len(first) / 100)
     messages = heartbeat_messages(fleet.ids, per_drain)
     drains = Drains()
     for _ in range(rounds):
         requests, writes = zookeeper_requests(server, worker.pid), zxid(server)
-        drains.worker_seconds += drain(wire, worker.pid, queue, messages)
+        drains.worker_seconds += drain(wire, [worker.pid], queue, messages)
         drains.zk_requests += requests_between(requests, zookeeper_requests(server, worker.pid))
         drains.zk_writes += zxid(server) - writes
-        drains.bare_seconds += drain(wire, bare.pid, bare_name, messages)
+        drains.bare_seconds += drain(wire, [bare.pid], bare_name, messages)
         drains.heartbeats += len(messages)
     return drains
+
+
+def shared_drain_rate(
+    wire: Wire, workers: list[WorkerProcess], fleet: Fleet, per_drain: int, rounds: int
+) -> float:
+    """Steady heartbeats per second drained by ``workers`` sharing the service queue
+    (and the store), over ``rounds`` drains."""
+    queue = workers[0].names.qualify(SERVICE)
+    messages = heartbeat_messages(fleet.ids, per_drain)
+    seconds = sum(drain(wire, [w.pid for w in workers], queue, messages) for _ in range(rounds))
+    return per_drain * rounds / seconds
 
 
 def replacement_times(
@@ -280,7 +301,8 @@ def figures(
     calls: int = 1000,
     adds: int = 50,
     failures: int = 30,
-    prefetch: int = 1,
+    prefetch: int = 16,
+    workers: int = 2,
     *,
     amqp_url: str | None = None,
     server: Any = None,
@@ -291,13 +313,15 @@ def figures(
     drain (cycling over the instances) in ``rounds`` drains each;
     ``calls`` ``describe_domain`` round trips; ``adds`` domains added;
     ``failures`` instances failed; the worker's and the bare consumer's
-    ``prefetch``.  ``server`` is a running ZooKeeper of the test kit (else
-    a private one is started), ``amqp_url`` the broker (else
+    ``prefetch`` (the worker's default); then the same drains by ``workers``
+    workers sharing the queue and the store, against one (1: not measured).
+    ``server`` is a running ZooKeeper of the test kit (else a private one is
+    started), ``amqp_url`` the broker (else
     ``EPUM_TEST_AMQP_URL``, the local broker started if none answers).
     """
     from tests.rabbit import AMQP_URL, ensure_broker
 
-    if min(domains, instances, heartbeats, rounds, calls, adds, failures, prefetch) < 1:
+    if min(domains, instances, heartbeats, rounds, calls, adds, failures, prefetch, workers) < 1:
         raise ValueError("every size of bench.worker must be at least 1")
     url = amqp_url or AMQP_URL
     ensure_broker(url)
@@ -311,7 +335,20 @@ def figures(
         fleet = seed(server.hosts, zk_path, domains, instances)
         worker = stack.enter_context(r.worker(zk_path))
         try:
-            return measure(r, worker, fleet, empty_rss, heartbeats, rounds, calls, adds, failures)
+            found = measure(r, worker, fleet, empty_rss, heartbeats, rounds, calls, adds, failures)
+            if workers > 1:
+                one = shared_drain_rate(r.wire, [worker], fleet, heartbeats, rounds)
+                others = [stack.enter_context(r.worker(zk_path)) for _ in range(workers - 1)]
+                shared = shared_drain_rate(r.wire, [worker, *others], fleet, heartbeats, rounds)
+                found.append(
+                    Figure(
+                        f"worker: steady heartbeats drained, {workers} workers vs 1",
+                        shared,
+                        "/s",
+                        bare=one,
+                    )
+                )
+            return found
         except Exception as exc:
             raise RuntimeError(f"{exc}\n--- the worker's log ---\n{worker.log_tail()}") from exc
 

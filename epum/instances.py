@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -71,10 +72,12 @@ class Instance:
     def to_dict(self) -> dict[str, Any]:
         """The record as a JSON-ready dict (without the store version), extra fields
         flattened in beside the declared ones."""
-        out = dataclasses.asdict(self)
-        out.pop("version")
-        for key, value in out.pop("extra_fields").items():
-            out.setdefault(key, value)
+        out = {}
+        for name in _CONTENT_FIELDS:
+            value = getattr(self, name)
+            out[name] = copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+        for key, value in self.extra_fields.items():
+            out.setdefault(key, copy.deepcopy(value))
         return out
 
     @classmethod
@@ -100,6 +103,11 @@ RECORD_FIELDS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(Ins
 
 #: The field holding the provisioner's undeclared fields (a name it cannot use).
 EXTRA = "extra_fields"
+
+#: The declared content fields in their order, as ``to_dict`` gives them.
+_CONTENT_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(Instance) if f.name not in ("version", EXTRA)
+)
 
 #: Bounds of the undeclared fields one record keeps (the whole record is bounded
 #: too, by ``limits.max_record_bytes``): a name of at most 64 characters, a JSON

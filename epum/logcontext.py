@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import logging
+import os
 import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -69,12 +71,31 @@ def log_context(**fields: str | None) -> Iterator[LogContext]:
         _current.reset(token)
 
 
+#: Request ids made here: this process's random prefix and a counter (as unique as
+#: a uuid4 across processes, without reading the system's randomness each time).
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ID_COUNTER = itertools.count(1)
+
+
+def _new_id_prefix() -> None:
+    global _ID_PREFIX
+    _ID_PREFIX = uuid.uuid4().hex[:16]
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)  # a forked child is another process
+
+
+def new_request_id() -> str:
+    """A request id no other request of any process is likely to have (32 hex digits)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+
+
 @contextlib.contextmanager
 def request_context(
     op: str | None = None, sender: str | None = None, request_id: str | None = None
 ) -> Iterator[LogContext]:
     """A fresh context for one request (a new request id unless one is given)."""
-    ctx = LogContext(request_id=request_id or uuid.uuid4().hex, op=op, sender=sender)
+    ctx = LogContext(request_id=request_id or new_request_id(), op=op, sender=sender)
     token = _current.set(ctx)
     try:
         yield ctx

@@ -120,6 +120,7 @@ class WorkerMetrics:
         )
         for event in ("retried", "dead_lettered"):
             self.server_events.labels(event)
+        self._children: dict[str, tuple[Any, Any, Any]] = {}
 
     def observe_state(self, probe: StateProbe) -> None:
         """Read ``probe`` at every scrape (domains, instances, leadership, ZooKeeper)."""
@@ -128,6 +129,10 @@ class WorkerMetrics:
     @contextlib.contextmanager
     def measure(self, op: str) -> Iterator[None]:
         """Count ``op``, time it, count an error if it raises; one more message in hand."""
+        children = self._children.get(op)
+        if children is None:
+            children = self._children[op] = self._op_children(op)
+        requests, latency, kind = children
         start = time.perf_counter()
         self.in_hand.inc()
         try:
@@ -137,12 +142,17 @@ class WorkerMetrics:
             raise
         finally:
             self.in_hand.dec()
-            self.requests.labels(op).inc()
-            self.latency.labels(op).observe(time.perf_counter() - start)
-            if op in HEARTBEAT_OPS:
-                self.heartbeats.inc()
-            elif op in REPORT_OPS:
-                self.reports.inc()
+            requests.inc()
+            latency.observe(time.perf_counter() - start)
+            if kind is not None:
+                kind.inc()
+
+    def _op_children(self, op: str) -> tuple[Any, Any, Any]:
+        """The metrics one ``op`` records into (labelled once, not on every request)."""
+        kind = (
+            self.heartbeats if op in HEARTBEAT_OPS else self.reports if op in REPORT_OPS else None
+        )
+        return self.requests.labels(op), self.latency.labels(op), kind
 
     def count(self, event: str) -> None:
         """Count one server ``event`` (``retried``, ``dead_lettered``)."""

@@ -44,6 +44,7 @@ class Dispatcher:
     def __init__(self, table: Mapping[str, Handler]):
         self._table = dict(table)
         self._signatures = {op: inspect.signature(fn) for op, fn in self._table.items()}
+        self._preparing = {op for op, fn in self._table.items() if isinstance(fn, PreparingHandler)}
 
     @property
     def ops(self) -> list[str]:
@@ -69,8 +70,8 @@ class Dispatcher:
             bound = self._signatures[op].bind(**args)
         except TypeError as exc:
             raise BadRequestError(f"{op}: {short(str(exc), 200)}") from None
-        if isinstance(handler, PreparingHandler):
-            return handler.prepare(dict(bound.arguments))
+        if op in self._preparing:
+            return handler.prepare(dict(bound.arguments))  # type: ignore[attr-defined]
         return functools.partial(handler, *bound.args, **bound.kwargs)
 
     def dispatch(self, op: str, args: Mapping[str, Any]) -> Any:

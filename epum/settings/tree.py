@@ -102,7 +102,10 @@ class AmqpSettings(Checked):
         "default_dashi_exchange", why="what every dashi service uses", check=non_empty
     )
     prefetch: int = setting(
-        1, why="one message in hand per worker: fair sharing across workers", check=positive
+        16,
+        why="the next message is already there when a handler returns, and fires are "
+        "acknowledged 8 at a time; a slow request holds at most 15 others behind it",
+        check=positive,
     )
     rpc_timeout: float = setting(
         30.0, why="long enough for a slow store write, short enough to notice", check=positive

@@ -245,7 +245,7 @@ def run_hostile(url: str, names: Names, worker, dump: Callable[[], dict]) -> Non
 
         one_bad_message()
         # A redelivered request goes back to the head of the queue, so the
-        # single prefetch-1 worker answers it again before a later good call.
+        # single worker answers it again before a later good call.
         probe = {
             "kind": "good",
             "body": json.dumps({"op": "list_domains", "args": {"caller": "mallory"}}).encode(),

@@ -30,7 +30,7 @@ def test_defaults_cover_every_protocol_key():
     assert cfg.amqp.heartbeat == 30
     assert cfg.amqp.sysname is None
     assert cfg.amqp.exchange == "default_dashi_exchange"
-    assert cfg.amqp.prefetch == 1
+    assert cfg.amqp.prefetch == 16
     assert (cfg.zookeeper.hosts, cfg.zookeeper.path, cfg.zookeeper.timeout) == (
         "localhost:2181",
         "/epum",
