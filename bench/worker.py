@@ -117,6 +117,24 @@ def drain(wire: Wire, pids: list[int], queue: str, messages: list[tuple[str, str
     return time.perf_counter() - started
 
 
+def wait_first_pass(
+    client: EPUManagementClient, fleet: Fleet, since: float, timeout: float = 120.0
+) -> None:
+    """Return once a decider started at wall time ``since`` has made its first pass over
+    every domain (a first pass writes a ``started`` entry to each domain's decision log,
+    in domain order), so those writes are not counted against the heartbeats;
+    RuntimeError after ``timeout``."""
+    last = sorted(fleet.instances)[-1]
+    deadline = time.monotonic() + timeout
+    while not any(
+        e.get("event") == "started" and e.get("time", 0) >= since
+        for e in client.describe_domain_history(last, caller=OWNER)
+    ):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the decider made no first pass within {timeout:g} s")
+        time.sleep(0.05)
+
+
 def check_health(client: EPUManagementClient, fleet: Fleet) -> None:
     """RuntimeError unless every instance's health is OK (the heartbeats were handled)."""
     for name in fleet.instances:
@@ -333,8 +351,10 @@ def figures(
             empty_rss = empty.rss()
         zk_path = unique_path("worker")
         fleet = seed(server.hosts, zk_path, domains, instances)
+        started = time.time()
         worker = stack.enter_context(r.worker(zk_path))
         try:
+            wait_first_pass(r.client, fleet, started)
             found = measure(r, worker, fleet, empty_rss, heartbeats, rounds, calls, adds, failures)
             if workers > 1:
                 one = shared_drain_rate(r.wire, [worker], fleet, heartbeats, rounds)

@@ -45,6 +45,10 @@ class Dispatcher:
         self._table = dict(table)
         self._signatures = {op: inspect.signature(fn) for op, fn in self._table.items()}
         self._preparing = {op for op, fn in self._table.items() if isinstance(fn, PreparingHandler)}
+        # ops whose arguments are plain keywords: (required names, accepted names)
+        self._keywords = {
+            op: keywords for op, sig in self._signatures.items() if (keywords := _keywords(sig))
+        }
 
     @property
     def ops(self) -> list[str]:
@@ -66,6 +70,12 @@ class Dispatcher:
         bad = [k for k in args if not isinstance(k, str) or not k.isidentifier()]
         if bad:
             raise BadRequestError(f"{op}: argument names must be identifiers, got {short(bad)}")
+        keywords = self._keywords.get(op)
+        if keywords is not None and keywords[0] <= args.keys() <= keywords[1]:
+            # they bind (the common case, checked without building a BoundArguments)
+            if op in self._preparing:
+                return handler.prepare(dict(args))  # type: ignore[attr-defined]
+            return functools.partial(handler, **args)
         try:
             bound = self._signatures[op].bind(**args)
         except TypeError as exc:
@@ -77,3 +87,14 @@ class Dispatcher:
     def dispatch(self, op: str, args: Mapping[str, Any]) -> Any:
         """Check the request, then run it and return the handler's result."""
         return self.prepare(op, args)()
+
+
+def _keywords(signature: inspect.Signature) -> tuple[frozenset[str], frozenset[str]] | None:
+    """(required, accepted) argument names of a signature that takes keywords only
+    (plain or keyword-only parameters, no ``**kwargs``); None for any other."""
+    params = signature.parameters.values()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if any(p.kind not in kinds for p in params):
+        return None
+    required = frozenset(p.name for p in params if p.default is inspect.Parameter.empty)
+    return required, frozenset(p.name for p in params)

@@ -1,4 +1,8 @@
-"""The domain definitions of the ZooKeeper store: one znode each, read from the server.
+"""The domain definitions of the ZooKeeper store: one znode each.
+
+A definition is read from the access's cache once it shows this store's own
+writes to it (from the server while it does not, or does not hold it);
+the list of ids is always read from the server.
 
 ``/definitions/<definition_id>`` holds ``{"definition": {...}, "token": ...}``
 (the token makes a create retried after a connection loss recognise its
@@ -20,7 +24,7 @@ from epum.store.zk_session import ZkCalls
 
 
 class ZkDefinitions:
-    """Create, read, replace, delete and list definitions (every call reads the server)."""
+    """Create, read, replace, delete and list definitions (reads as the module says)."""
 
     def __init__(self, access: ZkAccess, paths: ZkPaths):
         self._access = access
@@ -32,20 +36,21 @@ class ZkDefinitions:
         token = uuid.uuid4().hex
         raw = dump({"definition": definition, "token": token}, f"definition {definition_id}")
 
-        def op(zk: ZkCalls, retried: bool) -> None:
+        def op(zk: ZkCalls, retried: bool) -> Any:
             try:
-                zk.create(path, raw)
+                return zk.create(path, raw, include_data=True)[1]
             except NodeExistsError:
-                if retried and zk.own_creation(path, token) is not None:
-                    return
+                if retried and (stat := zk.own_creation(path, token)) is not None:
+                    return stat
                 raise WriteConflictError(f"definition {definition_id} already exists") from None
 
-        self._access.call(op)
+        self._access.expect_present(path, self._access.call(op))
 
     def get(self, definition_id: str) -> dict[str, Any] | None:
-        """A definition read from the server, or None."""
+        """A definition (from the cache, see the module), or None."""
         path = self._paths.definition(definition_id)
-        got = self._access.server_read(path)
+        access = self._access
+        got = access.read_or_server(path, access.fresh(path))
         return None if got is None else field(got[0], "definition", path)
 
     def update(self, definition_id: str, definition: dict[str, Any]) -> None:
@@ -53,7 +58,7 @@ class ZkDefinitions:
         path = self._paths.definition(definition_id)
         dump(definition, f"definition {definition_id}")
 
-        def op(zk: ZkCalls, retried: bool) -> None:
+        def op(zk: ZkCalls, retried: bool) -> Any:
             for _ in range(MERGE_TRIES):
                 try:
                     raw, stat = zk.get(path)
@@ -63,15 +68,14 @@ class ZkDefinitions:
                 field(value, "definition", path)
                 value["definition"] = definition
                 try:
-                    zk.set(path, dump(value), version=stat.version)
-                    return
+                    return zk.set(path, dump(value), version=stat.version)
                 except BadVersionError:
                     continue
                 except NoNodeError:
                     raise NotFoundError(f"definition {definition_id} not found") from None
             raise WriteConflictError(f"definition {definition_id} kept changing")
 
-        self._access.call(op)
+        self._access.expect_present(path, self._access.call(op))
 
     def remove(self, definition_id: str) -> None:
         """Delete a definition; NotFoundError if it does not exist."""
@@ -86,6 +90,7 @@ class ZkDefinitions:
                 raise NotFoundError(f"definition {definition_id} not found") from None
 
         self._access.call(op)
+        self._access.expect_absent(path)
 
     def ids(self) -> list[str]:
         """Every definition id, sorted."""

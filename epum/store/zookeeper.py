@@ -125,7 +125,9 @@ class ZooKeeperEPUMStore(EPUMStore):
         self._paths = ZkPaths(settings.path)
         self._session = ZkSession(settings)
         self._access = ZkAccess(self._session, self._paths.base)
-        self._definitions = ZkDefinitions(self._access, self._paths)
+        # the definitions have a cache of their own (they live outside the domains' tree)
+        self._definitions_access = ZkAccess(self._session, self._paths.base)
+        self._definitions = ZkDefinitions(self._definitions_access, self._paths)
         self.identifier = f"{worker_name or 'epum'}@{socket.gethostname()}:{os.getpid()}"
         self._board: ElectionBoard | None = None
         self._listeners: list[ChangeListener] = []
@@ -163,6 +165,9 @@ class ZooKeeperEPUMStore(EPUMStore):
             self._access.attach_cache(cache)
             if not cache.start(self._session.timeout):
                 log.warning("the domain cache is still loading; reading from the server meanwhile")
+            definitions = SubtreeCache(self._session.client, self._paths.definitions)
+            self._definitions_access.attach_cache(definitions)
+            definitions.start(self._session.timeout)
             board = ElectionBoard(self._session.client, self._paths.elections, self.identifier)
             board.start()
             self._board = board
@@ -194,8 +199,9 @@ class ZooKeeperEPUMStore(EPUMStore):
             return
         if self._board is not None:
             self._board.shutdown(SHUTDOWN_JOIN)
-        if self._access.cache is not None:
-            self._access.cache.close()
+        for access in (self._access, self._definitions_access):
+            if access.cache is not None:
+                access.cache.close()
         self._session.stop()
         log.info("ZooKeeper store %s closed", self.identifier)
 

@@ -52,6 +52,7 @@ EXPECTED = {
         "worker: add_domain p50, DTRS checked",
         "worker: FAILED report to replacement provision p50",
         "worker: RSS with 6 instances",
+        "worker: steady heartbeats drained, 2 workers vs 1",
     },
 }
 
