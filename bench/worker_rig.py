@@ -95,6 +95,8 @@ class WorkerProcess:
                 "doctor_loop_interval": LOOPS_APART,
                 "reaper_loop_interval": LOOPS_APART,
             },
+            # room for the benchmark's own domains and the ones it adds
+            "limits": {"max_domains_per_caller": 1_000_000},
             "worker_name": f"{names.sysname}-worker",
             "log_level": "INFO",
         }
