@@ -375,3 +375,14 @@ def znodes_under(client: Any, root: str) -> list[str]:
             found.append(child_path)
             stack.append(child_path)
     return found
+
+
+def unbounded_launches(instances: int) -> dict[str, dict[str, float]]:
+    """The ``initial_conf`` part that lets one decider pass launch all ``instances``
+    at once (the launch limits would spread a benchmark's seeding over many passes)."""
+    return {
+        "limits": {
+            "max_launches_per_second": instances + 1,
+            "max_launches_per_pass": instances + 1,
+        }
+    }

@@ -30,6 +30,7 @@ from bench.common import (
     ratio,
     table,
     time_interleaved,
+    unbounded_launches,
     unique_path,
     znodes_under,
     zookeeper,
@@ -45,7 +46,11 @@ OWNER = "bench"
 
 def populated(domains: int, instances: int, store: EPUMStore | None = None) -> Simulation:
     """A started simulation with ``domains`` domains of ``instances`` RUNNING instances each."""
-    sim = Simulation(store=store, delays=Delays(pending=0, started=0, running=0)).start()
+    sim = Simulation(
+        conf=unbounded_launches(domains * instances),
+        store=store,
+        delays=Delays(pending=0, started=0, running=0),
+    ).start()
     epum = sim.epum
     epum.msg_add_domain_definition(
         "bench", {"general": {"engine_class": "simplest"}, "engine_conf": {"epuworker_type": "dt"}}

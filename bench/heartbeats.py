@@ -34,6 +34,7 @@ from bench.common import (
     kazoo_client,
     ratio,
     table,
+    unbounded_launches,
     unique_path,
     zookeeper,
     zookeeper_store_available,
@@ -51,10 +52,10 @@ MISSING_TIMEOUT = 120.0
 
 def populated(instances: int, store: EPUMStore | None = None) -> Simulation:
     """A started simulation with one monitored domain of ``instances`` RUNNING instances."""
-    # no launch bounds: every instance is launched in the one pass
-    limits = {"max_launches_per_second": instances + 1, "max_launches_per_pass": instances + 1}
     sim = Simulation(
-        conf={"limits": limits}, store=store, delays=Delays(pending=0, started=0, running=0)
+        conf=unbounded_launches(instances),
+        store=store,
+        delays=Delays(pending=0, started=0, running=0),
     ).start()
     epum = sim.epum
     epum.msg_add_domain_definition(

@@ -40,6 +40,7 @@ import yaml
 from kombu import Connection
 
 from bench.bare import BareConsumer, bare_queue
+from bench.common import unbounded_launches
 from bench.doubles import ProvisionerDouble, served
 from bench.probes import rss_bytes
 from bench.wire import Wire
@@ -198,10 +199,7 @@ def seed(hosts: str, base_path: str, domains: int, instances: int) -> Fleet:
     store = ZooKeeperEPUMStore(settings, worker_name="bench-seed")
     store.initialize()
     provisioner = FakeProvisioner()
-    # no launch bounds: the seeding launches every instance in one pass
-    whole = domains * instances
-    limits = {"max_launches_per_second": whole + 1, "max_launches_per_pass": whole + 1}
-    conf = {"_external_decide_invocations": True, "limits": limits}
+    conf = {"_external_decide_invocations": True, **unbounded_launches(domains * instances)}
     epum = EPUManagement(conf, FakeNotifier(), provisioner, None, FakeDTRS(), store=store)
     try:
         epum.initialize()
