@@ -322,6 +322,11 @@ def zookeeper_store_available() -> bool:
     return True
 
 
+#: The benchmarks' ZooKeeper heap: ``bench.state_scale``'s 100,000 records and two
+#: workers' watches on them need more than the test kit's default.
+ZOOKEEPER_HEAP_MB = 1536
+
+
 @contextlib.contextmanager
 def zookeeper(running: Any = None) -> Iterator[Any]:
     """A private ZooKeeper server for the benchmark (the test kit's), closed afterwards;
@@ -331,7 +336,7 @@ def zookeeper(running: Any = None) -> Iterator[Any]:
         return
     from tests.zk_server import ZooKeeperServer
 
-    server = ZooKeeperServer(tick_time_ms=2000)
+    server = ZooKeeperServer(tick_time_ms=2000, heap_mb=ZOOKEEPER_HEAP_MB)
     try:
         server.start()
         yield server

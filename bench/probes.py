@@ -10,6 +10,9 @@
   sent in between (on any connection of the session).  The process's
   sessions are the server connections whose client port is one of the
   process's own TCP sockets (``/proc/<pid>/fd`` and ``/proc/<pid>/net/tcp``).
+- ``zookeeper_monitor(server)``: the server's own counters (the ``mntr``
+  four-letter word): ``zk_znode_count``, ``zk_approximate_data_size`` (the
+  bytes of every znode's path and data), ``zk_watch_count``, ...
 
 Linux only (``/proc``), as the benchmarks' machine is.
 """
@@ -115,3 +118,31 @@ def zookeeper_requests(server: Any, pid: int) -> dict[str, int]:
 def requests_between(before: Mapping[str, int], after: Mapping[str, int]) -> int:
     """Requests sent between two ``zookeeper_requests`` readings (a new session from 0)."""
     return sum(last - before.get(sid, 0) for sid, last in after.items())
+
+
+def parse_mntr(answer: str) -> dict[str, str]:
+    """The server's ``mntr`` answer as counter name -> its value (as text)."""
+    found = {}
+    for line in answer.splitlines():
+        name, tab, value = line.partition("\t")
+        if tab and name.strip():
+            found[name.strip()] = value.strip()
+    return found
+
+
+def zookeeper_monitor(server: Any) -> dict[str, int]:
+    """The numeric counters of the server's ``mntr`` answer (``zk_znode_count``, ...).
+
+    ``server`` is the test kit's ``ZooKeeperServer`` (its whitelist allows
+    ``mntr``); ProbeError if the answer holds no ``zk_znode_count``.
+    """
+    from tests.zk_server import four_letter_word
+
+    answer = four_letter_word(server.host, server.port, "mntr", timeout=5.0)
+    numbers = {}
+    for name, value in parse_mntr(answer).items():
+        with contextlib.suppress(ValueError):
+            numbers[name] = int(value)
+    if "zk_znode_count" not in numbers:
+        raise ProbeError(f"ZooKeeper {server.hosts} gave no mntr counters: {answer[:200]!r}")
+    return numbers

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bench import decider_pass, heartbeats, reaction, rpc, worker
+from bench import decider_pass, heartbeats, reaction, rpc, state_scale, worker
 from bench.common import Figure, figures_table, write_results, zookeeper
 
 #: The benchmarks, in the order they run.
@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "rpc": rpc,
     "reaction": reaction,
     "worker": worker,
+    "state_scale": state_scale,
 }
 
 RESULTS = Path(__file__).resolve().parent / "results.json"

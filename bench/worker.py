@@ -358,7 +358,10 @@ def figures(
             found = measure(r, worker, fleet, empty_rss, heartbeats, rounds, calls, adds, failures)
             if workers > 1:
                 one = shared_drain_rate(r.wire, [worker], fleet, heartbeats, rounds)
-                others = [stack.enter_context(r.worker(zk_path)) for _ in range(workers - 1)]
+                others = [
+                    stack.enter_context(r.worker(zk_path, name=f"worker{n}"))
+                    for n in range(2, workers + 1)
+                ]
                 shared = shared_drain_rate(r.wire, [worker, *others], fleet, heartbeats, rounds)
                 found.append(
                     Figure(

@@ -10,11 +10,13 @@ store path for a ``with`` block.
 ``WorkerProcess(url, names, zk_hosts, zk_path, workdir)`` writes a config
 (the ZooKeeper store under ``zk_path``, the benchmark's sysname, the given
 prefetch) and starts ``epum-worker`` from this interpreter's venv; ``start``
-returns once the service answers.  Its log goes to ``workdir/worker.log``
-(shown in the error when it fails).  The timed loops are an hour apart, so
-every decider pass the benchmark sees is one a change woke (the path the
-replacement of a failed instance takes) and no timed pass, doctor or reaper
-adds ZooKeeper requests to what the messages cost.
+returns once the service answers.  Its log goes to ``workdir/<name>.log``
+(``worker.log`` by default; shown in the error when it fails).  The timed
+loops are an hour apart, so every decider pass the benchmark sees is one a
+change woke (the path the replacement of a failed instance takes) and no
+timed pass, doctor or reaper adds ZooKeeper requests to what the messages
+cost; a benchmark that times the decider's own passes gives a shorter
+``decider_interval`` and a ``statsd`` section to hear them on.
 
 ``bench.probes.paused(worker.pid)`` stops the whole process for a block:
 messages published meanwhile wait in the service queue, so the benchmark
@@ -77,14 +79,18 @@ class WorkerProcess:
         *,
         prefetch: int = 1,
         zk_timeout: float = 30.0,
+        decider_interval: float = LOOPS_APART,
+        statsd: dict[str, Any] | None = None,
+        name: str = "worker",
     ):
         self.url = url
         self.names = names
+        self.name = name
         self.workdir = Path(workdir)
-        self.config_path = self.workdir / "worker.yaml"
-        self.log_path = self.workdir / "worker.log"
+        self.config_path = self.workdir / f"{name}.yaml"
+        self.log_path = self.workdir / f"{name}.log"
         self.prefetch = prefetch
-        config = {
+        config: dict[str, Any] = {
             "server": {
                 "amqp": {"url": url, "sysname": names.sysname, "prefetch": prefetch},
                 "zookeeper": {"hosts": zk_hosts, "path": zk_path, "timeout": zk_timeout},
@@ -92,15 +98,17 @@ class WorkerProcess:
             "epumanagement": {
                 "service_name": SERVICE,
                 "persistence_type": "zookeeper",
-                "decider_loop_interval": LOOPS_APART,
+                "decider_loop_interval": decider_interval,
                 "doctor_loop_interval": LOOPS_APART,
                 "reaper_loop_interval": LOOPS_APART,
             },
             # room for the benchmark's own domains and the ones it adds
             "limits": {"max_domains_per_caller": 1_000_000},
-            "worker_name": f"{names.sysname}-worker",
+            "worker_name": f"{names.sysname}-{name}",
             "log_level": "INFO",
         }
+        if statsd is not None:
+            config["statsd"] = statsd
         self.config_path.write_text(yaml.safe_dump(config))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -245,10 +253,17 @@ class Rig:
     client: EPUManagementClient
 
     @contextlib.contextmanager
-    def worker(self, zk_path: str) -> Iterator[WorkerProcess]:
-        """A worker on the store under ``zk_path``, answering, for the block; stopped after."""
+    def worker(self, zk_path: str, name: str = "worker") -> Iterator[WorkerProcess]:
+        """A worker called ``name`` on the store under ``zk_path``, answering, for the
+        block; stopped after."""
         worker = WorkerProcess(
-            self.url, self.names, self.server.hosts, zk_path, self.workdir, prefetch=self.prefetch
+            self.url,
+            self.names,
+            self.server.hosts,
+            zk_path,
+            self.workdir,
+            prefetch=self.prefetch,
+            name=name,
         )
         try:
             worker.start(self.client)

@@ -111,14 +111,17 @@ def four_letter_word(host: str, port: int, word: str, timeout: float = 1.0) -> s
 class ZooKeeperServer:
     """One standalone ZooKeeper server in a JVM of its own.
 
-    ``hosts`` is the connection string for clients.  ``start`` returns once
+    ``hosts`` is the connection string for clients; ``heap_mb`` bounds the
+    JVM's heap (the default suits the tests; a benchmark holding a hundred
+    thousand records asks for more).  ``start`` returns once
     the server answers ``srvr`` as serving; ``stop`` terminates it (SIGTERM,
     then SIGKILL) and keeps the data dir so ``start`` can bring the same
     server back; ``close`` also deletes the data dir.
     """
 
-    def __init__(self, tick_time_ms: int = 500, port: int | None = None):
+    def __init__(self, tick_time_ms: int = 500, port: int | None = None, heap_mb: int = 256):
         self.tick_time_ms = tick_time_ms
+        self.heap_mb = heap_mb
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.workdir = Path(tempfile.mkdtemp(prefix="epum-zk-"))
@@ -135,7 +138,7 @@ class ZooKeeperServer:
                     f"clientPort={self.port}",
                     f"clientPortAddress={self.host}",
                     "admin.enableServer=false",
-                    "4lw.commands.whitelist=srvr,ruok,cons,stat",
+                    "4lw.commands.whitelist=srvr,ruok,cons,stat,mntr",
                     "maxClientCnxns=0",
                     # Tests need no durability against power loss: skip the fsyncs.
                     "forceSync=no",
@@ -172,7 +175,7 @@ class ZooKeeperServer:
             self._proc = subprocess.Popen(
                 [
                     java,
-                    "-Xmx256m",
+                    f"-Xmx{self.heap_mb}m",
                     "-XX:+UseSerialGC",
                     f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}",
                     "-Dzookeeper.admin.enableServer=false",

@@ -21,7 +21,8 @@ from bench.common import (
     figures_table,
     write_results,
 )
-from bench.probes import parse_cons, requests_between
+from bench.probes import parse_cons, parse_mntr, requests_between
+from bench.statsd_sink import StatsdSink, parse_timings
 
 
 def test_the_ratio_is_the_value_over_the_bare_figure():
@@ -160,6 +161,38 @@ def test_the_cons_answer_gives_each_connection_its_request_counter():
     assert connections[39360]["sid"] == "0x1000035f84f0000"
     assert int(connections[39360]["lcxid"], 16) == 7
     assert requests_between({"a": 5, "b": 1}, {"a": 12, "b": 1, "c": 3}) == 7 + 0 + 3
+
+
+def test_the_mntr_answer_gives_the_server_s_counters():
+    answer = (
+        "zk_version\t3.8.0-5a02a05eddb59aee6ac762f7ea82e92a68eb9c0f\n"
+        "zk_znode_count\t270019\nzk_approximate_data_size\t75221512\n"
+        "zk_watch_count\t340004\n"
+    )
+    counters = parse_mntr(answer)
+    assert counters["zk_znode_count"] == "270019"
+    assert counters["zk_approximate_data_size"] == "75221512"
+    assert counters["zk_version"].startswith("3.8.0")
+
+
+def test_a_statsd_packet_gives_its_timings_and_skips_the_rest():
+    packet = "a.decider.pass:2268.5|ms\na.domains.active:2000|g\na.rpc.x.calls:1|c\nbad|ms"
+    (timing,) = parse_timings(packet, arrived=7.0)
+    assert (timing.stat, timing.ms, timing.arrived) == ("a.decider.pass", 2268.5, 7.0)
+    assert parse_timings("b.decider.pass:12|ms|@0.5", 1.0)[0].ms == 12.0
+
+
+def test_the_statsd_sink_hears_timings_sent_to_it():
+    import socket
+
+    with StatsdSink() as sink, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        assert sink.config("w")["port"] == sink.port
+        for ms in (5, 7):
+            sock.sendto(f"w.decider.pass:{ms}|ms".encode(), ("127.0.0.1", sink.port))
+        assert sink.wait_for("w.decider.pass", 2, timeout=10).ms == 7.0
+        assert [t.ms for t in sink.timings("w.decider.pass")] == [5.0, 7.0]
+        with pytest.raises(RuntimeError, match="heard 0 timings of other"):
+            sink.wait_for("other", 1, timeout=0.05)
 
 
 # the runner ------------------------------------------------------------------
