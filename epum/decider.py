@@ -53,7 +53,7 @@ from typing import Any
 
 from epum import decisions
 from epum.control import DomainControl, LaunchBudget, LaunchDeferred, NotLeaderError
-from epum.domain_config import engine_class_name, engine_conf_with_defaults, stored_problem
+from epum.domain_config import StoredChecks, engine_class_name, engine_conf_with_defaults
 from epum.engines.base import Engine
 from epum.engines.loader import load_engine_class
 from epum.instances import DomainState
@@ -68,6 +68,12 @@ from epum.subscribers import Subscribers
 from epum.term import Term
 
 log = logging.getLogger(__name__)
+
+
+#: Instance ids per ``dump_state`` request a new decider sends: 1,000 ids are
+#: about 40 KB, well inside any receiver's message size limit (all of 100,000
+#: instances in one request would be 4 MB).
+DUMP_STATE_BATCH = 1000
 
 
 @dataclass
@@ -104,6 +110,7 @@ class Decider(LeaderLoop):
         self.store = store
         self.subscribers = subscribers
         self.settings = settings
+        self._checks = StoredChecks(settings, self.limits)
         self.provisioner = provisioner
         self.statsd = statsd
         self._engines: dict[tuple[str, str], _DomainEngine] = {}
@@ -141,10 +148,11 @@ class Decider(LeaderLoop):
         if not live:
             return
         log.info("elected decider: asking the provisioner for %d records", len(live))
-        try:
-            self.provisioner.dump_state(live)
-        except Exception:
-            log.exception("dump_state request to the provisioner failed")
+        for start in range(0, len(live), DUMP_STATE_BATCH):
+            try:
+                self.provisioner.dump_state(live[start : start + DUMP_STATE_BATCH])
+            except Exception:
+                log.exception("dump_state request to the provisioner failed")
 
     def domain_changed(self, owner: str, domain_id: str) -> None:
         """Note a changed domain and wake the loop to decide for it now (never blocks)."""
@@ -294,9 +302,7 @@ class Decider(LeaderLoop):
 
     def _sound(self, domain: DomainStore, config: dict[str, Any], instances: list) -> bool:
         """False (logged once per reason) if the domain's stored state is corrupt."""
-        problem = stored_problem(
-            config, [i.to_dict() for i in instances], self.settings, self.limits
-        )
+        problem = self._checks.problem(domain.key, config, instances)
         if problem is None:
             if self.corrupt.pop(domain.key, None) is not None:
                 log.info("domain state is sound again; deciding")
@@ -386,6 +392,7 @@ class Decider(LeaderLoop):
             del self._values[key]
         for key in set(self.corrupt) - present:
             del self.corrupt[key]
+        self._checks.forget(present)
 
 
 def _scratch_copy(engine: Engine) -> Engine:

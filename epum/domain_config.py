@@ -144,13 +144,68 @@ def stored_problem(
     For data stored before the checks, or written around them: the decider leaves
     such a domain's instances alone, and ``describe_domain`` names the reason.
     """
-    try:
-        check_json(dict(config), limits, "config")
-        validate_domain_config(config, settings)
-    except (EpumError, ValueError, TypeError) as exc:
-        return f"config: {short(str(exc), 300)}"
+    problem = config_problem(config, settings, limits)
+    if problem is not None:
+        return problem
     for record in records:
         problem = record_problem(record, limits)
         if problem is not None:
             return problem
     return None
+
+
+def config_problem(
+    config: Mapping[str, Any], settings: EPUMSettings, limits: LimitSettings
+) -> str | None:
+    """What keeps a stored config from passing today's checks (None: nothing)."""
+    try:
+        check_json(dict(config), limits, "config")
+        validate_domain_config(config, settings)
+    except (EpumError, ValueError, TypeError) as exc:
+        return f"config: {short(str(exc), 300)}"
+    return None
+
+
+class StoredChecks:
+    """``stored_problem`` for a decider's passes, checking only what changed.
+
+    A domain's config is checked again when it differs from the one last
+    checked; a record when it is not the very object last checked (the
+    ZooKeeper store hands out one object per version of a cached record, so
+    a steady pass checks no record at all).  ``forget`` drops what was kept
+    for domains that are gone.
+    """
+
+    def __init__(self, settings: EPUMSettings, limits: LimitSettings):
+        self.settings = settings
+        self.limits = limits
+        # domain key -> (config, its problem), {instance id: (record, its problem)}
+        self._configs: dict[Any, tuple[Mapping[str, Any], str | None]] = {}
+        self._records: dict[Any, dict[str, tuple[Any, str | None]]] = {}
+
+    def problem(self, key: Any, config: Mapping[str, Any], instances: list) -> str | None:
+        """The domain's first problem, as ``stored_problem`` would name it, or None."""
+        kept = self._configs.get(key)
+        if kept is None or kept[0] != config:
+            problem = config_problem(config, self.settings, self.limits)
+            kept = self._configs[key] = (copy.deepcopy(config), problem)
+        if kept[1] is not None:
+            return kept[1]
+        before = self._records.get(key, {})
+        checked: dict[str, tuple[Any, str | None]] = {}
+        first = None
+        for instance in instances:
+            seen = before.get(instance.instance_id)
+            if seen is None or seen[0] is not instance:
+                seen = (instance, record_problem(instance.to_dict(), self.limits))
+            checked[instance.instance_id] = seen
+            if first is None:
+                first = seen[1]
+        self._records[key] = checked
+        return first
+
+    def forget(self, present: set) -> None:
+        """Keep only the domains whose keys are in ``present``."""
+        for kept in (self._configs, self._records):
+            for key in set(kept) - present:
+                del kept[key]

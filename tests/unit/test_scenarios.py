@@ -496,6 +496,17 @@ def test_new_decider_asks_provisioner_for_records(sc):
     assert sorted(sc.provisioner.dump_state_calls[-1]) == sorted(sc.provisioner.provisioned_ids())
 
 
+def test_a_new_decider_asks_for_many_records_in_bounded_requests(sc, monkeypatch):
+    monkeypatch.setattr("epum.decider.DUMP_STATE_BATCH", 2)
+    sc.add_domain("alice", "dom", 5)
+    sc.decide()
+    before = len(sc.provisioner.dump_state_calls)
+    sc.epum.decider.on_elected()
+    asked = sc.provisioner.dump_state_calls[before:]
+    assert [len(ids) for ids in asked] == [2, 2, 1]
+    assert sorted(i for ids in asked for i in ids) == sorted(sc.provisioner.provisioned_ids())
+
+
 def test_required_clients_and_initialization():
     with pytest.raises(ValueError, match="notifier"):
         EPUManagement({}, None, FakeProvisioner(), None, FakeDTRS())
