@@ -173,22 +173,32 @@ class StoredChecks:
     checked; a record when it is not the very object last checked (the
     ZooKeeper store hands out one object per version of a cached record, so
     a steady pass checks no record at all).  ``forget`` drops what was kept
-    for domains that are gone.
+    for domains that are gone; with ``max_domains``, the domain checked
+    longest ago is dropped to make room for another.
     """
 
-    def __init__(self, settings: EPUMSettings, limits: LimitSettings):
+    def __init__(
+        self, settings: EPUMSettings, limits: LimitSettings, max_domains: int | None = None
+    ):
         self.settings = settings
         self.limits = limits
+        self.max_domains = max_domains
         # domain key -> (config, its problem), {instance id: (record, its problem)}
         self._configs: dict[Any, tuple[Mapping[str, Any], str | None]] = {}
         self._records: dict[Any, dict[str, tuple[Any, str | None]]] = {}
 
     def problem(self, key: Any, config: Mapping[str, Any], instances: list) -> str | None:
         """The domain's first problem, as ``stored_problem`` would name it, or None."""
-        kept = self._configs.get(key)
+        kept = self._configs.pop(key, None)  # put back last: the oldest go first
+        if kept is None and self.max_domains is not None:
+            while self._configs and len(self._configs) >= self.max_domains:
+                oldest = next(iter(self._configs))
+                del self._configs[oldest]
+                self._records.pop(oldest, None)
         if kept is None or kept[0] != config:
             problem = config_problem(config, self.settings, self.limits)
-            kept = self._configs[key] = (copy.deepcopy(config), problem)
+            kept = (copy.deepcopy(config), problem)
+        self._configs[key] = kept
         if kept[1] is not None:
             return kept[1]
         before = self._records.get(key, {})

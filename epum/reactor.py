@@ -21,12 +21,12 @@ from typing import Any
 
 from epum.decisions import select
 from epum.domain_config import (
+    StoredChecks,
     check_sections,
     engine_class_name,
     engine_conf_with_defaults,
     known_sections,
     merge_domain_config,
-    stored_problem,
     validate_domain_config,
 )
 from epum.engines.loader import load_engine_class
@@ -54,6 +54,10 @@ from epum.validation import (
 
 log = logging.getLogger(__name__)
 
+#: How many domains ``describe_domain`` remembers the stored checks of (a
+#: domain described again, unchanged, is not checked again).
+DESCRIBE_CHECKS_KEPT = 1000
+
 
 class Reactor:
     """Applies operators' requests and the provisioner's and agents' reports to the store."""
@@ -73,6 +77,8 @@ class Reactor:
         self.subscribers = subscribers
         self.clock = clock
         self.dtrs = CachedDTRS(dtrs, settings.dtrs_cache_seconds) if dtrs is not None else None
+        # what describe_domain last found of the domains described most recently
+        self._checks = StoredChecks(settings, self.limits, max_domains=DESCRIBE_CHECKS_KEPT)
 
     # definitions ----------------------------------------------------------
     def add_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
@@ -194,14 +200,15 @@ class Reactor:
         if not self._visible(domain):
             raise NotFoundError(f"domain {short(domain_id)} does not exist")
         config = domain.get_all_config()
-        instances = [i.to_dict() for i in domain.get_instances()]
+        records = domain.get_instances()
+        instances = [i.to_dict() for i in records]
         described = {
             "name": domain_id,
             "config": config,
             "sensor_data": domain.get_domain_sensor_data(),
             "instances": instances,
         }
-        problem = stored_problem(config, instances, self.settings, self.limits)
+        problem = self._checks.problem(domain.key, config, records)
         if problem is None:
             return described
         described["corrupt"] = problem  # and what is stored, as far as JSON can carry it

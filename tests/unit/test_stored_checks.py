@@ -66,3 +66,15 @@ def test_forget_drops_the_domains_that_are_gone(checks, checked):
     checks.forget(set())
     checks.problem("gone", CONFIG, [a])
     assert checked == ["a", "a"]
+
+
+def test_a_bounded_memo_drops_the_domain_checked_longest_ago(checked):
+    checks = StoredChecks(EPUMSettings(), LimitSettings(), max_domains=2)
+    a, b, c = record("a"), record("b"), record("c")
+    checks.problem("one", CONFIG, [a])
+    checks.problem("two", CONFIG, [b])
+    checks.problem("one", CONFIG, [a])  # "two" is now the oldest
+    checks.problem("three", CONFIG, [c])
+    checks.problem("one", CONFIG, [a])
+    checks.problem("two", CONFIG, [b])
+    assert checked == ["a", "b", "c", "b"]
