@@ -295,12 +295,6 @@ class ZooKeeperEPUMStore(EPUMStore):
         names = self._access.children(self._paths.owner(owner), False) or []
         return sorted(unquote_name(n) for n in names)
 
-    def count_domains_by_owner(self, owner: str) -> int:
-        """How many domains ``owner`` has, from the cache once it shows this store's writes
-        (another worker's newest domain may be a watch's delivery late)."""
-        path = self._paths.owner(owner)
-        return len(self._access.children(path, self._access.fresh(path)) or [])
-
     def get_all_domains(self) -> list[DomainStore]:
         """Every domain of every owner, sorted by ``(owner, domain_id)`` (from the cache)."""
         access = self._access
