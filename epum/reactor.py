@@ -165,7 +165,7 @@ class Reactor:
             raise NotFoundError(f"domain definition {definition_id} not found")
         merged = merge_domain_config(definition, config)
         self._validate(caller, merged)
-        if len(self.store.list_domains_by_owner(caller)) >= self.limits.max_domains_per_caller:
+        if self.store.count_domains_by_owner(caller) >= self.limits.max_domains_per_caller:
             raise BadRequestError(
                 f"{caller} has {self.limits.max_domains_per_caller} domains already: "
                 "limits.max_domains_per_caller"

@@ -257,6 +257,11 @@ class EPUMStore(abc.ABC):
     def list_domains_by_owner(self, owner: str) -> list[str]:
         """The ids of ``owner``'s domains, sorted (removal-marked ones included)."""
 
+    def count_domains_by_owner(self, owner: str) -> int:
+        """How many domains ``owner`` has, for its limit (a store with a cache may count
+        from it without waiting: short by the domains added within one delivery)."""
+        return len(self.list_domains_by_owner(owner))
+
     @abc.abstractmethod
     def get_all_domains(self) -> list[DomainStore]:
         """Every domain of every owner, sorted by ``(owner, domain_id)`` (removal-marked too)."""

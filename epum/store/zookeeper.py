@@ -295,6 +295,17 @@ class ZooKeeperEPUMStore(EPUMStore):
         names = self._access.children(self._paths.owner(owner), False) or []
         return sorted(unquote_name(n) for n in names)
 
+    def count_domains_by_owner(self, owner: str) -> int:
+        """How many domains ``owner`` has, from the loaded cache as it is now (no wait for
+        this store's own latest writes, no round trip); from the server until it loads.
+
+        A limit checked so lets a caller adding domains back to back through one
+        worker past it by the few domains added while the cache lags (milliseconds).
+        """
+        cache = self._access.cache
+        cached = cache is not None and cache.initialized
+        return len(self._access.children(self._paths.owner(owner), cached) or [])
+
     def get_all_domains(self) -> list[DomainStore]:
         """Every domain of every owner, sorted by ``(owner, domain_id)`` (from the cache)."""
         access = self._access

@@ -52,6 +52,7 @@ EXPECTED = {
         "worker: ZooKeeper requests per steady heartbeat",
         "worker: ZooKeeper writes per steady heartbeat",
         "worker: describe_domain p50",
+        "worker: describe_domain p50 through EPUManagementClient",
         "worker: add_domain p50, DTRS checked",
         "worker: FAILED report to replacement provision p50",
         "worker: RSS with 6 instances",

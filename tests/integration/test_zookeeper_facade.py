@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from epum.errors import BadRequestError
 from epum.management import EPUManagement
 from epum.states import InstanceState
 from tests.fakes import FakeCloud, FakeDTRS, FakeNotifier, FakeProvisioner
@@ -86,3 +87,28 @@ def test_no_instance_is_launched_twice_across_connection_trouble(zk_proxy, zk_st
     finally:
         a.shutdown()
         b.shutdown()
+
+
+def test_the_per_caller_domain_limit_counts_from_the_cache_and_holds(zk_store_factory):
+    store = zk_store_factory(worker_name="a")
+    other = zk_store_factory(worker_name="b")
+    conf = {**CONF, "_external_decide_invocations": True}
+    epum = EPUManagement(
+        {**conf, "limits": {"max_domains_per_caller": 2}},
+        FakeNotifier(),
+        FakeProvisioner(),
+        None,
+        FakeDTRS(),
+        store=store,
+    )
+    epum.initialize()
+    epum.msg_add_domain_definition("simple", {"general": {"engine_class": "simplest"}})
+    epum.msg_add_domain("alice", "one", "simple", {"engine_conf": {"preserve_n": 0}})
+    epum.msg_add_domain("alice", "two", "simple", {"engine_conf": {"preserve_n": 0}})
+    # the count is the cache's, another store's cache shows the same
+    wait_until(lambda: store.count_domains_by_owner("alice") == 2, 10)
+    wait_until(lambda: other.count_domains_by_owner("alice") == 2, 10)
+    assert store.count_domains_by_owner("bob") == 0
+    with pytest.raises(BadRequestError, match=r"limits\.max_domains_per_caller"):
+        epum.msg_add_domain("alice", "three", "simple", {"engine_conf": {"preserve_n": 0}})
+    assert store.list_domains_by_owner("alice") == ["one", "two"]
