@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 from kombu import Connection, Producer
@@ -70,6 +69,7 @@ from epum.messaging.dispatch import Dispatcher
 from epum.messaging.edge import GuardedConsumer, decode_body
 from epum.messaging.metrics import OpMetrics
 from epum.messaging.names import Names
+from epum.messaging.replies import Outcome, ReplyRoute, reply_route
 from epum.messaging.retry import (
     REASON_HEADER,
     RETRIES_HEADER,
@@ -89,35 +89,6 @@ log = logging.getLogger(__name__)
 #: How long a batch of handled messages waits for a next message before it
 #: is acknowledged anyway (seconds): short next to any client's patience.
 ACK_IDLE = 0.002
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What handling one request came to: the reply, and why it failed (None: it did not)."""
-
-    payload: str
-    failure: str | None = None
-    store_unavailable: bool = False
-
-
-@dataclass(frozen=True)
-class ReplyRoute:
-    """Where the reply to one request goes."""
-
-    routing_key: str
-    correlation_id: str | None
-    standard: bool  # True: default exchange + correlation_id; False: dashi exchange
-
-
-def reply_route(headers: dict[str, Any], properties: dict[str, Any]) -> ReplyRoute | None:
-    """The reply route a request asks for, or None for a fire."""
-    reply_to = properties.get("reply_to")
-    if reply_to:
-        return ReplyRoute(str(reply_to), properties.get("correlation_id"), standard=True)
-    dashi_reply = headers.get("reply-to")
-    if dashi_reply:
-        return ReplyRoute(str(dashi_reply), None, standard=False)
-    return None
 
 
 class RpcServer(ConsumerMixin):
