@@ -46,8 +46,10 @@ OWNER = "bench"
 
 def populated(domains: int, instances: int, store: EPUMStore | None = None) -> Simulation:
     """A started simulation with ``domains`` domains of ``instances`` RUNNING instances each."""
+    conf = unbounded_launches(domains * instances)
+    conf["limits"]["max_domains_per_caller"] = domains + 1  # one owner holds them all
     sim = Simulation(
-        conf=unbounded_launches(domains * instances),
+        conf=conf,
         store=store,
         delays=Delays(pending=0, started=0, running=0),
     ).start()
