@@ -41,7 +41,9 @@ def append(
 
     ``fence`` is ``(election seat, term)`` for a fenced write: the create or
     set goes in one transaction with a check of the seat, and NotLeaderError
-    (nothing written) if the seat is gone.
+    (nothing written) if the seat is gone.  The same transaction checks that
+    the domain exists (``missing()``, nothing written, if it does not), so an
+    append costs two round trips: the read of the log and the write.
     """
     if not entries:
         return
@@ -53,15 +55,19 @@ def append(
         txn = zk.transaction()
         if seat is not None:
             txn.check(seat, -1)  # any version: the seat need only exist
+        txn.check(domain_path, -1)  # the domain must exist: no log for a removed one
         if version is None:
             txn.create(path, value)
         else:
             txn.set_data(path, value, version=version)
-        zk.commit(txn, fence=fence_name(term, seat))
+        try:
+            zk.commit(txn, fence=fence_name(term, seat))
+        except NoNodeError:
+            if zk.exists(domain_path) is None:
+                raise missing() from None
+            raise  # the log znode went: the caller reads it again
 
     def op(zk: ZkCalls, retried: bool) -> None:
-        if zk.exists(domain_path) is None:
-            raise missing()
         for _ in range(MERGE_TRIES):
             try:
                 raw, stat = zk.get(path)

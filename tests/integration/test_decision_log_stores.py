@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from epum.errors import NotFoundError
 from tests.store_backends import BACKENDS, make_store
 from tests.unit.scenario import Scenario
 
@@ -40,3 +41,15 @@ def test_the_decider_logs_to_the_store_bounded(sc):
     sc.cloud.terminate_all()
     sc.decide()
     assert sc.epum.msg_list_domains("alice") == []
+
+
+def test_no_log_is_written_for_a_domain_that_is_gone(sc):
+    sc.add_domain("alice", "dom", 0)
+    domain = sc.epum.store.get_domain("alice", "dom")
+    sc.epum.store.remove_domain("alice", "dom")
+    entry = {"kind": "event", "event": "reading", "time": sc.clock.now}
+    with pytest.raises(NotFoundError):
+        domain.append_history([entry], 10, 3600.0, sc.clock.now)
+    sc.add_domain("alice", "dom", 0)  # the same id again starts with no trace of the write
+    fresh = sc.epum.store.get_domain("alice", "dom")
+    assert [e for e in fresh.get_history() if e.get("event") == "reading"] == []
