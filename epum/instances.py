@@ -72,12 +72,9 @@ class Instance:
     def to_dict(self) -> dict[str, Any]:
         """The record as a JSON-ready dict (without the store version), extra fields
         flattened in beside the declared ones."""
-        out = {}
-        for name in _CONTENT_FIELDS:
-            value = getattr(self, name)
-            out[name] = copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+        out = {name: _copied(getattr(self, name)) for name in _CONTENT_FIELDS}
         for key, value in self.extra_fields.items():
-            out.setdefault(key, copy.deepcopy(value))
+            out.setdefault(key, _copied(value))
         return out
 
     @classmethod
@@ -103,6 +100,12 @@ RECORD_FIELDS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(Ins
 
 #: The field holding the provisioner's undeclared fields (a name it cannot use).
 EXTRA = "extra_fields"
+
+
+def _copied(value: Any) -> Any:
+    """``value`` as a record dict may carry it: containers copied, so the dict owns them."""
+    return copy.deepcopy(value) if isinstance(value, dict | list) else value
+
 
 #: The declared content fields in their order, as ``to_dict`` gives them.
 _CONTENT_FIELDS: tuple[str, ...] = tuple(
