@@ -391,3 +391,13 @@ def unbounded_launches(instances: int) -> dict[str, dict[str, float]]:
             "max_launches_per_pass": instances + 1,
         }
     }
+
+
+def broker_url(amqp_url: str | None) -> str:
+    """``amqp_url``, else ``EPUM_TEST_AMQP_URL``, once a broker answers there (the local one
+    is started if none does; the test kit's ``ensure_broker``)."""
+    from tests.rabbit import AMQP_URL, ensure_broker
+
+    url = amqp_url or AMQP_URL
+    ensure_broker(url)
+    return url

@@ -58,60 +58,30 @@ import logging
 import os
 import signal
 import statistics
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from bench.common import (
     Figure,
     Target,
+    broker_url,
     figures_table,
     kazoo_client,
     time_runs,
     unique_path,
     zookeeper,
 )
-from bench.doubles import ProvisionerDouble, served
 from bench.probes import requests_between, zookeeper_monitor, zookeeper_requests
 from bench.state_seed import seed_fleet
 from bench.statsd_sink import StatsdSink
-from bench.worker_rig import SERVICE, WorkerProcess, delete_namespace, epum_client
-from epum.messaging import EPUManagementClient
-from epum.messaging.names import Names
+from bench.worker_rig import BrokerSide, WorkerProcess, broker_side
 
 MB = 1024 * 1024
 #: The size the issue states the pass-time target for.
 TARGET_INSTANCES = 100_000
 PASS_STAT = "decider.pass"
-
-
-@dataclass
-class BrokerSide:
-    """What the workers talk to on the broker, under a fresh sysname."""
-
-    url: str
-    names: Names
-    client: EPUManagementClient
-    provisioner: ProvisionerDouble
-    workdir: Path
-
-
-@contextlib.contextmanager
-def broker_side(url: str) -> Iterator[BrokerSide]:
-    """The doubles and a client under a fresh sysname (its queues deleted afterwards)."""
-    names = Names(sysname=f"bench{uuid.uuid4().hex[:10]}")
-    with contextlib.ExitStack() as stack:
-        stack.callback(delete_namespace, url, names, (SERVICE, "provisioner", "dtrs"))
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="epum-bench-")))
-        provisioner = stack.enter_context(served(url, names, SERVICE))
-        client = epum_client(url, names, "bench")
-        stack.callback(client.rpc.close)
-        yield BrokerSide(url, names, client, provisioner, workdir)
 
 
 @dataclass
@@ -251,12 +221,9 @@ def figures(
     of the test kit (else a private one is started), ``amqp_url`` the broker
     (else ``EPUM_TEST_AMQP_URL``, the local broker started if none answers).
     """
-    from tests.rabbit import AMQP_URL, ensure_broker
-
     if min(domains, instances, passes) < 1 or min(interval, session_timeout) <= 0:
         raise ValueError("every size of bench.state_scale must be positive")
-    url = amqp_url or AMQP_URL
-    ensure_broker(url)
+    url = broker_url(amqp_url)
     with contextlib.ExitStack() as stack:
         if server is None:
             server = stack.enter_context(zookeeper())

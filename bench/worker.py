@@ -49,6 +49,7 @@ from bench.bare import BareConsumer
 from bench.common import (
     Figure,
     Target,
+    broker_url,
     figures_table,
     time_interleaved,
     time_runs,
@@ -348,12 +349,9 @@ def figures(
     started), ``amqp_url`` the broker (else
     ``EPUM_TEST_AMQP_URL``, the local broker started if none answers).
     """
-    from tests.rabbit import AMQP_URL, ensure_broker
-
     if min(domains, instances, heartbeats, rounds, calls, adds, failures, prefetch, workers) < 1:
         raise ValueError("every size of bench.worker must be at least 1")
-    url = amqp_url or AMQP_URL
-    ensure_broker(url)
+    url = broker_url(amqp_url)
     with contextlib.ExitStack() as stack:
         if server is None:
             server = stack.enter_context(zookeeper())

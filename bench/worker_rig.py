@@ -272,24 +272,47 @@ class Rig:
             worker.stop()
 
 
+@dataclass
+class BrokerSide:
+    """What the workers talk to on the broker, under a fresh sysname."""
+
+    url: str
+    names: Names
+    client: EPUManagementClient
+    provisioner: ProvisionerDouble
+    workdir: Path
+
+
+@contextlib.contextmanager
+def broker_side(url: str, services: tuple[str, ...] = ()) -> Iterator[BrokerSide]:
+    """The doubles and a client under a fresh sysname, and a work folder; the queues of
+    the worker's service, the doubles and ``services`` are deleted afterwards."""
+    names = Names(sysname=f"bench{uuid.uuid4().hex[:10]}")
+    with contextlib.ExitStack() as stack:
+        stack.callback(delete_namespace, url, names, (SERVICE, "provisioner", "dtrs", *services))
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="epum-bench-")))
+        provisioner = stack.enter_context(served(url, names, SERVICE))
+        client = epum_client(url, names, "bench")
+        stack.callback(client.rpc.close)
+        yield BrokerSide(url, names, client, provisioner, workdir)
+
+
 @contextlib.contextmanager
 def rig(url: str, server: Any, prefetch: int) -> Iterator[Rig]:
-    """The doubles, a bare consumer, a client and the wire on ``url`` under a fresh sysname
-    (whose queues are deleted afterwards), for workers on ZooKeeper ``server``."""
-    names = Names(sysname=f"bench{uuid.uuid4().hex[:10]}")
-    bare_name = names.qualify(BARE)
+    """A ``broker_side`` with a bare consumer and the wire on ``url`` (their queues deleted
+    afterwards too), for workers on ZooKeeper ``server``."""
     with contextlib.ExitStack() as stack:
-        stack.callback(delete_namespace, url, names, (SERVICE, "provisioner", "dtrs", BARE))
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="epum-bench-")))
+        side = stack.enter_context(broker_side(url, (BARE,)))
+        names = side.names
+        bare_name = names.qualify(BARE)
         wire = Wire(url, names)
         stack.callback(wire.close)
         bare_queue(bare_name, names.exchange).bind(wire.channel).declare()
         bare = stack.enter_context(BareConsumer(url, bare_name, names.exchange, prefetch))
-        provisioner = stack.enter_context(served(url, names, SERVICE))
-        client = epum_client(url, names, "bench")
-        stack.callback(client.rpc.close)
         wire.call(bare_name, MARKER, timeout=30)  # the bare consumer is up
-        yield Rig(url, names, server, workdir, prefetch, wire, bare, provisioner, client)
+        yield Rig(
+            url, names, server, side.workdir, prefetch, wire, bare, side.provisioner, side.client
+        )
 
 
 def delete_namespace(url: str, names: Names, services: tuple[str, ...]) -> None:
