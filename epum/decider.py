@@ -265,15 +265,9 @@ class Decider(LeaderLoop):
             entries.append(decisions.domain_event(now, "reading", metric=metric, value=value))
         self._values[domain.key] = value
         entries += decisions.replaced_events(notes, now)
-        if not control.dry_run:
-            for action in notes.actions:
-                for iid in action["instance_ids"]:
-                    old = seen.get(iid)
-                    if action["do"] == "launch":
-                        seen[iid] = (InstanceState.REQUESTING, "UNKNOWN", action["site"])
-                    elif old is not None and old[0] < InstanceState.TERMINATING:
-                        seen[iid] = (InstanceState.TERMINATING, "UNKNOWN", old[2])
-        self._seen[domain.key] = seen
+        self._seen[domain.key] = (
+            seen if control.dry_run else decisions.seen_after(seen, notes.actions)
+        )
         self._append_log(domain, entries, now, term)
 
     def _append_log(
@@ -384,14 +378,9 @@ class Decider(LeaderLoop):
                     entry.engine.dying()
                 except Exception:
                     log.exception("engine failed while dying")
-        for key in set(self._controls) - present:
-            del self._controls[key]
-        for key in set(self._seen) - present:
-            del self._seen[key]
-        for key in set(self._values) - present:
-            del self._values[key]
-        for key in set(self.corrupt) - present:
-            del self.corrupt[key]
+        for kept in (self._controls, self._seen, self._values, self.corrupt):
+            for key in set(kept) - present:
+                del kept[key]
         self._checks.forget(present)
 
 

@@ -153,6 +153,21 @@ def snapshot(instances: Iterable[Instance]) -> dict[str, Seen]:
     return {i.instance_id: (i.state, i.health, i.site) for i in instances}
 
 
+def seen_after(seen: dict[str, Seen], actions: Iterable[Mapping[str, Any]]) -> dict[str, Seen]:
+    """``seen`` as it stands once ``actions`` (a pass's launches and terminations) are
+    carried out: each launched instance REQUESTING, each destroyed live one TERMINATING;
+    the next pass's lifecycle events are judged against it."""
+    after = dict(seen)
+    for action in actions:
+        for iid in action["instance_ids"]:
+            old = after.get(iid)
+            if action["do"] == "launch":
+                after[iid] = (InstanceState.REQUESTING, InstanceHealthState.UNKNOWN, action["site"])
+            elif old is not None and old[0] < InstanceState.TERMINATING:
+                after[iid] = (InstanceState.TERMINATING, InstanceHealthState.UNKNOWN, old[2])
+    return after
+
+
 def lifecycle_events(
     before: Mapping[str, Seen] | None, after: Mapping[str, Seen], now: float
 ) -> list[dict[str, Any]]:

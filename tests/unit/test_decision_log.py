@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from epum.decisions import domain_inputs
+from epum.decisions import domain_inputs, seen_after
 from epum.engines.base import Engine
 from epum.errors import BadRequestError, NotFoundError
 from epum.states import InstanceState
@@ -322,3 +322,21 @@ def test_logged_readings_keep_the_last_sample_of_a_series():
     inputs = domain_inputs([], {"load": {"Series": [1.0, 2.0, 3.0], "time": 90.0}}, now=100.0)
     assert inputs["sensor"] == {"load": {"last": 3.0, "samples": 3, "time": 90.0}}
     assert inputs["reading_age"] == 10.0
+
+
+def test_seen_after_marks_launches_requesting_and_live_destroys_terminating():
+    seen = {
+        "a": ("600-RUNNING", "OK", "site1"),
+        "gone": ("800-TERMINATED", "UNKNOWN", "site1"),
+    }
+    actions = [
+        {"do": "launch", "instance_ids": ["new"], "site": "site2"},
+        {"do": "destroy", "instance_ids": ["a", "gone"], "site": None},
+    ]
+    after = seen_after(seen, actions)
+    assert after == {
+        "a": ("700-TERMINATING", "UNKNOWN", "site1"),
+        "gone": ("800-TERMINATED", "UNKNOWN", "site1"),
+        "new": ("100-REQUESTING", "UNKNOWN", "site2"),
+    }
+    assert seen["a"] == ("600-RUNNING", "OK", "site1")  # the snapshot given is kept
