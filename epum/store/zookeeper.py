@@ -57,7 +57,6 @@ elected within milliseconds, not after a session timeout.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
@@ -65,13 +64,13 @@ import uuid
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NodeExistsError, NoNodeError, NotEmptyError
+from kazoo.exceptions import NodeExistsError, NoNodeError
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import OPEN_ACL_UNSAFE
 
 from epum.errors import StoreUnavailableError, WriteConflictError
 from epum.settings import ZooKeeperSettings
-from epum.store import zk_history
+from epum.store import zk_removal
 from epum.store.base import (
     CONFIG_SECTIONS,
     ChangeListener,
@@ -94,9 +93,6 @@ __all__ = ["ZooKeeperDomainStore", "ZooKeeperEPUMStore"]
 
 log = logging.getLogger(__name__)
 
-#: How many znodes one removal transaction deletes; keeps each request far
-#: below ZooKeeper's 1 MB packet limit.
-DELETE_BATCH = 100
 
 #: How long ``shutdown`` waits for leaders to return from ``inaugurate``
 #: after ``depose()`` before it closes the session anyway.
@@ -320,63 +316,9 @@ class ZooKeeperEPUMStore(EPUMStore):
         return out
 
     def remove_domain(self, owner: str, domain_id: str) -> None:
-        """Delete the domain, its records and their index entries (no error if gone).
-
-        Records go first, with their index entries, in batched
-        transactions; then the domain's own znodes in one transaction,
-        which fails (and the whole removal repeats) if a record was added
-        meanwhile.
-        """
-        path = self._paths.domain(owner, domain_id)
-        gone: list[str] = []
-
-        def op(zk: ZkCalls, retried: bool) -> None:
-            while True:
-                try:
-                    names = zk.get_children(f"{path}/instances")
-                except NoNodeError:
-                    names = []
-                for start in range(0, len(names), DELETE_BATCH // 2):
-                    batch = names[start : start + DELETE_BATCH // 2]
-                    paths = []
-                    for name in batch:
-                        paths.append(f"{path}/instances/{name}")
-                        paths.append(f"{self._paths.index}/{name}")
-                    self._delete_all(zk, paths)
-                    gone.extend(paths[::2])
-                try:
-                    children = zk.get_children(path)
-                except NoNodeError:
-                    return
-                txn = zk.transaction()
-                for child in children:
-                    txn.delete(f"{path}/{child}")
-                txn.delete(path)
-                try:
-                    zk.commit(txn)
-                except (NotEmptyError, NoNodeError):
-                    continue  # a record was added (or a removal raced us): go again
-                gone.extend(f"{path}/{child}" for child in children)
-                gone.append(path)
-                return
-
-        self._access.call(op)
-        zk_history.delete(self._access, self._paths.history_of(owner, domain_id))
-        for node in gone:
-            self._access.expect_absent(node)
-
-    @staticmethod
-    def _delete_all(zk: ZkCalls, paths: list[str]) -> None:
-        """Delete ``paths`` in one transaction, or one by one if some are gone."""
-        txn = zk.transaction()
-        for path in paths:
-            txn.delete(path)
-        try:
-            zk.commit(txn)
-        except NoNodeError:
-            for path in paths:
-                with contextlib.suppress(NoNodeError):
-                    zk.delete(path)
+        """Delete the domain, its records, their index entries and its decision log (no
+        error if gone; see ``zk_removal.remove_domain``)."""
+        zk_removal.remove_domain(self._access, self._paths, owner, domain_id)
 
     def get_domain_for_instance_id(self, instance_id: str) -> DomainStore | None:
         """The domain holding an instance: from the cache, or one read of its index entry.
