@@ -40,6 +40,7 @@ and terminations are only noted: nothing is written or sent.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from typing import Any
 
@@ -69,26 +70,31 @@ class LaunchBudget:
 
     ``refill(now)`` adds what the decision time ``now`` earned since the last
     refill; ``take()`` spends one launch if there is one.  Time is the
-    decider's decision time, so tests drive it without sleeping.
+    decider's decision time, so tests drive it without sleeping.  Thread-safe:
+    a worker's deciders of several shares spend one budget.
     """
 
     def __init__(self, per_second: float):
         self.per_second = per_second
         self.tokens = per_second
         self._last: float | None = None
+        self._lock = threading.Lock()
 
     def refill(self, now: float) -> None:
         """Add the launches earned since the last refill (up to one second's worth)."""
-        if self._last is not None and now > self._last:
-            self.tokens = min(self.per_second, self.tokens + (now - self._last) * self.per_second)
-        self._last = now if self._last is None else max(self._last, now)
+        with self._lock:
+            if self._last is not None and now > self._last:
+                earned = (now - self._last) * self.per_second
+                self.tokens = min(self.per_second, self.tokens + earned)
+            self._last = now if self._last is None else max(self._last, now)
 
     def take(self) -> bool:
         """Spend one launch; False (and nothing spent) when none is left."""
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
+        with self._lock:
+            if self.tokens < 1:
+                return False
+            self.tokens -= 1
+            return True
 
 
 class DomainControl:

@@ -17,7 +17,9 @@ Launches are bounded per domain and pass and by a global rate (see
 Passes run every ``interval`` seconds, and at once for the domains whose
 records or config changed (``domain_changed``); the timed pass over every
 domain is the safety net.  A newly elected decider first asks the
-provisioner to resend the state of every live instance.
+provisioner to resend the state of every live instance.  A decider given
+a ``share`` (``epum.partitions``) does all of this for that share's domains
+only, and its sensor collector polls only those.
 
 Each pass runs under the decider's current ``term`` (``LeaderLoop``): it
 stops before the next domain once the term has ended, and the engines'
@@ -43,7 +45,6 @@ resumes with that engine.
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 import time
@@ -53,12 +54,18 @@ from typing import Any
 
 from epum import decisions
 from epum.control import DomainControl, LaunchBudget, LaunchDeferred, NotLeaderError
-from epum.domain_config import StoredChecks, engine_class_name, engine_conf_with_defaults
-from epum.engines.base import Engine
+from epum.domain_config import (
+    StoredChecks,
+    engine_class_name,
+    engine_conf_with_defaults,
+    launch_vars,
+)
+from epum.engines.base import Engine, scratch_copy
 from epum.engines.loader import load_engine_class
 from epum.instances import DomainState
 from epum.leader_loop import LeaderLoop
 from epum.logcontext import log_context
+from epum.partitions import Share
 from epum.sensor_loop import start_collector
 from epum.settings import EPUMSettings, LimitSettings
 from epum.settings.tree import default_worker_name
@@ -97,14 +104,19 @@ class Decider(LeaderLoop):
         leader: str | None = None,
         limits: LimitSettings | None = None,
         collector_factory: Callable[[], Any] | None = None,
+        share: Share | None = None,
+        budget: LaunchBudget | None = None,
     ):
-        super().__init__("decider", settings.decider_loop_interval, clock=clock)
+        #: The domains this decider decides (``epum.partitions``): all of them by default.
+        self.share = share or Share(0, 1)
+        name = "decider" if self.share.count == 1 else f"decider-{self.share.index}"
+        super().__init__(name, settings.decider_loop_interval, clock=clock)
         #: The name this decider signs its decision log entries with.
         self.leader = leader or default_worker_name()
         self._seen: dict[tuple[str, str], dict[str, decisions.Seen]] = {}
         self._values: dict[tuple[str, str], Any] = {}
         self.limits = limits or LimitSettings()
-        self.budget = LaunchBudget(self.limits.max_launches_per_second)
+        self.budget = budget or LaunchBudget(self.limits.max_launches_per_second)
         #: Domains not decided because their stored state is corrupt -> the reason.
         self.corrupt: dict[tuple[str, str], str] = {}
         self.store = store
@@ -138,10 +150,10 @@ class Decider(LeaderLoop):
         self._values.clear()
         self._last_full_pass = None
         if self.collector_factory is not None:
-            start_collector(self.term, self.collector_factory)
+            start_collector(self.term, self._make_collector)
         live = [
             i.instance_id
-            for d in self.store.get_all_domains()
+            for d in self._my_domains()
             for i in d.get_instances()
             if i.state < InstanceState.TERMINATED
         ]
@@ -154,8 +166,19 @@ class Decider(LeaderLoop):
             except Exception:
                 log.exception("dump_state request to the provisioner failed")
 
+    def _make_collector(self) -> Any:
+        collector = self.collector_factory()
+        collector.owns = self.share.owns
+        return collector
+
+    def _my_domains(self) -> list[DomainStore]:
+        return [d for d in self.store.get_all_domains() if self.share.owns(d.key)]
+
     def domain_changed(self, owner: str, domain_id: str) -> None:
-        """Note a changed domain and wake the loop to decide for it now (never blocks)."""
+        """Note a changed domain of this decider's share and wake the loop to decide
+        for it now (never blocks)."""
+        if not self.share.owns((owner, domain_id)):
+            return
         with self._changed_lock:
             self._changed.add((owner, domain_id))
         self.wake()
@@ -176,7 +199,7 @@ class Decider(LeaderLoop):
         with self._changed_lock:
             changed, self._changed = self._changed, set()
         self.budget.refill(now)
-        domains = self.store.get_all_domains()
+        domains = self._my_domains()
         if full:
             self._last_full_pass = now
             self._forget_gone({d.key for d in domains})
@@ -239,7 +262,7 @@ class Decider(LeaderLoop):
             control.notes.events.append(
                 decisions.domain_event(now, "reconfigured", engine_conf=engine_conf)
             )
-        engine = _scratch_copy(entry.engine) if dry_run else entry.engine
+        engine = scratch_copy(entry.engine) if dry_run else entry.engine
         engine.decide(control, state)
         self._log_pass(domain, control, state, engine.de_state, term)
 
@@ -357,18 +380,8 @@ class Decider(LeaderLoop):
         control.now = now
         control.launches_left = self.limits.max_launches_per_pass
         control.live_room = None
-        control.launch_vars = self._launch_vars(config)
+        control.launch_vars = launch_vars(self.settings.provisioner_vars, config)
         return control
-
-    def _launch_vars(self, config: dict[str, Any]) -> dict[str, Any]:
-        launch_vars = dict(self.settings.provisioner_vars)
-        engine_vars = (config.get("engine_conf") or {}).get("provisioner_vars")
-        if isinstance(engine_vars, dict):  # a corrupt one must not stop a removal
-            launch_vars.update(engine_vars)
-        credential = (config.get("general") or {}).get("chef_credential")
-        if isinstance(credential, str) and credential:
-            launch_vars["chef_credential"] = credential
-        return launch_vars
 
     def _forget_gone(self, present: set[tuple[str, str]]) -> None:
         for key in set(self._engines) - present:
@@ -382,16 +395,3 @@ class Decider(LeaderLoop):
             for key in set(kept) - present:
                 del kept[key]
         self._checks.forget(present)
-
-
-def _scratch_copy(engine: Engine) -> Engine:
-    """A copy of ``engine`` to decide on in dry-run, dropped afterwards.
-
-    Its state (cooldowns, trackers) is copied; its parsed config and logger,
-    which deciding never changes, are shared.
-    """
-    memo = {id(engine.log): engine.log}
-    conf = getattr(engine, "conf", None)
-    if conf is not None:
-        memo[id(conf)] = conf
-    return copy.deepcopy(engine, memo)

@@ -219,3 +219,20 @@ class StoredChecks:
         for kept in (self._configs, self._records):
             for key in set(kept) - present:
                 del kept[key]
+
+
+def launch_vars(provisioner_vars: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """The vars each launch of a domain with ``config`` carries.
+
+    The worker's ``provisioner_vars``, then the engine conf's own (they win),
+    then ``general.chef_credential`` when given.  A corrupt stored value is
+    skipped, so it never stops a removal.
+    """
+    merged = dict(provisioner_vars)
+    engine_vars = (config.get("engine_conf") or {}).get("provisioner_vars")
+    if isinstance(engine_vars, dict):
+        merged.update(engine_vars)
+    credential = (config.get("general") or {}).get("chef_credential")
+    if isinstance(credential, str) and credential:
+        merged["chef_credential"] = credential
+    return merged

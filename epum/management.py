@@ -6,6 +6,10 @@ API (PROTOCOL.md section 1); the transport calls them, and so can tests.
 enters the worker in the decider, doctor and reaper elections, whose
 leaders run timed loops until ``shutdown()``.
 
+With ``decider_partitions`` N > 1 the worker has one decider per share of
+the domains (``epum.partitions``) and enters them for the shares
+(``EPUMStore.contend_decider_shares``) instead of the one decider election.
+
 In external-decide mode no loop runs: tests drive the roles with
 ``_run_decisions()``, ``_doctor_appt(timestamp)`` and ``_run_reaper_loop()``.
 """
@@ -17,10 +21,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from epum.control import LaunchBudget
 from epum.decider import Decider
 from epum.doctor import Doctor
 from epum.errors import NotInitializedError, WrongModeError
 from epum.logcontext import log_context
+from epum.partitions import all_shares
 from epum.reactor import Reactor
 from epum.reaper import Reaper
 from epum.sensor_wiring import collector_factory
@@ -98,6 +104,9 @@ class EPUManagement:
         self.clock = clock
         self.initialized = False
         self.reactor: Reactor | None = None
+        #: One decider per share of the domains (``epumanagement.decider_partitions``).
+        self.deciders: list[Decider] = []
+        #: The first of ``deciders``: the one decider unless there are several shares.
         self.decider: Decider | None = None
         self.doctor: Doctor | None = None
         self.reaper: Reaper | None = None
@@ -121,22 +130,30 @@ class EPUManagement:
             dtrs=self.dtrs_client,
             limits=self.limits,
         )
-        self.decider = Decider(
+        collect = collector_factory(
             self.store,
-            self.settings,
-            self.provisioner_client,
-            subscribers,
-            self.statsd,
+            self.sensor_settings,
+            self.sensor_credentials,
             self.clock,
-            limits=self.limits,
-            collector_factory=collector_factory(
-                self.store,
-                self.sensor_settings,
-                self.sensor_credentials,
-                self.clock,
-                getattr(self.dtrs_client, "describe_credentials", None),
-            ),
+            getattr(self.dtrs_client, "describe_credentials", None),
         )
+        budget = LaunchBudget(self.limits.max_launches_per_second)
+        self.deciders = [
+            Decider(
+                self.store,
+                self.settings,
+                self.provisioner_client,
+                subscribers,
+                self.statsd,
+                self.clock,
+                limits=self.limits,
+                collector_factory=collect,
+                share=share,
+                budget=budget,
+            )
+            for share in all_shares(self.settings.decider_partitions)
+        ]
+        self.decider = self.deciders[0]
         self.doctor = Doctor(
             self.store,
             self.ouagent_client,
@@ -151,15 +168,21 @@ class EPUManagement:
         )
         self.initialized = True
         if not self.external_decide:
-            self.store.add_change_listener(self.decider.domain_changed)
-            self.store.contend_decider(self.decider)
+            for decider in self.deciders:
+                self.store.add_change_listener(decider.domain_changed)
+            if len(self.deciders) == 1:
+                self.store.contend_decider(self.decider)
+            else:
+                self.store.contend_decider_shares(
+                    self.deciders, self.settings.decider_partition_settle
+                )
             self.store.contend_doctor(self.doctor)
             self.store.contend_reaper(self.reaper)
         log.info("epum %s initialized", self.settings.service_name)
 
     def shutdown(self) -> None:
         """Stop the roles at once, leave the elections and release the store."""
-        for role in (self.decider, self.doctor, self.reaper):
+        for role in (*self.deciders, self.doctor, self.reaper):
             if role is not None:
                 role.depose()
         self.store.shutdown()
@@ -257,9 +280,11 @@ class EPUManagement:
 
     # external-decide hooks --------------------------------------------------
     def _run_decisions(self) -> None:
-        """Run one full decider pass now (external-decide mode only)."""
+        """Run one full pass of every decider now (external-decide mode only)."""
         self._external_only()
-        self.decider.decide_all(self.clock())
+        now = self.clock()
+        for decider in self.deciders:
+            decider.decide_all(now)
 
     def _doctor_appt(self, timestamp: float | None = None) -> None:
         """Run one doctor pass at ``timestamp`` (default: now; external-decide mode only)."""

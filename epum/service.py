@@ -234,8 +234,10 @@ class Worker:
             ]
 
         def leading(role: str) -> bool:
-            loop = getattr(facade, role, None)
-            return bool(getattr(loop, "is_leader", False))
+            # the decider role: any of the worker's deciders (one per share)
+            loops = getattr(facade, "deciders", []) if role == "decider" else []
+            loops = loops or [getattr(facade, role, None)]
+            return any(getattr(loop, "is_leader", False) for loop in loops)
 
         zookeeper = self.config.epum.persistence_type == "zookeeper"
         return StateProbe(

@@ -11,6 +11,7 @@ or a queue itself.
 from __future__ import annotations
 
 import abc
+import copy
 import logging
 from typing import Any, Protocol
 
@@ -76,3 +77,16 @@ class Engine(abc.ABC):
     def get_config_doc(cls) -> str:
         """Human-readable documentation of the engine config keys."""
         return (cls.__doc__ or "").strip()
+
+
+def scratch_copy(engine: Engine) -> Engine:
+    """A copy of ``engine`` to decide on in dry-run, to be dropped afterwards.
+
+    Its state (cooldowns, trackers) is copied; its parsed config and logger,
+    which deciding never changes, are shared.
+    """
+    memo = {id(engine.log): engine.log}
+    conf = getattr(engine, "conf", None)
+    if conf is not None:
+        memo[id(conf)] = conf
+    return copy.deepcopy(engine, memo)

@@ -121,6 +121,8 @@ class SensorCollector:
         self._last_started: dict[tuple[str, str], float] = {}
         self._running: dict[tuple[str, str], concurrent.futures.Future] = {}
         self._failures: dict[tuple[str, str], PollFailure] = {}
+        #: Which domains to poll, by ``(owner, domain_id)`` (a decider's share); None: all.
+        self.owns: Callable[[tuple[str, str]], bool] | None = None
 
     def close(self) -> None:
         """Stop the pool without waiting for polls still running (their answers are dropped)."""
@@ -134,6 +136,8 @@ class SensorCollector:
     def _due(self, now: float) -> list[tuple[Any, Mapping[str, Any], float]]:
         due = []
         for domain in self.store.get_all_domains():
+            if self.owns is not None and not self.owns(domain.key):
+                continue
             try:
                 if domain.is_removed():
                     continue

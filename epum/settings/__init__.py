@@ -28,8 +28,8 @@ from epum.settings.build import (
 )
 from epum.settings.checks import setting
 from epum.settings.limits import LimitSettings
+from epum.settings.original import IGNORED_ORIGINAL_KEYS
 from epum.settings.tree import (
-    IGNORED_ORIGINAL_KEYS,
     INITIAL_CONF_KEYS,
     AmqpSettings,
     EPUMSettings,

@@ -12,7 +12,8 @@ from typing import Any
 
 from epum.errors import ConfigError
 from epum.settings.checks import Checked
-from epum.settings.tree import IGNORED_ORIGINAL_KEYS, INITIAL_CONF_KEYS, Settings
+from epum.settings.original import IGNORED_ORIGINAL_KEYS
+from epum.settings.tree import INITIAL_CONF_KEYS, Settings
 
 
 def settings_from_dict(

@@ -15,7 +15,7 @@ A config file of the original deployments (``epu/config/service.yml`` and
   epum needs a broker.
 
 Keys the original had and epum does not use are listed in
-``epum.settings.tree.IGNORED_ORIGINAL_KEYS`` and reported by the builder.
+``IGNORED_ORIGINAL_KEYS`` here and reported by the builder.
 """
 
 from __future__ import annotations
@@ -26,7 +26,24 @@ from typing import Any
 
 from epum.errors import ConfigError
 
-__all__ = ["fold_original_keys"]
+__all__ = ["IGNORED_ORIGINAL_KEYS", "fold_original_keys"]
+
+#: Keys of the original EPU services' configs that epum accepts and does not
+#: use, as dotted paths (``epumanagement.<key>`` for a file, ``initial_conf.<key>``
+#: for the facade's argument) -> why, or what to do instead.  A key listed here
+#: is reported once as ignored (in ``Settings.warnings``), not as unknown.  This
+#: is the one place such keys go.
+_IGNORED_EPUM_KEYS: dict[str, str] = {
+    "proc_name": "each worker names itself (worker_name); the store needs no process name",
+    "mock_provisioner": "epum always calls the provisioner service; run epum.sim's "
+    "simulated provisioner for a mock",
+    "provisioner_topic": "the provisioner's queue is provisioner_service_name",
+}
+IGNORED_ORIGINAL_KEYS: dict[str, str] = {
+    **{f"epumanagement.{k}": why for k, why in _IGNORED_EPUM_KEYS.items()},
+    **{f"initial_conf.{k}": why for k, why in _IGNORED_EPUM_KEYS.items()},
+    "system": "dashi's system name: set the namespace with dashi.sysname",
+}
 
 
 def fold_original_keys(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,23 +25,6 @@ from epum.settings.checks import (
 )
 from epum.settings.limits import LimitSettings
 
-#: Keys of the original EPU services' configs that epum accepts and does not
-#: use, as dotted paths (``epumanagement.<key>`` for a file, ``initial_conf.<key>``
-#: for the facade's argument) -> why, or what to do instead.  A key listed here
-#: is reported once as ignored (in ``Settings.warnings``), not as unknown.  This
-#: is the one place such keys go.
-_IGNORED_EPUM_KEYS: dict[str, str] = {
-    "proc_name": "each worker names itself (worker_name); the store needs no process name",
-    "mock_provisioner": "epum always calls the provisioner service; run epum.sim's "
-    "simulated provisioner for a mock",
-    "provisioner_topic": "the provisioner's queue is provisioner_service_name",
-}
-IGNORED_ORIGINAL_KEYS: dict[str, str] = {
-    **{f"epumanagement.{k}": why for k, why in _IGNORED_EPUM_KEYS.items()},
-    **{f"initial_conf.{k}": why for k, why in _IGNORED_EPUM_KEYS.items()},
-    "system": "dashi's system name: set the namespace with dashi.sysname",
-}
-
 
 # the sections ----------------------------------------------------------------
 @dataclass(frozen=True)
@@ -207,6 +190,18 @@ class EPUMSettings(Checked):
     decider_loop_interval: float = setting(
         5.0,
         why="the timed safety-net pass: faster than a cloud autoscaler, slow enough to batch",
+        check=positive,
+    )
+    decider_partitions: int = setting(
+        1,
+        why="one decider keeps tens of thousands of instances in step; more shares "
+        "spread deciding over the workers (epum.partitions)",
+        check=positive,
+    )
+    decider_partition_settle: float = setting(
+        2.0,
+        why="the shares are dealt out again once the workers have stayed the same this "
+        "long: a rolling restart deals them once, not once per worker",
         check=positive,
     )
     doctor_loop_interval: float = setting(
@@ -398,6 +393,8 @@ INITIAL_CONF_KEYS: dict[str, str] = {
     "needy_default_iaas_allocation": "epumanagement.needy_default_iaas_allocation",
     "provisioner_vars": "epumanagement.provisioner_vars",
     "decider_loop_interval": "epumanagement.decider_loop_interval",
+    "decider_partitions": "epumanagement.decider_partitions",
+    "decider_partition_settle": "epumanagement.decider_partition_settle",
     "doctor_loop_interval": "epumanagement.doctor_loop_interval",
     "reaper_loop_interval": "epumanagement.reaper_loop_interval",
     "record_reaping_max_age": "epumanagement.record_reaping_max_age",

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from epum.errors import NotFoundError, WriteConflictError
@@ -291,6 +291,19 @@ class EPUMStore(abc.ABC):
     def contend_decider(self, leader: Leader) -> None:
         """Enter ``leader`` in the decider election."""
         self._contend("decider", leader)
+
+    def contend_decider_shares(self, leaders: Sequence[Leader], settle: float = 2.0) -> None:
+        """Enter ``leaders[i]`` as the decider of share ``i`` of ``len(leaders)``.
+
+        Each share has at most one leader in office at a time, among every
+        worker sharing the store, and a share whose leader's worker dies is
+        given to another (``epum.partitions``).  Here: one election per share (``decider/<i>``);
+        the ZooKeeper store balances the shares over its workers instead
+        (kazoo's ``SetPartitioner``, the party settling for ``settle`` seconds
+        after a worker comes or goes).
+        """
+        for index, leader in enumerate(leaders):
+            self._contend(f"decider/{index}", leader)
 
     def contend_doctor(self, leader: Leader) -> None:
         """Enter ``leader`` in the doctor election."""

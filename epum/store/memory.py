@@ -11,6 +11,7 @@ write that changes a domain, none for one that changes nothing.
 
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
 import logging
@@ -244,7 +245,7 @@ class MemoryEPUMStore(EPUMStore):
         self._index: dict[str, tuple[str, str]] = {}
         self._listeners: list[ChangeListener] = []
         self._closed = threading.Event()
-        self._role_locks = {role: threading.Lock() for role in ("decider", "doctor", "reaper")}
+        self._role_locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
         self._threads: list[threading.Thread] = []
         self._terms: set[Term] = set()
         self._term_numbers = itertools.count(1)

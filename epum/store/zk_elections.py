@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
@@ -69,6 +70,7 @@ class ElectionBoard:
         self._generation = 0
         self._closed = False
         self._contenders: list[Contender] = []
+        self._shares: list[Any] = []  # epum.store.zk_partitions.ShareContender
 
     def start(self) -> None:
         """Follow the client's connection state (call once the client started)."""
@@ -89,12 +91,29 @@ class ElectionBoard:
         contender.thread.start()
         return contender
 
+    def add_shares(self, contender: Any) -> None:
+        """Start a ``zk_partitions.ShareContender``: its terms are ended with the others'."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the election board is shut down")
+            self._shares.append(contender)
+        contender.thread.start()
+
+    @property
+    def condition(self) -> threading.Condition:
+        """The condition guarding the board's session state and every term it records."""
+        return self._cond
+
+    @property
+    def closed(self) -> bool:
+        """True once ``shutdown`` began."""
+        with self._cond:
+            return self._closed
+
     def leading(self, role: str) -> bool:
         """True while one of this board's leaders of ``role`` holds a term not yet ended."""
         with self._cond:
-            return any(
-                c.role == role and c.term is not None and not c.term.ended for c in self._contenders
-            )
+            return any(t.role == role and not t.ended for t in self._terms_recorded())
 
     def contenders(self, role: str) -> list[str]:
         """Identifiers queued in ``role``'s election (all boards), leader first."""
@@ -114,10 +133,12 @@ class ElectionBoard:
             self._closed = True
             self._end_terms()
             elections = [c.election for c in self._contenders if c.election is not None]
-            contenders = list(self._contenders)
+            contenders = [*self._contenders, *self._shares]
             self._cond.notify_all()
         for election in elections:
             election.cancel()
+        for shares in self._shares:
+            shares.wakeup.set()
         deadline = time.monotonic() + timeout
         me = threading.current_thread()
         for contender in contenders:
@@ -173,6 +194,39 @@ class ElectionBoard:
             contender.term = Term(contender.role, contender.terms, seat=seat, session=session)
             return contender.term
 
+    def begin_share_term(
+        self, contender: Any, name: str, generation: int, seat: str
+    ) -> Term | None:
+        """A new term for share ``name`` of ``contender`` held with lock znode ``seat``.
+
+        As ``begin_term``: recorded in ``contender.terms`` under the board's
+        condition, None if the connection wavered or the board shut down.
+        """
+        with self._cond:
+            if (
+                self._closed
+                or self._generation != generation
+                or self._state != KazooState.CONNECTED
+            ):
+                return None
+            client_id = self.client.client_id
+            contender.number += 1
+            term = Term(
+                contender.role,
+                contender.number,
+                seat=seat,
+                session=client_id[0] if client_id else None,
+            )
+            contender.terms[name] = term
+            return term
+
+    def end_share_terms(self, contender: Any) -> None:
+        """End every term of ``contender``'s shares and forget them."""
+        with self._cond:
+            terms, contender.terms = list(contender.terms.values()), {}
+            for term in terms:
+                term.end()
+
     def end_term(self, contender: Contender) -> bool:
         """End ``contender``'s term and mark it out of office; whether it ended before this."""
         with self._cond:
@@ -215,7 +269,12 @@ class ElectionBoard:
         # Under self._cond, so whether a term was ended by the board or by
         # its leader returning (``end_term``) is decided in one place.
         # ``Term.end`` never blocks (nor may its callbacks).
-        return [c.term for c in self._contenders if c.term is not None and c.term.end()]
+        return [t for t in self._terms_recorded() if t.end()]
+
+    def _terms_recorded(self) -> list[Term]:
+        # Under self._cond: every term this board handed out and not yet forgot.
+        terms = [c.term for c in self._contenders if c.term is not None]
+        return terms + [t for s in self._shares for t in s.terms.values()]
 
 
 class Contender:

@@ -52,7 +52,8 @@ store (a read waiting for the cache would wait on its own thread).
 ACLs: see ``epum.store.zk_session``.  Elections: see
 ``epum.store.zk_elections``; ``shutdown`` deposes this store's leaders
 and gives up their seats at once, so a contender in another process is
-elected within milliseconds, not after a session timeout.
+elected within milliseconds, not after a session timeout.  The decider's
+shares, when there are several: see ``epum.store.zk_partitions``.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -86,6 +88,7 @@ from epum.store.zk_definitions import ZkDefinitions
 from epum.store.zk_domain import DOMAIN_LEAVES, ZooKeeperDomainStore
 from epum.store.zk_elections import ROLES, ElectionBoard
 from epum.store.zk_index import InstanceDomains
+from epum.store.zk_partitions import ShareContender
 from epum.store.zk_paths import ZkPaths, unquote_name
 from epum.store.zk_session import ZkCalls, ZkSession
 
@@ -126,6 +129,7 @@ class ZooKeeperEPUMStore(EPUMStore):
         self._definitions = ZkDefinitions(self._definitions_access, self._paths)
         self.identifier = f"{worker_name or 'epum'}@{socket.gethostname()}:{os.getpid()}"
         self._board: ElectionBoard | None = None
+        self._shares: ShareContender | None = None
         self._listeners: list[ChangeListener] = []
         # instance id -> (owner, domain_id), fed by the cache and index reads
         self._instance_domains = InstanceDomains(self._paths)
@@ -355,11 +359,26 @@ class ZooKeeperEPUMStore(EPUMStore):
 
     # elections ---------------------------------------------------------------------
     def _contend(self, role: str, leader: Leader) -> None:
+        self._open_board().contend(role, leader)
+
+    def contend_decider_shares(self, leaders: Sequence[Leader], settle: float = 2.0) -> None:
+        """Enter ``leaders`` for the decider's shares, balanced over the workers by kazoo's
+        ``SetPartitioner`` (``epum.store.zk_partitions``); each share's writes are fenced
+        by its lock znode as the single decider's are by its election seat."""
+        board = self._open_board()
+        self._shares = ShareContender(board, "decider", leaders, settle)
+        board.add_shares(self._shares)
+
+    def decider_shares_held(self) -> list[str]:
+        """The names of the decider shares this store's leaders hold now (none: [])"""
+        return [] if self._shares is None else self._shares.held()
+
+    def _open_board(self) -> ElectionBoard:
         if self._session.closed:
             raise StoreUnavailableError("the store is shut down")
         if self._board is None:
             raise StoreUnavailableError("the store is not initialized")
-        self._board.contend(role, leader)
+        return self._board
 
     def is_leading(self, role: str) -> bool:
         """True while one of this store's leaders of ``role`` is in office."""
