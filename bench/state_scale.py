@@ -39,7 +39,9 @@ every ``interval`` seconds and telling a statsd sink in the benchmark
 - ZooKeeper's own data size at steady state (``mntr``'s
   ``zk_approximate_data_size``, every znode's path and data, less what the
   server held before seeding), against the bytes of the records' JSON
-  themselves; and its znodes, against one znode per record.
+  themselves; and its znodes, against one znode per record;
+- the same store decided in two shares by two new workers: their steady
+  pass and a share's failover (``bench.state_shares``).
 
 Run: ``.venv/bin/python -m bench.state_scale [--domains D] [--instances N]``
 (``--help`` lists every size; RabbitMQ at ``EPUM_TEST_AMQP_URL``).  The
@@ -75,6 +77,7 @@ from bench.common import (
 )
 from bench.probes import requests_between, zookeeper_monitor, zookeeper_requests
 from bench.state_seed import seed_fleet
+from bench.state_shares import shared_figures
 from bench.statsd_sink import StatsdSink
 from bench.worker_rig import BrokerSide, WorkerProcess, broker_side
 
@@ -97,8 +100,9 @@ class Run:
     session_timeout: float
     stack: contextlib.ExitStack
 
-    def worker(self, name: str, path: str | None = None) -> WorkerProcess:
-        """A worker on the run's store (or ``path``), answering; stopped with the run."""
+    def worker(self, name: str, path: str | None = None, shares: int = 1) -> WorkerProcess:
+        """A worker on the run's store (or ``path``) deciding in ``shares``, answering;
+        stopped with the run."""
         worker = WorkerProcess(
             self.side.url,
             self.side.names,
@@ -109,6 +113,7 @@ class Run:
             decider_interval=self.interval,
             statsd=self.sink.config(name),
             name=name,
+            decider_partitions=shares,
         )
         self.stack.callback(worker.stop)
         worker.start(self.side.client, timeout=120)
@@ -273,6 +278,16 @@ def measure_run(run: Run, domains: int, instances: int, passes: int) -> list[Fig
     except Exception as exc:
         raise RuntimeError(f"{exc}\n--- the standby's log ---\n{standby.log_tail()}") from exc
     steady_ms = statistics.median(steady.pass_ms)
+    standby.stop()  # every worker of a store decides in the same number of shares
+    shared = shared_figures(
+        run,
+        fleet.cached_znodes,
+        steady_ms,
+        passes,
+        load_timeout,
+        pass_timeout,
+        judged=records >= TARGET_INSTANCES,
+    )
     return [
         Figure(
             f"state scale: worker RSS with {records:,} instances",
@@ -324,6 +339,7 @@ def measure_run(run: Run, domains: int, instances: int, passes: int) -> list[Fig
             "znodes",
             bare=records,
         ),
+        *shared,
     ]
 
 

@@ -82,6 +82,7 @@ class WorkerProcess:
         decider_interval: float = LOOPS_APART,
         statsd: dict[str, Any] | None = None,
         name: str = "worker",
+        decider_partitions: int = 1,
     ):
         self.url = url
         self.names = names
@@ -99,6 +100,7 @@ class WorkerProcess:
                 "service_name": SERVICE,
                 "persistence_type": "zookeeper",
                 "decider_loop_interval": decider_interval,
+                "decider_partitions": decider_partitions,
                 "doctor_loop_interval": LOOPS_APART,
                 "reaper_loop_interval": LOOPS_APART,
             },

@@ -68,6 +68,8 @@ EXPECTED = {
         "state scale: new leader's first full pass, from its election",
         "state scale: ZooKeeper data size",
         "state scale: ZooKeeper znodes",
+        "state scale: decider pass at steady state, 2 shares on 2 workers",
+        "state scale: share failover, worker killed to every share decided again",
     },
 }
 
@@ -122,6 +124,12 @@ def test_the_state_scale_benchmark_reports_well_formed_figures_from_two_workers(
         True,
         False,
     )
+    shared = figures["state scale: decider pass at steady state, 2 shares on 2 workers"]
+    assert shared["met"] is None and shared["bare"] > 0
+    share_failover = figures[
+        "state scale: share failover, worker killed to every share decided again"
+    ]
+    assert share_failover["value"] >= share_failover["bare"] * 2 / 3
     # the server holds at least every record and its index entry
     znodes = figures["state scale: ZooKeeper znodes"]
     assert znodes["bare"] == 100 and znodes["value"] >= 2 * 100
