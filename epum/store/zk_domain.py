@@ -241,14 +241,8 @@ class ZooKeeperDomainStore(DomainStore):
             txn.set_data(index_path, entry, version=0)  # its stat carries the zxid
             try:
                 return zk.commit(txn, fence=fence_name(term, seat))[-1]
-            except NodeExistsError:
-                if retried:  # our first try may have landed before the connection broke
-                    stat = zk.own_creation(index_path, token)
-                    if stat is not None:
-                        return stat
-                raise WriteConflictError(
-                    f"instance {instance.instance_id} already exists"
-                ) from None
+            except NodeExistsError:  # ours if our first try landed before the connection broke
+                return zk.claim(index_path, token, retried, f"instance {instance.instance_id}")
             except NoNodeError:
                 raise self.missing() from None
 
