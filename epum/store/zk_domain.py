@@ -25,7 +25,7 @@ from epum.errors import (
 )
 from epum.instances import Instance
 from epum.store import zk_history
-from epum.store.base import CONFIG_SECTIONS, DomainStore
+from epum.store.base import CONFIG_SECTIONS, DomainStore, check_section
 from epum.store.codec import dump, load
 from epum.store.zk_access import MERGE_TRIES, ZkAccess, fence_name, term_seat
 from epum.store.zk_paths import ZkPaths
@@ -344,14 +344,6 @@ class ZooKeeperDomainStore(DomainStore):
 
         access.call(op)
         access.expect_absent(path)
-
-
-def check_section(section: str) -> None:
-    """BadRequestError unless ``section`` is a config section."""
-    if section not in CONFIG_SECTIONS:
-        raise BadRequestError(
-            f"unknown config section {section!r}; expected one of {', '.join(CONFIG_SECTIONS)}"
-        )
 
 
 def decode_instance(value: Any, stat: ZnodeStat, path: str) -> Instance:
