@@ -69,3 +69,41 @@ def test_every_zookeeper_store_module_is_named_by_the_contracts():
         assert [m for m in store if m not in forbidden] == [], name
     layered = {f"epum.store.{m}" for m in _contract("zookeeper-store-layers")["layers"] if m != "|"}
     assert [m for m in store if m not in layered] == []
+
+
+def import_circles(package: str) -> list[list[str]]:
+    """The groups of ``package``'s modules that import each other, directly or through
+    others (any import: at module level, in a function or for type checking)."""
+    import grimp
+
+    graph = grimp.build_graph(package, cache_dir=None)
+    imports = {m: graph.find_modules_directly_imported_by(m) for m in graph.modules}
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(module: str) -> None:  # Tarjan's strongly connected components
+        order[module] = low[module] = len(order)
+        stack.append(module)
+        for other in imports[module]:
+            if other not in order:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], order[other])
+        if low[module] == order[module]:
+            group = [stack.pop()]
+            while group[-1] != module:
+                group.append(stack.pop())
+            if len(group) > 1:
+                circles.append(sorted(group))
+
+    for module in sorted(imports):
+        if module not in order:
+            visit(module)
+    return circles
+
+
+def test_no_import_circle_in_epum():
+    assert import_circles("epum") == []
