@@ -35,10 +35,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
 from epum import ctl_output
-from epum.cli import (
-    _DEST_PREFIX,
+from epum.config import load_config
+from epum.ctl_commands import (
+    DEST_PREFIX,
     HISTORY_OP,
-    _load,
     add_export_command,
     add_history_command,
     add_operation_command,
@@ -196,7 +196,7 @@ def _rpc(config: Any, args: argparse.Namespace) -> Any:
 def _subject(op: Operation | None, args: argparse.Namespace) -> str | None:
     if op is None or not op.args or not op.args[0].required:
         return None
-    return getattr(args, _DEST_PREFIX + op.args[0].name, None)
+    return getattr(args, DEST_PREFIX + op.args[0].name, None)
 
 
 def _status(config: Any, amqp: Any, names: Any, service: str) -> dict[str, Any]:
@@ -237,7 +237,7 @@ def ctl_main(
     mode = args.output or ("json" if args.flat else "table")
     width = shutil.get_terminal_size((120, 24)).columns
     try:
-        config = _load(args.config)
+        config = load_config(args.config or [])
         rpc, names, amqp = _rpc(config, args)
     except (ValueError, EpumError) as exc:
         return _fail(exc)

@@ -10,7 +10,7 @@ that serves it.  Everything else is derived from ``OPERATIONS``:
   ``Operation.check_args`` before the facade runs;
 - the client (``epum.messaging.clients.EPUManagementClient``): one method per
   operation, with that same signature;
-- ``epumctl``'s sub-commands (``epum.cli``).
+- ``epumctl``'s sub-commands (``epum.ctl_commands``, grouped by ``epum.ctl``).
 
 Adding an operation is one ``Operation(...)`` here plus its ``msg_*`` method
 on the facade (a test checks that the two agree).

@@ -79,8 +79,8 @@ def settings_from_initial_conf(conf: Mapping[str, Any] | None) -> Settings:
 def to_initial_conf(settings: Settings) -> dict[str, Any]:
     """The ``initial_conf`` keys of ``INITIAL_CONF_KEYS`` with the values of ``settings``.
 
-    The inverse of ``settings_from_initial_conf``, for code that still takes
-    the flat keys (``epum.store.get_epum_store``).
+    The inverse of ``settings_from_initial_conf``: the flat keys of a built tree,
+    for a caller that hands them on as a facade's ``initial_conf``.
     """
     by_path = {f.metadata["path"]: f.name for f in fields(Settings) if f.metadata.get("path")}
     out = {}

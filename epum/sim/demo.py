@@ -27,13 +27,11 @@ from typing import Any
 from epum.errors import NotFoundError
 from epum.history_words import describe_entry
 from epum.sim.live import LiveScreen
+from epum.sim.story import DEFINITION, DOMAIN, OWNER
 from epum.sim.timeline import Timeline
 from epum.sim.world import Simulation
 from epum.states import InstanceHealthState, InstanceState
 
-OWNER = "demo-user"
-DOMAIN = "workers"
-DEFINITION = "sim-workers"
 SUBSCRIBER = ("demo-subscriber", "instance_changed")
 
 #: Health timeouts short enough to watch, in simulated seconds.

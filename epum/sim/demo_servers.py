@@ -42,8 +42,8 @@ from epum.messaging.connection import make_connection
 from epum.messaging.names import Names
 from epum.messaging.retry import RetryPolicy, delete_namespace
 from epum.settings import ZooKeeperSettings
-from epum.sim.demo import DEFINITION, DOMAIN, OWNER
 from epum.sim.live import HOME_AND_CLEAR
+from epum.sim.story import DEFINITION, DOMAIN, OWNER
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.zk_session import remove_tree
 from epum.store.zookeeper import ZooKeeperEPUMStore

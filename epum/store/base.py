@@ -56,7 +56,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from epum.errors import NotFoundError, WriteConflictError
+from epum.errors import BadRequestError, NotFoundError, WriteConflictError
 from epum.instances import Instance
 from epum.term import Term
 
@@ -66,6 +66,14 @@ CONFIG_SECTIONS = ("general", "engine_conf", "health")
 ChangeListener = Callable[[str, str], None]
 
 log = logging.getLogger(__name__)
+
+
+def check_section(section: str) -> None:
+    """BadRequestError unless ``section`` is one of ``CONFIG_SECTIONS``."""
+    if section not in CONFIG_SECTIONS:
+        raise BadRequestError(
+            f"unknown config section {section!r}; expected one of {', '.join(CONFIG_SECTIONS)}"
+        )
 
 
 def notify_listeners(listeners: list[ChangeListener], owner: str, domain_id: str) -> None:

@@ -1,10 +1,11 @@
 """How the stores encode what they keep: JSON bytes, and the checks on the way back.
 
-``dump`` refuses a value JSON cannot carry (``CorruptDataError``: it cannot
-be stored) and one too large for a znode (``BadRequestError``) before
-anything is written; ``load`` and ``field`` refuse stored
-bytes that are not the JSON (or the shape) epum wrote, naming the path.
-Both are server-side problems, never the caller's ``BadRequestError``.
+``dump`` refuses, before anything is written, a value JSON cannot carry
+(``CorruptDataError``: it cannot be stored) and one too large for a znode
+(``BadRequestError``: the request carried too much); ``load`` and ``field``
+refuse stored bytes that are not the JSON (or the shape) epum wrote, naming
+the path (``CorruptDataError``).  The JSON failures are server-side
+problems, never the caller's ``BadRequestError``.
 """
 
 from __future__ import annotations

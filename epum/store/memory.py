@@ -11,22 +11,13 @@ write that changes a domain, none for one that changes nothing.
 
 from __future__ import annotations
 
-import collections
 import copy
-import itertools
 import logging
 import threading
-import time
 from typing import Any
 
 from epum.decisions import bounded
-from epum.errors import (
-    BadRequestError,
-    NotFoundError,
-    NotLeaderError,
-    StoreUnavailableError,
-    WriteConflictError,
-)
+from epum.errors import NotFoundError, StoreUnavailableError, WriteConflictError
 from epum.instances import Instance
 from epum.store.base import (
     CONFIG_SECTIONS,
@@ -34,19 +25,14 @@ from epum.store.base import (
     DomainStore,
     EPUMStore,
     Leader,
+    check_section,
     notify_listeners,
 )
 from epum.store.codec import dump
+from epum.store.memory_elections import MemoryElections
 from epum.term import Term
 
 log = logging.getLogger(__name__)
-
-#: Pause before a leader whose term ended re-enters its election (as on the
-#: ZooKeeper store), so a leader that fails or quits at once cannot spin.
-REJOIN_PAUSE = 0.5
-
-#: How long ``shutdown`` waits for leaders to return once their terms ended.
-SHUTDOWN_JOIN = 5.0
 
 
 class MemoryDomainStore(DomainStore):
@@ -77,14 +63,14 @@ class MemoryDomainStore(DomainStore):
 
     def get_versioned_config(self, section: str) -> tuple[dict[str, Any], int]:
         self._open()
-        _check_section(section)
+        check_section(section)
         with self._lock:
             return copy.deepcopy(self._config[section]), self._versions[section]
 
     def update_config(self, changes: dict[str, dict[str, Any]]) -> None:
         self._open()
         for section in changes:
-            _check_section(section)
+            check_section(section)
         if not changes:
             return
         dump(changes, "config")
@@ -245,26 +231,14 @@ class MemoryEPUMStore(EPUMStore):
         self._index: dict[str, tuple[str, str]] = {}
         self._listeners: list[ChangeListener] = []
         self._closed = threading.Event()
-        self._role_locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
-        self._threads: list[threading.Thread] = []
-        self._terms: set[Term] = set()
-        self._term_numbers = itertools.count(1)
+        self._elections = MemoryElections(self._lock, self._closed)
 
     def _notify(self, owner: str, domain_id: str) -> None:
         notify_listeners(self._listeners, owner, domain_id)
 
     def _fence(self, term: Term, domain: DomainStore) -> None:
-        """NotLeaderError unless ``term`` is in office (call under the lock).
-
-        In office: not ended, and either unelected (number 0) or a term this
-        store handed out whose ``inaugurate`` has not returned.
-        """
-        elected = term.number != 0 or term.seat is not None
-        if term.ended or (elected and term not in self._terms):
-            raise NotLeaderError(
-                f"{term.role} term {term.number} is out of office: "
-                f"write to {domain.domain_id} of {domain.owner} refused"
-            )
+        """NotLeaderError unless ``term`` is in office (call under the lock)."""
+        self._elections.fence(term, domain)
 
     def _check_open(self) -> None:
         if self._closed.is_set():
@@ -354,40 +328,10 @@ class MemoryEPUMStore(EPUMStore):
         with self._lock:
             self._listeners.append(listener)
 
-    # elections: one process, so the first contender of a role leads until
-    # its term ends (at shutdown, or when it returns on its own); later
-    # contenders wait their turn.  States of a contender's thread: waiting
-    # for the role's lock -> in office (``inaugurate(term)`` with a new
-    # term, numbered by the store) -> the term is ended when ``inaugurate``
-    # returns -> a pause of REJOIN_PAUSE -> waiting again; shut down ->
-    # stopped.  A term is created and recorded under the store's lock, so
-    # ``shutdown`` ends every term that was or will be handed out.
+    # elections: ``epum.store.memory_elections`` (one process; the first contender
+    # of a role leads until its term ends, later ones wait their turn)
     def _contend(self, role: str, leader: Leader) -> None:
-        if self._closed.is_set():
-            raise StoreUnavailableError("the store is shut down")
-
-        def run() -> None:
-            while not self._closed.is_set():
-                with self._role_locks[role]:
-                    term = self._begin_term(role)
-                    if term is None:
-                        return
-                    try:
-                        leader.inaugurate(term)
-                    except Exception:
-                        log.exception("%s leader failed; rejoining the election", role)
-                    finally:
-                        term.end()
-                        with self._lock:
-                            self._terms.discard(term)
-                # Outside the lock, so another contender may take the role
-                # meanwhile; a leader that fails (or quits) at once must not spin.
-                self._closed.wait(REJOIN_PAUSE)
-
-        thread = threading.Thread(target=run, name=f"epum-{role}-election", daemon=True)
-        with self._lock:
-            self._threads.append(thread)
-        thread.start()
+        self._elections.contend(role, leader)
 
     def new_term(self, role: str) -> Term:
         """A new term of ``role``, in office (its writes pass the fence) until it ends.
@@ -396,40 +340,9 @@ class MemoryEPUMStore(EPUMStore):
         term of the role being in office at the same time.
         StoreUnavailableError once shut down.
         """
-        term = self._begin_term(role)
-        if term is None:
-            raise StoreUnavailableError("the store is shut down")
-        term.add_end_callback(lambda: self._retire(term))
-        return term
-
-    def _retire(self, term: Term) -> None:
-        with self._lock:
-            self._terms.discard(term)
-
-    def _begin_term(self, role: str) -> Term | None:
-        """A new term of ``role``, recorded as in office; None once shut down."""
-        with self._lock:
-            if self._closed.is_set():
-                return None
-            term = Term(role, next(self._term_numbers))
-            self._terms.add(term)
-            return term
+        return self._elections.new_term(role)
 
     def shutdown(self) -> None:
         with self._lock:
             self._closed.set()
-            terms, threads = list(self._terms), list(self._threads)
-        for term in terms:
-            term.end()
-        deadline = time.monotonic() + SHUTDOWN_JOIN
-        me = threading.current_thread()
-        for thread in threads:
-            if thread is not me:  # a leader may shut its own store down
-                thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def _check_section(section: str) -> None:
-    if section not in CONFIG_SECTIONS:
-        raise BadRequestError(
-            f"unknown config section {section!r}; expected one of {', '.join(CONFIG_SECTIONS)}"
-        )
+        self._elections.shutdown()

@@ -40,9 +40,7 @@ class ZkDefinitions:
             try:
                 return zk.create(path, raw, include_data=True)[1]
             except NodeExistsError:
-                if retried and (stat := zk.own_creation(path, token)) is not None:
-                    return stat
-                raise WriteConflictError(f"definition {definition_id} already exists") from None
+                return zk.claim(path, token, retried, f"definition {definition_id}")
 
         self._access.expect_present(path, self._access.call(op))
 

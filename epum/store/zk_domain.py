@@ -25,7 +25,7 @@ from epum.errors import (
 )
 from epum.instances import Instance
 from epum.store import zk_history
-from epum.store.base import CONFIG_SECTIONS, DomainStore
+from epum.store.base import CONFIG_SECTIONS, DomainStore, check_section
 from epum.store.codec import dump, load
 from epum.store.zk_access import MERGE_TRIES, ZkAccess, fence_name, term_seat
 from epum.store.zk_paths import ZkPaths
@@ -241,14 +241,8 @@ class ZooKeeperDomainStore(DomainStore):
             txn.set_data(index_path, entry, version=0)  # its stat carries the zxid
             try:
                 return zk.commit(txn, fence=fence_name(term, seat))[-1]
-            except NodeExistsError:
-                if retried:  # our first try may have landed before the connection broke
-                    stat = zk.own_creation(index_path, token)
-                    if stat is not None:
-                        return stat
-                raise WriteConflictError(
-                    f"instance {instance.instance_id} already exists"
-                ) from None
+            except NodeExistsError:  # ours if our first try landed before the connection broke
+                return zk.claim(index_path, token, retried, f"instance {instance.instance_id}")
             except NoNodeError:
                 raise self.missing() from None
 
@@ -350,14 +344,6 @@ class ZooKeeperDomainStore(DomainStore):
 
         access.call(op)
         access.expect_absent(path)
-
-
-def check_section(section: str) -> None:
-    """BadRequestError unless ``section`` is a config section."""
-    if section not in CONFIG_SECTIONS:
-        raise BadRequestError(
-            f"unknown config section {section!r}; expected one of {', '.join(CONFIG_SECTIONS)}"
-        )
 
 
 def decode_instance(value: Any, stat: ZnodeStat, path: str) -> Instance:

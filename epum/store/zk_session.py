@@ -42,7 +42,7 @@ from kazoo.protocol.states import ZnodeStat
 from kazoo.retry import KazooRetry, RetryFailedError
 from kazoo.security import make_digest_acl
 
-from epum.errors import ConfigError, NotLeaderError, StoreUnavailableError
+from epum.errors import ConfigError, NotLeaderError, StoreUnavailableError, WriteConflictError
 from epum.settings import ZooKeeperSettings
 from epum.store.codec import load
 
@@ -144,6 +144,15 @@ class ZkCalls:
         if isinstance(value, dict) and value.get("token") == token:
             return stat
         return None
+
+    def claim(self, path: str, token: str, retried: bool, what: str) -> ZnodeStat:
+        """For a create that found ``path`` there already: its stat if it is our own
+        earlier create (``retried``, the first try's answer lost, and ``token`` in its
+        data), else ``WriteConflictError`` saying ``"<what> already exists"``."""
+        stat = self.own_creation(path, token) if retried else None
+        if stat is None:
+            raise WriteConflictError(f"{what} already exists") from None
+        return stat
 
 
 def _failed(result: Any) -> bool:

@@ -263,13 +263,7 @@ class ZooKeeperEPUMStore(EPUMStore):
                 try:
                     return zk.commit(txn)[-1]
                 except NodeExistsError:
-                    if retried:
-                        stat = zk.own_creation(path, token)
-                        if stat is not None:
-                            return stat
-                    raise WriteConflictError(
-                        f"domain {domain_id} of {owner} already exists"
-                    ) from None
+                    return zk.claim(path, token, retried, f"domain {domain_id} of {owner}")
                 except NoNodeError:
                     zk.ensure_path(owner_path)  # the owner's first domain
             raise WriteConflictError(f"owner {owner} keeps disappearing")

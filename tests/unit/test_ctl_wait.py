@@ -7,8 +7,7 @@ import io
 
 import pytest
 
-from epum.cli import ctl_parser
-from epum.ctl import exit_code
+from epum.ctl import ctl_parser, exit_code
 from epum.errors import NotFoundError
 
 

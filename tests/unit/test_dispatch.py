@@ -9,8 +9,11 @@ import pytest
 
 from epum.errors import (
     BadRequestError,
+    ConfigError,
+    CorruptDataError,
     NotFoundError,
     RemoteError,
+    StoreUnavailableError,
     UnknownOperationError,
     WriteConflictError,
 )
@@ -104,6 +107,10 @@ def test_parse_request_refuses_malformed_bodies(body):
         (NotFoundError("m"), "dashi.exceptions.NotFoundError"),
         (UnknownOperationError("m"), "dashi.exceptions.UnknownOperationError"),
         (WriteConflictError("m"), "dashi.exceptions.WriteConflictError"),
+        # the server's own troubles are not the caller's BadRequestError
+        (ConfigError("m"), "ConfigError"),
+        (CorruptDataError("m"), "CorruptDataError"),
+        (StoreUnavailableError("m"), "StoreUnavailableError"),
         (KeyError("m"), "KeyError"),
         (RuntimeError("m"), "RuntimeError"),
     ],

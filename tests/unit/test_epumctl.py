@@ -6,8 +6,9 @@ import argparse
 
 import pytest
 
-from epum.cli import command_line_operations, ctl_parser, run_operation
 from epum.config import ConfigError
+from epum.ctl import ctl_parser
+from epum.ctl_commands import command_line_operations, run_operation
 from epum.messaging.clients import EPUManagementClient, with_operations
 from epum.operations import OPERATIONS
 from tests.fakes import EXTENDED, RecordingRpc

@@ -7,7 +7,8 @@ import io
 
 import pytest
 
-from epum.cli import ctl_parser, print_history
+from epum.ctl import ctl_parser
+from epum.ctl_commands import print_history
 from epum.errors import BadRequestError
 from epum.history_words import describe_entry, follow, parse_since
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from epum.cli import ctl_parser
+from epum.ctl import ctl_parser
 from epum.errors import BadRequestError
 from epum.replay.cli import main
 from epum.replay.run import decisions_of, replay, simulate, summarize

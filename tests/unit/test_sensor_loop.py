@@ -11,6 +11,7 @@ from epum.sensor_loop import start_collector
 from epum.sensor_wiring import collector_factory, sensor_credentials
 from epum.settings import SensorSettings, settings_from_dict
 from epum.term import Term
+from tests.kit import wait_until
 from tests.unit.scenario import Scenario
 
 PROMPT = 5.0
@@ -66,20 +67,11 @@ def test_the_elected_decider_starts_a_collector_for_its_term_only():
     thread = threading.Thread(target=decider.inaugurate, args=(term,))
     thread.start()
     try:
-        assert _wait(lambda: made and made[0].passes > 0)
+        wait_until(lambda: made and made[0].passes > 0, PROMPT)
     finally:
         term.end()
         thread.join(PROMPT)
     assert made[0].closed.wait(PROMPT) and len(made) == 1
-
-
-def _wait(check, timeout: float = PROMPT) -> bool:
-    done = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if check():
-            return True
-        done.wait(0.01)
-    return False
 
 
 def test_sensor_settings_come_from_server_sensors_and_keep_secrets_secret():
