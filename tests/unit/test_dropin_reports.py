@@ -74,20 +74,34 @@ def test_the_provisioners_other_fields_are_kept_in_the_record(sc):
     assert "node_id" not in record and "extra_fields" not in record
 
 
+def test_the_original_provisioners_state_changes_list_is_kept(sc, caplog):
+    # every record of the original provisioner carries its [state, time] pairs
+    node = _one_node(sc)
+    changes = [[S.REQUESTED, 1000.5]]
+    sc.cloud.report(node, S.REQUESTED, state_changes=changes, client_token="epum-x")
+    changes = [*changes, [S.PENDING, 1001.25]]
+    sc.cloud.report(node, S.PENDING, state_changes=changes, iaas_sshkeyname="k")
+    (record,) = sc.instances("alice", "dom")
+    assert record["state_changes"] == [[S.REQUESTED, 1000.5], [S.PENDING, 1001.25]]
+    assert record["client_token"] == "epum-x" and record["iaas_sshkeyname"] == "k"
+    assert "dropped" not in caplog.text
+
+
 def test_extra_fields_beyond_the_bounds_are_dropped_not_stored(sc, caplog):
     node = _one_node(sc)
     sc.cloud.report(
         node,
         S.PENDING,
         big="x" * 2000,
-        listed=[1, 2],
+        long_list=list(range(400)),
         **{"n" * 65: 1},
         extra_fields={"state": "forged"},
         kept=1,
+        listed=[1, 2],
     )
     (record,) = sc.instances("alice", "dom")
-    assert record["kept"] == 1
-    for dropped in ("big", "listed", "n" * 65):
+    assert record["kept"] == 1 and record["listed"] == [1, 2]
+    for dropped in ("big", "long_list", "n" * 65):
         assert dropped not in record
     assert record["state"] == S.PENDING
     assert "big" in caplog.text
