@@ -358,6 +358,7 @@ class Decider(LeaderLoop):
         control.launches_left = self.limits.max_launches_per_pass
         control.live_room = None
         control.launch_vars = self._launch_vars(config)
+        control.health_not_checked = DomainControl.health_unchecked(config)
         return control
 
     def _launch_vars(self, config: dict[str, Any]) -> dict[str, Any]:
