@@ -125,3 +125,22 @@ def test_a_heartbeat_without_a_sender_uses_the_node_id_as_the_agent_address(sc):
     assert record["health"] == InstanceHealthState.OUT_OF_CONTACT
     assert record["agent_address"] == node
     assert sc.agents.dump_state_calls == [node]
+
+
+def test_a_zombie_silent_for_zombie_seconds_goes_back_to_unknown(sc):
+    node = _one_node(sc, monitor_health=True, zombie_seconds=60)
+    sc.cloud.report(node, S.RUNNING, public_ip="10.0.0.1")
+    sc.cloud.report(node, S.TERMINATED)
+
+    def health() -> str:
+        (record,) = [r for r in sc.instances("alice", "dom") if r["instance_id"] == node]
+        return record["health"]
+
+    late = sc.clock.advance(100)
+    sc.epum.msg_heartbeat("agent", {"node_id": node, "state": "OK"}, timestamp=late)
+    sc.epum._doctor_appt(timestamp=late + 1)
+    assert health() == InstanceHealthState.ZOMBIE
+    sc.epum._doctor_appt(timestamp=late + 60)
+    assert health() == InstanceHealthState.ZOMBIE, "not silent for zombie_seconds yet"
+    sc.epum._doctor_appt(timestamp=late + 61)
+    assert health() == InstanceHealthState.UNKNOWN
