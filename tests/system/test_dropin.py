@@ -28,6 +28,9 @@ server:
 logging:
   version: 1
   formatters:
+    brief: {format: '%(levelname)-8s %(message)s'}
+    default: {format: '%(asctime)s %(levelname)-8s %(name)-15s %(message)s',
+              datefmt: '%Y-%m-%d %H:%M:%S'}
     detailed:
       format: '%(asctime)s.%(msecs)03d [%(module)-15s:%(lineno)3d] %(levelname)-5s:%(message)s'
       datefmt: '%Y-%m-%d %H:%M:%S'
