@@ -35,6 +35,10 @@ The control also takes the engine's account of its decision (``explain``,
 ``aim``) and notes every launch and termination in ``notes``, the decision
 log's ``PassNotes`` of the current pass.  With ``dry_run`` set, launches
 and terminations are only noted: nothing is written or sent.
+
+For engines written for the original system, the control also has the
+original's ``configure(parameters)`` (accepted and logged; see its doc) and
+``health_not_checked`` (True unless the domain's health is monitored).
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ import uuid
 from typing import Any
 
 from epum.decisions import PassNotes
-from epum.errors import EpumError, NotLeaderError
+from epum.errors import BadRequestError, EpumError, NotLeaderError
+from epum.health import health_config_of
 from epum.instances import Instance
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.base import DomainStore, update_instance_with_retry
@@ -133,6 +138,32 @@ class DomainControl:
         self._last_sent: dict[str, float] = {}
         self.notes = PassNotes()
         self.dry_run = False
+        #: The original's flag for engines: True unless the domain's health is
+        #: monitored (the decider sets it from the config with ``health_unchecked``).
+        self.health_not_checked = True
+
+    def configure(self, parameters: dict[str, Any] | None) -> None:
+        """The original's ``control.configure``, which its engine guide had engines
+        call from ``initialize``: accepted, so such engines run, and logged.
+
+        Nothing is changed: the original's one pacing parameter
+        (``timed-pulse-irregular``) is not honoured, since the decider's pace
+        is the service's ``decider_loop_interval`` (and it wakes early for a
+        changed domain); a domain's launch vars come from its
+        ``engine_conf.provisioner_vars``, not from ``provisioner_vars`` here.
+        """
+        if parameters:
+            log.info("control.configure(%s) accepted and ignored", ", ".join(map(str, parameters)))
+
+    @staticmethod
+    def health_unchecked(config: dict[str, Any]) -> bool:
+        """``health_not_checked`` for a domain config: True unless its
+        ``health.monitor_health`` is on (a health section that does not read counts as
+        not monitored, so a corrupt config never stops a removal)."""
+        try:
+            return not health_config_of(config.get("health") or {}).monitor_health
+        except (BadRequestError, AttributeError, TypeError):
+            return True
 
     def explain(self, code: str, text: str) -> None:
         """The engine's reason (``epum.decisions.REASONS``) for what it does or does not do.

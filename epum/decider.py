@@ -381,6 +381,7 @@ class Decider(LeaderLoop):
         control.launches_left = self.limits.max_launches_per_pass
         control.live_room = None
         control.launch_vars = launch_vars(self.settings.provisioner_vars, config)
+        control.health_not_checked = DomainControl.health_unchecked(config)
         return control
 
     def _forget_gone(self, present: set[tuple[str, str]]) -> None:

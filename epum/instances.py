@@ -114,8 +114,8 @@ _CONTENT_FIELDS: tuple[str, ...] = tuple(
 
 #: Bounds of the undeclared fields one record keeps (the whole record is bounded
 #: too, by ``limits.max_record_bytes``): a name of at most 64 characters, a JSON
-#: scalar or a mapping of at most 1 KiB encoded, and 8 KiB encoded for all of
-#: them together.
+#: value (scalar, list or mapping) of at most 1 KiB encoded, and 8 KiB encoded
+#: for all of them together.
 EXTRA_NAME_MAX = 64
 EXTRA_VALUE_MAX_BYTES = 1024
 EXTRA_TOTAL_MAX_BYTES = 8192
@@ -140,8 +140,9 @@ def extra_fields_of(
 ) -> dict[str, Any]:
     """The undeclared fields of a provisioner's report to keep, merged over ``kept``.
 
-    Kept: JSON scalars (str, int, float, bool, None) and mappings, under a
-    string name of at most ``EXTRA_NAME_MAX`` characters, each at most
+    Kept: any JSON value (scalars, lists such as the original provisioner's
+    ``state_changes`` of ``[state, time]`` pairs, mappings), under a string
+    name of at most ``EXTRA_NAME_MAX`` characters, each at most
     ``EXTRA_VALUE_MAX_BYTES`` encoded, all of them (with those already
     ``kept``) at most ``EXTRA_TOTAL_MAX_BYTES``; anything else is dropped and
     logged by name, never stored.
@@ -152,9 +153,6 @@ def extra_fields_of(
             continue
         if not isinstance(key, str) or not key or len(key) > EXTRA_NAME_MAX:
             log.warning("instance field %.64r dropped: a name of 1..%d chars", key, EXTRA_NAME_MAX)
-            continue
-        if not isinstance(value, str | int | float | bool | dict) and value is not None:
-            log.warning("instance field %s dropped: not a scalar or a mapping", key)
             continue
         try:
             size = len(json.dumps(value, allow_nan=False).encode())

@@ -20,11 +20,19 @@ def test_extra_fields_round_trip_through_the_store(sc):
     sc.add_domain("alice", "dom", 1)
     sc.decide()
     (node,) = sc.provisioner.provisioned_ids()
-    sc.cloud.report(node, InstanceState.PENDING, iaas_image="ami-1", ctx={"name": "c"})
+    changes = [[InstanceState.PENDING, 1.5]]
+    sc.cloud.report(
+        node, InstanceState.PENDING, iaas_image="ami-1", ctx={"name": "c"}, state_changes=changes
+    )
     sc.cloud.report(node, InstanceState.RUNNING, public_ip="10.0.0.1")
     (record,) = sc.instances("alice", "dom")
     assert record["iaas_image"] == "ami-1" and record["ctx"] == {"name": "c"}
+    assert record["state_changes"] == changes
     domain = sc.epum.store.get_domain_for_instance_id(node)
     stored = domain.get_instance(node)
-    assert stored.extra_fields == {"iaas_image": "ami-1", "ctx": {"name": "c"}}
+    assert stored.extra_fields == {
+        "iaas_image": "ami-1",
+        "ctx": {"name": "c"},
+        "state_changes": changes,
+    }
     assert stored.public_ip == "10.0.0.1"

@@ -62,7 +62,10 @@ def test_unknown_sections_and_health_keys_are_ignored_and_logged_once(driven, ca
     d.epum.msg_add_domain(OWNER, "dom2", "def", config)
     assert d.decide() == 1
     stored = d.epum.msg_describe_domain(OWNER, DOMAIN)["config"]
-    assert "legacy_section" not in stored
+    assert "legacy_section" not in stored, "a domain stores the three sections only"
+    assert stored["health"]["old_health_key"] == 5, "unknown health keys are kept"
+    definition = d.epum.msg_describe_domain_definition("def")["definition"]
+    assert definition["legacy_section"] == {"y": 2}, "a definition is kept as given"
     warnings = [r.getMessage() for r in caplog.records]
     assert sum("'legacy_section'" in w for w in warnings) <= 1
     assert sum("'old_health_key'" in w for w in warnings) <= 1

@@ -27,8 +27,10 @@ def cloud(name, size, rank):
 
 
 def conf(clouds, n=None, **over):
-    """The original's make_conf: minimum = maximum = n."""
-    engine_conf = {"clouds": clouds, "dtname": "testdt", "iaas_allocation": "m1.small"}
+    """The original's make_conf: minimum = maximum = n (its instance_type key, which
+    the original engine never read, is kept and ignored)."""
+    engine_conf = {"clouds": clouds, "dtname": "testdt", "instance_type": "m1.small"}
+    engine_conf["iaas_allocation"] = "m1.small"
     if n is not None:
         engine_conf.update(minimum_vms=n, maximum_vms=n)
     engine_conf.update(over)
@@ -169,6 +171,65 @@ def test_multi_cloud_decrease_trims_worst_ranked_first(driven):
     d.reconfigure({"minimum_vms": 10, "maximum_vms": 10})
     d.step()
     assert d.per_site() == {"hotel": 8, "sierra": 2}
+
+
+def test_basic_move_to_pending(driven):
+    d = driven(conf([cloud("hotel", 2, 1)], 2))
+    d.decide()
+    for r in d.live():
+        d.sc.cloud.report(r["instance_id"], InstanceState.PENDING)
+    assert d.decide() == 2
+    assert len(d.provisioned) == 2, "pending instances count"
+
+
+def test_reconf_one_cloud_and_overall_increase_of_the_original(driven):
+    d = driven(conf([cloud("hotel", 4, 1)], 4))
+    d.step()
+    d.reconfigure({"clouds": [cloud("hotel", 6, 1)], "minimum_vms": 6, "maximum_vms": 6})
+    assert d.step() == 6
+    assert len(d.provisioned) == 6
+
+
+def test_reconf_two_clouds_n_increase_of_the_original(driven):
+    clouds = [cloud("hotel", 4, 1), cloud("sierra", 2, 2)]
+    d = driven(conf(clouds, 3))
+    d.step()
+    assert d.per_site() == {"hotel": 3}
+    d.reconfigure({"minimum_vms": 5, "maximum_vms": 5})
+    d.step()
+    assert d.per_site() == {"hotel": 4, "sierra": 1}
+    d.reconfigure({"minimum_vms": 16, "maximum_vms": 16})
+    d.step()
+    assert d.per_site() == {"hotel": 4, "sierra": 2}, "no more than the clouds hold"
+    assert len(d.provisioned) == 6
+
+
+def test_reconf_two_clouds_bigger_site_moves_nothing(driven):
+    d = driven(conf([cloud("hotel", 4, 1), cloud("sierra", 2, 2)], 6))
+    d.step()
+    d.reconfigure({"clouds": [cloud("hotel", 9, 1), cloud("sierra", 2, 2)]})
+    d.step()
+    assert d.per_site() == {"hotel": 4, "sierra": 2}
+    assert len(d.provisioned) == 6 and d.terminated == []
+
+
+def test_sensor_cooldown_in_decision_time(driven):
+    engine_conf = conf(
+        [cloud("hotel", -1, 1)],
+        minimum_vms=1,
+        maximum_vms=5,
+        metric="load",
+        sample_function="Average",
+        scale_up_threshold=2,
+        scale_up_n_vms=1,
+        cooldown_period="60",
+    )
+    d = driven(engine_conf)
+    d.decide()
+    assert d.step("load", [5]) == 2
+    assert d.step("load", [5]) == 2, "cooling down"
+    d.sc.clock.advance(60)
+    assert d.step("load", [5]) == 3
 
 
 def test_terminate_named_instance(driven):

@@ -89,6 +89,38 @@ def test_simplest_replaces_an_unhealthy_instance(driven):
 # needy -------------------------------------------------------------------------
 
 
+def needy_conf(preserve_n, **over):
+    """The original test_needy config: dt1 at chicago, small."""
+    conf = {"preserve_n": preserve_n, "deployable_type": "dt1", "iaas_site": "chicago"}
+    conf.update(iaas_allocation="small", **over)
+    return {"engine_conf": conf}
+
+
+def test_needy_basic_sequence_of_the_original(driven):
+    d = driven(NEEDY, needy_conf(1))
+    assert d.decide() == 1
+    d.reconfigure({"preserve_n": 2})
+    assert d.decide() == 2
+    assert len(d.provisioned) == 2
+
+
+@pytest.mark.parametrize(
+    ("values", "preserve_n", "launched"),
+    [
+        ([1, 2, 3], 2, [1, 2, 1]),  # test_uniques: the replacement takes the freed value
+        ("a, b,c ", 2, ["a", "b", "a"]),  # test_uniques_string_values
+        ([1], 2, [1, 1]),  # test_ran_out_of_uniques: one at a time
+    ],
+)
+def test_needy_unique_sequences_of_the_original(driven, values, preserve_n, launched):
+    d = driven(NEEDY, needy_conf(preserve_n, unique_key="somekey", unique_values=values))
+    d.decide()
+    d.run_all()
+    d.fail(d.provisioned[0]["instance_ids"][0])
+    d.decide()
+    assert [p["vars"]["somekey"] for p in d.provisioned] == launched
+
+
 def test_needy_grows_and_retires_the_named_nodes_first(driven):
     conf = {"preserve_n": 3, "deployable_type": "dt", "iaas_site": "hotel"}
     d = driven(NEEDY, {"engine_conf": conf})

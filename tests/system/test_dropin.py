@@ -28,6 +28,9 @@ server:
 logging:
   version: 1
   formatters:
+    brief: {format: '%(levelname)-8s %(message)s'}
+    default: {format: '%(asctime)s %(levelname)-8s %(name)-15s %(message)s',
+              datefmt: '%Y-%m-%d %H:%M:%S'}
     detailed:
       format: '%(asctime)s.%(msecs)03d [%(module)-15s:%(lineno)3d] %(levelname)-5s:%(message)s'
       datefmt: '%Y-%m-%d %H:%M:%S'
@@ -127,6 +130,12 @@ def test_a_worker_from_the_original_configs_serves_dashi_clients_and_services(
         error = call("add_domain", domain_id="bad", definition_id="def1", config=bad)["error"]
         assert error["exc_type"] == "dashi.exceptions.BadRequestError"
         assert "nowhere" in error["value"]
+        # and describe_credentials's answer reached it too: eve has none for site1
+        error = call(
+            "add_domain", domain_id="eves", definition_id="def1", config=good, caller="eve"
+        )["error"]
+        assert error["exc_type"] == "dashi.exceptions.BadRequestError"
+        assert "site1" in error["value"] and "credentials" in error["value"]
         assert call("describe_domain", domain_id="good")["result"]["name"] == "good"
         error = call("describe_domain", domain_id="bad")["error"]
         assert error["exc_type"] == "dashi.exceptions.NotFoundError"
@@ -135,7 +144,12 @@ def test_a_worker_from_the_original_configs_serves_dashi_clients_and_services(
 
         asked = [r for r in dtrs.requests if r["op"] == "describe_site"]
         assert [r["args"]["site_name"] for r in asked] == ["site1", "nowhere"]
-        for request in asked:  # the dashi header and the standard properties
+        creds = [r["args"] for r in dtrs.requests if r["op"] == "describe_credentials"]
+        assert creds == [
+            {"caller": "ops", "site_name": "site1"},
+            {"caller": "eve", "site_name": "site1"},
+        ]
+        for request in dtrs.requests:  # the dashi header and the standard properties
             assert request["headers"]["reply-to"]
             assert request["properties"]["reply_to"]
             assert request["properties"]["correlation_id"]

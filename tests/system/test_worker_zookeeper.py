@@ -21,14 +21,10 @@ zookeeper = zk_server.zk_server
 def test_two_workers_share_the_queue_and_the_store(amqp_url, names: Names, zookeeper, tmp_path):
     base = write_config(tmp_path / "epum.yaml", names, "unused")
     shared = tmp_path / "zk.yaml"
-    shared.write_text(
-        yaml.safe_dump(
-            {
-                "server": {"zookeeper": {"hosts": zookeeper.hosts, "path": f"/{names.sysname}"}},
-                "epumanagement": {"persistence_type": "zookeeper"},
-            }
-        )
-    )
+    # the original's shape: the server.zookeeper section alone selects the ZooKeeper
+    # store (no persistence_type), so sharing one store proves that it did
+    zk = {"hosts": zookeeper.hosts, "path": f"/{names.sysname}", "timeout": 10}
+    shared.write_text(yaml.safe_dump({"server": {"zookeeper": zk}}))
     daemons = []
     try:
         for n in (1, 2):

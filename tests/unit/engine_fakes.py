@@ -187,7 +187,8 @@ class PlainEngine:
             raise ValueError("preserve_n must not be negative")
 
     def initialize(self, control, state, conf=None):
-        """Take preserve_n."""
+        """Take preserve_n, and configure the control as the original's engine guide said."""
+        control.configure({"timed-pulse-irregular": 800})
         self.preserve_n = int(conf.get("preserve_n", 0))
 
     def decide(self, control, state):
@@ -201,6 +202,7 @@ class PlainEngine:
                 "pending": len(state.get_pending_instances()),
                 "running": len(state.get_instances_by_state("600-RUNNING")),
                 "sensors": dict(state.sensors),
+                "health_not_checked": control.health_not_checked,
             }
         )
         for _ in range(self.preserve_n - len(healthy)):

@@ -74,20 +74,34 @@ def test_the_provisioners_other_fields_are_kept_in_the_record(sc):
     assert "node_id" not in record and "extra_fields" not in record
 
 
+def test_the_original_provisioners_state_changes_list_is_kept(sc, caplog):
+    # every record of the original provisioner carries its [state, time] pairs
+    node = _one_node(sc)
+    changes = [[S.REQUESTED, 1000.5]]
+    sc.cloud.report(node, S.REQUESTED, state_changes=changes, client_token="epum-x")
+    changes = [*changes, [S.PENDING, 1001.25]]
+    sc.cloud.report(node, S.PENDING, state_changes=changes, iaas_sshkeyname="k")
+    (record,) = sc.instances("alice", "dom")
+    assert record["state_changes"] == [[S.REQUESTED, 1000.5], [S.PENDING, 1001.25]]
+    assert record["client_token"] == "epum-x" and record["iaas_sshkeyname"] == "k"
+    assert "dropped" not in caplog.text
+
+
 def test_extra_fields_beyond_the_bounds_are_dropped_not_stored(sc, caplog):
     node = _one_node(sc)
     sc.cloud.report(
         node,
         S.PENDING,
         big="x" * 2000,
-        listed=[1, 2],
+        long_list=list(range(400)),
         **{"n" * 65: 1},
         extra_fields={"state": "forged"},
         kept=1,
+        listed=[1, 2],
     )
     (record,) = sc.instances("alice", "dom")
-    assert record["kept"] == 1
-    for dropped in ("big", "listed", "n" * 65):
+    assert record["kept"] == 1 and record["listed"] == [1, 2]
+    for dropped in ("big", "long_list", "n" * 65):
         assert dropped not in record
     assert record["state"] == S.PENDING
     assert "big" in caplog.text
@@ -111,3 +125,22 @@ def test_a_heartbeat_without_a_sender_uses_the_node_id_as_the_agent_address(sc):
     assert record["health"] == InstanceHealthState.OUT_OF_CONTACT
     assert record["agent_address"] == node
     assert sc.agents.dump_state_calls == [node]
+
+
+def test_a_zombie_silent_for_zombie_seconds_goes_back_to_unknown(sc):
+    node = _one_node(sc, monitor_health=True, zombie_seconds=60)
+    sc.cloud.report(node, S.RUNNING, public_ip="10.0.0.1")
+    sc.cloud.report(node, S.TERMINATED)
+
+    def health() -> str:
+        (record,) = [r for r in sc.instances("alice", "dom") if r["instance_id"] == node]
+        return record["health"]
+
+    late = sc.clock.advance(100)
+    sc.epum.msg_heartbeat("agent", {"node_id": node, "state": "OK"}, timestamp=late)
+    sc.epum._doctor_appt(timestamp=late + 1)
+    assert health() == InstanceHealthState.ZOMBIE
+    sc.epum._doctor_appt(timestamp=late + 60)
+    assert health() == InstanceHealthState.ZOMBIE, "not silent for zombie_seconds yet"
+    sc.epum._doctor_appt(timestamp=late + 61)
+    assert health() == InstanceHealthState.UNKNOWN
