@@ -12,7 +12,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-#: (method, path with query, headers, JSON body or None) -> (status, JSON answer)
+#: (method, path with query, headers, JSON body or None) -> (status, JSON answer);
+#: an answer of bytes is sent as it is (a body that is not JSON).
 Responder = Callable[[str, str, dict[str, str], Any], tuple[int, Any]]
 
 
@@ -31,7 +32,7 @@ class HTTPStub:
                 headers = dict(self.headers.items())
                 stub.requests.append((self.command, self.path, headers, body))
                 status, answer = responder(self.command, self.path, headers, body)
-                data = json.dumps(answer).encode()
+                data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

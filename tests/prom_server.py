@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -62,6 +63,7 @@ class PrometheusServer:
             f"  - job_name: test\n    static_configs:\n      - targets: [{quoted}]\n"
         )
         self._proc: subprocess.Popen | None = None
+        self._paused = False
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the server and wait until it is ready."""
@@ -111,9 +113,24 @@ class PrometheusServer:
         except (requests.RequestException, KeyError, ValueError):
             return False
 
+    def pause(self) -> None:
+        """Make the server stop answering without closing its port (SIGSTOP to its process):
+        connections are still accepted by the kernel, and no answer ever comes."""
+        if self._proc is None or self._proc.poll() is not None:
+            raise RuntimeError("prometheus is not running")
+        self._proc.send_signal(signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self) -> None:
+        """Let a paused server answer again (SIGCONT)."""
+        if self._proc is not None and self._paused:
+            self._proc.send_signal(signal.SIGCONT)
+        self._paused = False
+
     def stop(self) -> None:
-        """Stop the process this object started and delete its files."""
+        """Stop the process this object started (paused or not) and delete its files."""
         if self._proc is not None and self._proc.poll() is None:
+            self.resume()
             self._proc.terminate()
             try:
                 self._proc.wait(10)

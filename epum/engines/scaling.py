@@ -44,7 +44,7 @@ from epum.engines.common import clock_time, explain, observe
 from epum.engines.confcheck import get_int, get_number, get_str
 from epum.errors import BadRequestError
 from epum.instances import DomainState, Instance
-from epum.sensors import SensorSource, get_sensor_source
+from epum.sensors import SensorSource, get_sensor_source, sensor_config_doc
 
 Statistic = Callable[[Sequence[float]], float]
 
@@ -62,7 +62,7 @@ STATISTICS: dict[str, Statistic] = {
 
 _ALIASES = {"max": "Maximum", "min": "Minimum"}
 
-CONFIG_DOC = """\
+CONFIG_DOC = f"""\
 metric (string, optional): the metric to scale on.
 sample_function (Average | Maximum | Minimum | Sum | SampleCount, optional):
     the statistic of the metric to read.  Without metric or sample_function
@@ -83,7 +83,8 @@ sensor_error_policy (hold | fallback, default hold): what to do while no
     fails, or its readings are stale): hold takes no scaling step, fallback
     aims for fallback_size instances.  The bounds hold either way.
 fallback_size (integer >= 0, required with fallback): the size aimed for
-    under the fallback policy."""
+    under the fallback policy.
+{sensor_config_doc()}"""
 
 
 def statistic_name(value: Any) -> str:

@@ -21,7 +21,6 @@ from epum.engines.scaling import Cooldown, ScalingConf, decide_step
 from epum.engines.uniques import UniqueValues
 from epum.errors import BadRequestError
 from epum.instances import DomainState
-from epum.sensors import sensor_config_doc
 
 CONFIG_DOC = f"""\
 SensorEngine keeps between minimum_vms and maximum_vms instances and scales on
@@ -45,8 +44,7 @@ retirable_nodes (list of instance ids, or a comma-separated string): the
     instances to terminate first when scaling down.
 {uniques.CONFIG_DOC}
     When every value is held, further instances are launched with the value
-    None, as the original sensor engine did.
-{sensor_config_doc()}"""
+    None, as the original sensor engine did."""
 
 #: LaunchSpec fields and the keys that give them.
 LAUNCH_KEYS = {

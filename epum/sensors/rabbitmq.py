@@ -1,9 +1,10 @@
 """The "rabbitmq" sensor source: a work queue's depth and consumers.
 
 Read through the RabbitMQ management HTTP API (``/api/queues/<vhost>/<queue>``);
-when that does not answer, through a plain AMQP passive declare (ready
-messages and consumers only), if the worker wired one
-(``SensorCredentials.amqp_queue_probe``).  Domain metrics, each one sample:
+when that does not answer or has no statistics of the queue yet, through a
+plain AMQP passive declare (ready messages and consumers only), if the worker
+wired one (``SensorCredentials.amqp_queue_probe``).  Domain metrics, each one
+sample:
 
 - ``ready``, ``unacked``, ``consumers``, ``publish_rate``, ``deliver_rate``
   (messages per second, management API only);
@@ -41,7 +42,8 @@ rabbitmq_queue (string, sensor_type "rabbitmq"): the work queue to measure.
 rabbitmq_vhost (string, default "/"): its virtual host.
 rabbitmq_management_url (string, default {DEFAULT_MANAGEMENT_URL!r}): the
     management HTTP API; its user comes from the worker config.  When it does
-    not answer, ready and consumers are read by an AMQP passive declare.
+    not answer, or has no statistics of the queue yet (a new queue's first
+    seconds), ready and consumers are read by an AMQP passive declare.
     Metrics: ready, unacked, consumers, publish_rate, deliver_rate, backlog
     (ready + unacked) and backlog_per_consumer (backlog / consumers)."""
 
@@ -76,7 +78,11 @@ class RabbitMQSensorSource(PolledSensorSource):
             raise BadRequestError(f"rabbitmq_management_url must be an http(s) URL, not {url!r}")
 
     def management_values(self, timeout: float) -> dict[str, float]:
-        """The queue's figures from the management API; SensorQueryError if unreachable."""
+        """The queue's figures from the management API.
+
+        ``SensorQueryError`` when the API is unreachable, answers an error, or
+        has no statistics of the queue yet (then its depth is unknown, not 0).
+        """
         path = f"/api/queues/{quote(self.vhost, safe='')}/{quote(self.queue, safe='')}"
         creds = (self.credentials.rabbitmq_username, self.credentials.rabbitmq_password)
         try:
@@ -87,7 +93,17 @@ class RabbitMQSensorSource(PolledSensorSource):
             raise SensorQueryError(
                 f"rabbitmq management {self.url}: HTTP {resp.status_code} for queue {self.queue!r}"
             )
-        body = resp.json()
+        try:
+            body = resp.json()
+        except ValueError as exc:
+            raise SensorQueryError(f"rabbitmq management {self.url}: not JSON: {exc}") from exc
+        if not isinstance(body, dict) or "messages_ready" not in body:
+            # the API lists a queue before it has statistics of it (its first
+            # seconds, or for good when it predates the management plugin):
+            # its depth is unknown there, not zero
+            raise SensorQueryError(
+                f"rabbitmq management {self.url}: no statistics of queue {self.queue!r} yet"
+            )
         stats = body.get("message_stats") or {}
         return {
             "ready": float(body.get("messages_ready") or 0),

@@ -11,6 +11,7 @@ from epum.sensor_loop import start_collector
 from epum.sensor_wiring import collector_factory, sensor_credentials
 from epum.settings import SensorSettings, settings_from_dict
 from epum.term import Term
+from tests.fakes import FakeDTRS
 from tests.kit import wait_until
 from tests.unit.scenario import Scenario
 
@@ -108,3 +109,21 @@ def test_the_collector_can_be_turned_off():
         assert (collector.min_period, collector.query_timeout) == (2, 3)
     finally:
         collector.close()
+
+
+def test_the_facades_collector_asks_the_dtrs_for_site_credentials():
+    asked = []
+
+    class RecordingDTRS(FakeDTRS):
+        def describe_credentials(self, caller, site_name):
+            asked.append((caller, site_name))
+            return super().describe_credentials(caller, site_name)
+
+    sc = Scenario({}, dtrs=RecordingDTRS())
+    collector = sc.epum.decider.collector_factory()
+    try:
+        assert collector.clock is sc.clock
+        assert collector.credentials_lookup("alice", "ec2-east")["access_key"] == "k"
+    finally:
+        collector.close()
+    assert asked == [("alice", "ec2-east")]
