@@ -182,16 +182,12 @@ class ElectionBoard:
         wavered or the board shut down.
         """
         with self._cond:
-            if (
-                self._closed
-                or self._generation != generation
-                or self._state != KazooState.CONNECTED
-            ):
+            if not self._connected_in(generation):
                 return None
-            client_id = self.client.client_id
-            session = client_id[0] if client_id else None
             contender.terms += 1
-            contender.term = Term(contender.role, contender.terms, seat=seat, session=session)
+            contender.term = Term(
+                contender.role, contender.terms, seat=seat, session=self._session_id()
+            )
             return contender.term
 
     def begin_share_term(
@@ -203,22 +199,24 @@ class ElectionBoard:
         condition, None if the connection wavered or the board shut down.
         """
         with self._cond:
-            if (
-                self._closed
-                or self._generation != generation
-                or self._state != KazooState.CONNECTED
-            ):
+            if not self._connected_in(generation):
                 return None
-            client_id = self.client.client_id
             contender.number += 1
-            term = Term(
-                contender.role,
-                contender.number,
-                seat=seat,
-                session=client_id[0] if client_id else None,
-            )
+            term = Term(contender.role, contender.number, seat=seat, session=self._session_id())
             contender.terms[name] = term
             return term
+
+    def _connected_in(self, generation: int) -> bool:
+        # Under self._cond: open, connected, and still in session ``generation``.
+        return (
+            not self._closed
+            and self._generation == generation
+            and self._state == KazooState.CONNECTED
+        )
+
+    def _session_id(self) -> int | None:
+        client_id = self.client.client_id
+        return client_id[0] if client_id else None
 
     def end_share_terms(self, contender: Any) -> None:
         """End every term of ``contender``'s shares and forget them."""
