@@ -121,17 +121,17 @@ class PrometheusServer:
         self._proc.send_signal(signal.SIGSTOP)
         self._paused = True
 
-    def resume(self) -> None:
-        """Let a paused server answer again (SIGCONT)."""
-        if self._proc is not None and self._paused:
-            self._proc.send_signal(signal.SIGCONT)
-        self._paused = False
-
     def stop(self) -> None:
-        """Stop the process this object started (paused or not) and delete its files."""
+        """Stop the process this object started and delete its files.
+
+        A paused server is killed as it is: resumed, it would first answer
+        the queries waiting on its port.
+        """
         if self._proc is not None and self._proc.poll() is None:
-            self.resume()
-            self._proc.terminate()
+            if self._paused:
+                self._proc.kill()
+            else:
+                self._proc.terminate()
             try:
                 self._proc.wait(10)
             except subprocess.TimeoutExpired:
