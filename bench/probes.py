@@ -3,6 +3,8 @@
 - ``paused(pid)``: the process stopped (SIGSTOP) for a ``with`` block,
   resumed (SIGCONT) after it; messages sent to it meanwhile wait in its queue.
 - ``rss_bytes(pid)``: the process's resident memory (``VmRSS``).
+- ``cpu_seconds(pid)``: the CPU time the process (all its threads) used so
+  far, user and system; ``broker_pid()`` the local RabbitMQ's Erlang VM.
 - ``zookeeper_requests(server, pid)``: per ZooKeeper session of the process,
   the client's last request id (``lcxid`` in the server's ``cons`` answer).
   Clients number their requests 1, 2, 3, ... and pings do not count, so the
@@ -53,6 +55,33 @@ def rss_bytes(pid: int) -> int:
     except FileNotFoundError:
         raise ProbeError(f"process {pid} is not running") from None
     raise ProbeError(f"process {pid} has no VmRSS in /proc/{pid}/status")
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU seconds (user + system, every thread) process ``pid`` has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        raise ProbeError(f"process {pid} is not running") from None
+    fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid() -> int | None:
+    """The pid of the local RabbitMQ node's Erlang VM (``beam.smp``), or None."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"beam.smp") and any(b"rabbit" in a for a in argv):
+            return int(entry)
+    return None
 
 
 def socket_ports(pid: int, remote_port: int) -> set[int]:

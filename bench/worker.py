@@ -58,7 +58,13 @@ from bench.common import (
     zxid,
 )
 from bench.doubles import ProvisionerDouble
-from bench.probes import paused, requests_between, zookeeper_requests
+from bench.probes import (
+    broker_pid,
+    cpu_seconds,
+    paused,
+    requests_between,
+    zookeeper_requests,
+)
 from bench.wire import Wire
 from bench.worker_rig import (
     BARE,
@@ -76,6 +82,8 @@ from epum.sim.agents import agent_address
 from epum.states import InstanceHealthState
 
 MB = 1024 * 1024
+#: The worker count the performance model predicts for (the issue's 3 workers).
+MODEL_WORKERS = 3
 #: The size the issue states the memory target for.
 RSS_TARGET_INSTANCES = 10_000
 
@@ -146,13 +154,20 @@ def check_health(client: EPUManagementClient, fleet: Fleet) -> None:
 
 @dataclass
 class Drains:
-    """What the steady-heartbeat drains came to, over every round."""
+    """What the steady-heartbeat drains came to, over every round (CPU in seconds)."""
 
     heartbeats: int = 0
     worker_seconds: float = 0.0
     bare_seconds: float = 0.0
     zk_requests: int = 0
     zk_writes: int = 0
+    worker_cpu: float = 0.0
+    bare_cpu: float = 0.0
+
+
+def cpu_of(pids: list[int]) -> float:
+    """The CPU seconds the processes ``pids`` have used so far, together."""
+    return sum(cpu_seconds(pid) for pid in pids)
 
 
 def measure_drains(
@@ -178,23 +193,44 @@ def measure_drains(
     drains = Drains()
     for _ in range(rounds):
         requests, writes = zookeeper_requests(server, worker.pid), zxid(server)
+        cpu = cpu_seconds(worker.pid)
         drains.worker_seconds += drain(wire, [worker.pid], queue, messages)
+        drains.worker_cpu += cpu_seconds(worker.pid) - cpu
         drains.zk_requests += requests_between(requests, zookeeper_requests(server, worker.pid))
         drains.zk_writes += zxid(server) - writes
+        cpu = cpu_seconds(bare.pid)
         drains.bare_seconds += drain(wire, [bare.pid], bare_name, messages)
+        drains.bare_cpu += cpu_seconds(bare.pid) - cpu
         drains.heartbeats += len(messages)
     return drains
 
 
-def shared_drain_rate(
+@dataclass(frozen=True)
+class SharedDrains:
+    """Steady-heartbeat drains by workers sharing the queue: the rate, and the CPU
+    (seconds) each heartbeat cost the workers together and the broker."""
+
+    per_second: float
+    worker_cpu: float
+    broker_cpu: float | None
+
+
+def shared_drains(
     wire: Wire, workers: list[WorkerProcess], fleet: Fleet, per_drain: int, rounds: int
-) -> float:
-    """Steady heartbeats per second drained by ``workers`` sharing the service queue
-    (and the store), over ``rounds`` drains."""
+) -> SharedDrains:
+    """Steady heartbeats drained by ``workers`` sharing the service queue (and the
+    store), over ``rounds`` drains, and what they cost in CPU."""
     queue = workers[0].names.qualify(SERVICE)
     messages = heartbeat_messages(fleet.ids, per_drain)
-    seconds = sum(drain(wire, [w.pid for w in workers], queue, messages) for _ in range(rounds))
-    return per_drain * rounds / seconds
+    pids, broker = [w.pid for w in workers], broker_pid()
+    cpu, broker_cpu = cpu_of(pids), cpu_seconds(broker) if broker else 0.0
+    seconds = sum(drain(wire, pids, queue, messages) for _ in range(rounds))
+    count = per_drain * rounds
+    return SharedDrains(
+        count / seconds,
+        (cpu_of(pids) - cpu) / count,
+        (cpu_seconds(broker) - broker_cpu) / count if broker else None,
+    )
 
 
 def replacement_times(
@@ -273,6 +309,12 @@ def measure(
             "/s",
             bare=drains.heartbeats / drains.bare_seconds,
             target=Target(">=", 0.5),
+        ),
+        Figure(
+            "worker: CPU per steady heartbeat",
+            drains.worker_cpu / drains.heartbeats * 1e6,
+            "us",
+            bare=drains.bare_cpu / drains.heartbeats * 1e6 or None,  # 0: under a clock tick
         ),
         Figure(
             "worker: ZooKeeper requests per steady heartbeat",
@@ -366,23 +408,59 @@ def figures(
             wait_first_pass(r.client, fleet, started)
             found = measure(r, worker, fleet, empty_rss, heartbeats, rounds, calls, adds, failures)
             if workers > 1:
-                one = shared_drain_rate(r.wire, [worker], fleet, heartbeats, rounds)
-                others = [
-                    stack.enter_context(r.worker(zk_path, name=f"worker{n}"))
-                    for n in range(2, workers + 1)
-                ]
-                shared = shared_drain_rate(r.wire, [worker, *others], fleet, heartbeats, rounds)
-                found.append(
-                    Figure(
-                        f"worker: steady heartbeats drained, {workers} workers vs 1",
-                        shared,
-                        "/s",
-                        bare=one,
-                    )
+                found += scaling_figures(
+                    r, worker, zk_path, stack, fleet, heartbeats, rounds, workers
                 )
             return found
         except Exception as exc:
             raise RuntimeError(f"{exc}\n--- the worker's log ---\n{worker.log_tail()}") from exc
+
+
+def scaling_figures(
+    r: Rig,
+    worker: WorkerProcess,
+    zk_path: str,
+    stack: contextlib.ExitStack,
+    fleet: Fleet,
+    heartbeats: int,
+    rounds: int,
+    workers: int,
+) -> list[Figure]:
+    """The steady drains by ``workers`` workers against ``worker`` alone, what each
+    heartbeat costs them and the broker in CPU, and what that predicts for workers
+    that each have a core of their own (see the README's performance model)."""
+    one = shared_drains(r.wire, [worker], fleet, heartbeats, rounds)
+    others = [
+        stack.enter_context(r.worker(zk_path, name=f"worker{n}")) for n in range(2, workers + 1)
+    ]
+    shared = shared_drains(r.wire, [worker, *others], fleet, heartbeats, rounds)
+    found = [
+        Figure(
+            f"worker: steady heartbeats drained, {workers} workers vs 1",
+            shared.per_second,
+            "/s",
+            bare=one.per_second,
+        ),
+        Figure(
+            f"worker: CPU per steady heartbeat, {workers} workers vs 1",
+            shared.worker_cpu * 1e6,
+            "us",
+            bare=one.worker_cpu * 1e6 or None,  # 0: under a clock tick (a tiny run)
+        ),
+    ]
+    if shared.broker_cpu and shared.worker_cpu:  # the local broker was found, and measurable
+        found.append(Figure("broker: CPU per steady heartbeat", shared.broker_cpu * 1e6, "us"))
+        # a core per worker: each drains 1 / CPU per heartbeat, until the broker is the limit
+        model = min(MODEL_WORKERS / shared.worker_cpu, 1 / shared.broker_cpu)
+        found.append(
+            Figure(
+                f"model: steady heartbeats, {MODEL_WORKERS} workers with a core each, vs 1",
+                model,
+                "/s",
+                bare=one.per_second,
+            )
+        )
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:

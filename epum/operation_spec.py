@@ -50,6 +50,11 @@ TYPE_NAMES: dict[type, str] = {
 #: The optional wire argument every domain op takes (the domain owner).
 CALLER_ARG = "caller"
 
+#: The order key of every request that names no instance to be ordered by:
+#: such a request is handled alone, after every request that arrived before
+#: it and before every one that arrived after it.
+SERIAL = "serial"
+
 
 @dataclass(frozen=True)
 class CliSpec:
@@ -129,6 +134,8 @@ class Operation:
     then every argument in declared order.  ``args``: required ones first.
     ``command``: the ``epumctl`` sub-command (default: the name with
     dashes); ``on_command_line=False`` leaves the op off the command line.
+    ``ordered_by``: for a report, the field of its one mapping argument that
+    names the instance it concerns (see ``order_key``).
     """
 
     name: str
@@ -139,6 +146,7 @@ class Operation:
     caller: CallerFrom = CallerFrom.NONE
     command: str | None = None
     on_command_line: bool = True
+    ordered_by: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -196,6 +204,23 @@ class Operation:
                 )
             )
         return inspect.Signature(params)
+
+    def order_key(self, args: Mapping[str, Any]) -> Any:
+        """What a request of this op is ordered by, before its args are checked.
+
+        A report naming its instance (a string in its ``ordered_by`` field)
+        is ordered with the other reports of that instance only, so reports
+        of different instances are handled side by side; every other request
+        (and a report that names none) has the key ``SERIAL`` and is handled
+        alone, in arrival order with everything else, as with one consumer.
+        """
+        if self.ordered_by is not None and self.args:
+            content = args.get(self.args[0].name)
+            if isinstance(content, Mapping):
+                instance = content.get(self.ordered_by)
+                if isinstance(instance, str):
+                    return ("instance", instance)
+        return SERIAL
 
     def check_args(self, args: Mapping[str, Any]) -> None:
         """Raise ``BadRequestError`` for a declared argument of the wrong type.

@@ -205,6 +205,7 @@ OPERATIONS: tuple[Operation, ...] = declare(
         (Arg("heartbeat", dict, "the heartbeat", param="content"),),
         caller=CallerFrom.SENDER,
         on_command_line=False,
+        ordered_by="node_id",
     ),
     Operation(
         "instance_info",
@@ -214,5 +215,6 @@ OPERATIONS: tuple[Operation, ...] = declare(
         (Arg("record", dict, "the instance record", param="content"),),
         caller=CallerFrom.SENDER,
         on_command_line=False,
+        ordered_by="node_id",
     ),
 )

@@ -64,42 +64,105 @@ def check_json(value: Any, limits: LimitSettings, what: str) -> None:
     Plain JSON: mappings with string keys, lists, strings, finite numbers,
     booleans, null.  Limits: nesting at most ``max_depth``, every string at
     most ``max_string_length`` characters, every key at most
-    ``max_name_length``.
+    ``max_name_length``.  The error names where in ``what`` the fault is
+    (``what.key[2]``); the path is only spelled out for an error, so a value
+    that passes costs one look at each of its items.
     """
-    stack: list[tuple[Any, int, str]] = [(value, 0, what)]
+    max_string, max_key, max_depth = (
+        limits.max_string_length,
+        limits.max_name_length,
+        limits.max_depth,
+    )
+    # (item, depth, trail): the trail is (parent trail, key or index), or None at the top
+    stack: list[tuple[Any, int, Any]] = [(value, 0, None)]
+    pop, push = stack.pop, stack.append
     while stack:
-        item, depth, where = stack.pop()
-        if isinstance(item, str):
-            if len(item) > limits.max_string_length:
-                raise BadRequestError(
-                    f"{where} is {len(item)} characters long, over "
-                    f"limits.max_string_length ({limits.max_string_length})"
-                )
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                raise BadRequestError(f"{where} must be a finite number, not {item!r}")
-        elif isinstance(item, bool | int) or item is None:
+        item, depth, trail = pop()
+        kind = type(item)
+        if kind is str:
+            if len(item) > max_string:
+                raise _too_long(item, what, trail, max_string)
+        elif kind is int or kind is bool or item is None:
             pass
-        elif isinstance(item, Mapping | list | tuple):
-            if depth >= limits.max_depth:
+        elif kind is float:
+            if not math.isfinite(item):
                 raise BadRequestError(
-                    f"{where} nests deeper than limits.max_depth ({limits.max_depth})"
+                    f"{_where(what, trail)} must be a finite number, not {item!r}"
                 )
-            if isinstance(item, Mapping):
-                for key, sub in item.items():
-                    if not isinstance(key, str):
-                        raise BadRequestError(f"{where} has a key that is not a string")
-                    if len(key) > limits.max_name_length:
-                        raise BadRequestError(
-                            f"{where} has a key of {len(key)} characters, over "
-                            f"limits.max_name_length ({limits.max_name_length})"
-                        )
-                    shown = key if len(key) <= 40 and key.isprintable() else short(key, 30)
-                    stack.append((sub, depth + 1, f"{where}.{shown}"))
-            else:
-                stack.extend((sub, depth + 1, f"{where}[{i}]") for i, sub in enumerate(item))
+        elif kind is dict or kind is list:
+            if depth >= max_depth:
+                raise BadRequestError(
+                    f"{_where(what, trail)} nests deeper than limits.max_depth ({max_depth})"
+                )
+            if kind is list:
+                for i, sub in enumerate(item):
+                    push((sub, depth + 1, (trail, i)))
+                continue
+            for key, sub in item.items():
+                if type(key) is not str and not isinstance(key, str):
+                    raise BadRequestError(f"{_where(what, trail)} has a key that is not a string")
+                if len(key) > max_key:
+                    raise BadRequestError(
+                        f"{_where(what, trail)} has a key of {len(key)} characters, over "
+                        f"limits.max_name_length ({max_key})"
+                    )
+                push((sub, depth + 1, (trail, key)))
         else:
-            raise BadRequestError(f"{where} is not a JSON value ({type(item).__name__})")
+            _check_other(item, depth, trail, what, limits, push)
+
+
+def _check_other(item: Any, depth: int, trail: Any, what: str, limits: LimitSettings, push) -> None:
+    """``check_json`` for an item that is no plain ``dict``, ``list`` or scalar: a subclass,
+    another ``Mapping``, a tuple, or no JSON value at all."""
+    if isinstance(item, str):
+        if len(item) > limits.max_string_length:
+            raise _too_long(item, what, trail, limits.max_string_length)
+    elif isinstance(item, float):
+        if not math.isfinite(item):
+            raise BadRequestError(f"{_where(what, trail)} must be a finite number, not {item!r}")
+    elif isinstance(item, int):
+        pass
+    elif isinstance(item, Mapping | list | tuple):
+        if depth >= limits.max_depth:
+            raise BadRequestError(
+                f"{_where(what, trail)} nests deeper than limits.max_depth ({limits.max_depth})"
+            )
+        if isinstance(item, Mapping):
+            for key, sub in item.items():
+                if not isinstance(key, str):
+                    raise BadRequestError(f"{_where(what, trail)} has a key that is not a string")
+                if len(key) > limits.max_name_length:
+                    raise BadRequestError(
+                        f"{_where(what, trail)} has a key of {len(key)} characters, over "
+                        f"limits.max_name_length ({limits.max_name_length})"
+                    )
+                push((sub, depth + 1, (trail, key)))
+        else:
+            for i, sub in enumerate(item):
+                push((sub, depth + 1, (trail, i)))
+    else:
+        raise BadRequestError(f"{_where(what, trail)} is not a JSON value ({type(item).__name__})")
+
+
+def _too_long(item: str, what: str, trail: Any, limit: int) -> BadRequestError:
+    return BadRequestError(
+        f"{_where(what, trail)} is {len(item)} characters long, over "
+        f"limits.max_string_length ({limit})"
+    )
+
+
+def _where(what: str, trail: Any) -> str:
+    """``what`` followed by the keys (``.key``) and indexes (``[i]``) of ``trail``."""
+    steps = []
+    while trail is not None:
+        trail, step = trail
+        if isinstance(step, int):
+            steps.append(f"[{step}]")
+        else:
+            steps.append(
+                "." + (step if len(step) <= 40 and step.isprintable() else short(step, 30))
+            )
+    return what + "".join(reversed(steps))
 
 
 def encoded_size(value: Any) -> int:

@@ -167,3 +167,25 @@ def close_connections_named(name: str, reason: str = "test") -> int:
             ["rabbitmqctl", "close_connection", pid, reason], check=True, capture_output=True
         )
     return len(pids)
+
+
+def unacknowledged(queue: str) -> int:
+    """How many of ``queue``'s messages are delivered and not yet acknowledged."""
+    listed = subprocess.run(
+        [
+            "rabbitmqctl",
+            "-q",
+            "list_queues",
+            "--no-table-headers",
+            "name",
+            "messages_unacknowledged",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for line in listed.stdout.splitlines():
+        name, _, count = line.rpartition("\t")
+        if name.strip() == queue:
+            return int(count)
+    raise LookupError(f"no queue {queue} on the broker")

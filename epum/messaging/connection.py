@@ -110,6 +110,17 @@ def make_connection(
         raise ValueError(URL_ERRORS["transport"]) from None
 
 
+def sibling_connection(connection: Connection, role: str) -> Connection:
+    """A (lazy) clone of ``connection``, to the same broker with the same options, whose
+    name in the broker's connection list (if it has one) ends in ``:<role>``."""
+    options = dict(connection.transport_options or {})
+    properties = dict(options.get("client_properties") or {})
+    if "connection_name" in properties:
+        properties["connection_name"] = f"{properties['connection_name']}:{role}"
+        options["client_properties"] = properties
+    return connection.clone(transport_options=options)
+
+
 #: What is wrong with a broker URL, said without any part of it (a URL may
 #: hold a password, and a mistyped one is still a secret).
 URL_ERRORS = {

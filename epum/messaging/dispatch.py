@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from epum.errors import BadRequestError, UnknownOperationError
+from epum.operation_spec import SERIAL
 from epum.validation import short
 
 Handler = Callable[..., Any]
@@ -83,6 +84,13 @@ class Dispatcher:
         if op in self._preparing:
             return handler.prepare(dict(bound.arguments))  # type: ignore[attr-defined]
         return functools.partial(handler, *bound.args, **bound.kwargs)
+
+    def order_key(self, op: str, args: Mapping[str, Any]) -> Hashable:
+        """What ``op`` with ``args`` is ordered by: requests with equal keys are handled
+        in arrival order.  The handler's ``order_key(args)`` when it has one (and the op
+        is known), else ``SERIAL``, shared by every such request."""
+        order_key = getattr(self._table.get(op), "order_key", None)
+        return order_key(args) if order_key is not None else SERIAL
 
     def dispatch(self, op: str, args: Mapping[str, Any]) -> Any:
         """Check the request, then run it and return the handler's result."""

@@ -14,7 +14,7 @@ looked up at call time.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from epum import logcontext
@@ -46,6 +46,10 @@ class OperationHandler:
             return getattr(self.facade, op.method)(*positional)
 
         return run
+
+    def order_key(self, args: Mapping[str, Any]) -> Any:
+        """What a request of this op is ordered by (``Operation.order_key``)."""
+        return self.operation.order_key(args)
 
     def __call__(self, **arguments: Any) -> Any:
         """Check, then run (what ``Dispatcher.dispatch`` does, without the binding)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from epum.messaging.envelope import CONTENT_ENCODING, CONTENT_TYPE
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -33,3 +35,19 @@ def reply_route(headers: dict[str, Any], properties: dict[str, Any]) -> ReplyRou
     if dashi_reply:
         return ReplyRoute(str(dashi_reply), None, standard=False)
     return None
+
+
+def reply_options(route: ReplyRoute, exchange_name: str) -> dict[str, Any]:
+    """kombu ``publish`` options that send a reply where ``route`` says: the default
+    exchange with the correlation id (AMQP style), or the service exchange
+    ``exchange_name`` (dashi style); transient, JSON."""
+    options: dict[str, Any] = {
+        "exchange": "" if route.standard else exchange_name,
+        "routing_key": route.routing_key,
+        "content_type": CONTENT_TYPE,
+        "content_encoding": CONTENT_ENCODING,
+        "delivery_mode": 1,
+    }
+    if route.standard:
+        options["correlation_id"] = route.correlation_id
+    return options

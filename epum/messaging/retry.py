@@ -23,6 +23,7 @@ Names (all sysname-prefixed like every name): ``<service>.retry.<ms>`` and
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from kombu import Connection, Queue
 
 from epum.messaging.names import Names
 from epum.settings import AmqpSettings
+
+log = logging.getLogger(__name__)
 
 #: The header that counts the retries a message has had.
 RETRIES_HEADER = "x-epum-retries"
@@ -161,3 +164,69 @@ def delete_namespace(
         channel.exchange_delete(names.exchange)
     finally:
         channel.close()
+
+
+class FailedFires:
+    """Where a service's failed fires are copied: its retry queues and dead-letter queue.
+
+    ``copy`` publishes on the producer it is given (the consumer's channel,
+    before the original is acknowledged on it); ``queues`` are the queues to
+    declare on a new channel.
+    """
+
+    def __init__(self, names: Names, service: str, policy: RetryPolicy, metrics: Any):
+        self.policy = policy
+        self.metrics = metrics
+        self.retry_queues = {ms: retry_queue(names, service, ms) for ms in policy.delays_ms()}
+        self.dead_queue = dead_letter_queue(names, service)
+
+    @property
+    def queues(self) -> list[Queue]:
+        """Every queue a copy may go to."""
+        return [*self.retry_queues.values(), self.dead_queue]
+
+    def copy(self, producer: Any, message: Any, outcome: Any) -> None:
+        """Copy the fire ``message``, whose handling came to ``outcome`` (a failure), to
+        the retry queue of its delay when the store was unavailable (past the last retry,
+        or when it failed for good and ``dead_letter`` is on, to the dead-letter queue)."""
+        headers = message.headers or {}
+        reason = outcome.failure
+        if not outcome.store_unavailable:
+            if self.policy.dead_letter:
+                self._dead_letter(producer, message, headers, reason)
+            return
+        done = retries_so_far(headers)
+        if done >= self.policy.retries:
+            log.error("store unavailable after %d retries (%s); dead-lettered", done, reason)
+            why = f"store unavailable after {done} retries: {reason}"
+            self._dead_letter(producer, message, headers, why)
+            return
+        delay = self.policy.delay_ms(done)
+        log.warning(
+            "store unavailable (%s); retry %d of %d in %d ms",
+            reason,
+            done + 1,
+            self.policy.retries,
+            delay,
+        )
+        headers = copy_headers(headers, **{RETRIES_HEADER: done + 1})
+        _copy(producer, message, self.retry_queues[delay].name, headers)
+        self.metrics.count("retried")
+
+    def _dead_letter(self, producer: Any, message: Any, headers: dict, reason: str) -> None:
+        headers = copy_headers(headers, **{REASON_HEADER: short_reason(reason)})
+        _copy(producer, message, self.dead_queue.name, headers)
+        self.metrics.count("dead_lettered")
+
+
+def _copy(producer: Any, message: Any, queue_name: str, headers: dict[str, Any]) -> None:
+    """Publish ``message``'s body unchanged, persistent, straight to ``queue_name``."""
+    producer.publish(
+        message.body,
+        exchange="",
+        routing_key=queue_name,
+        content_type=message.content_type or "application/octet-stream",
+        content_encoding=message.content_encoding or "binary",
+        headers=headers,
+        delivery_mode=2,
+    )

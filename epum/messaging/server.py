@@ -17,17 +17,29 @@ stops the consumer.  Two reply styles:
 Delivery is at least once: if the connection breaks after the handler ran
 but before the ack, the broker gives the request to a worker again.
 
-Order and throughput.  Messages are handled one at a time on the consumer's
-thread, in delivery order, so each instance's and each domain's messages
-are applied in the order they arrived.  With ``prefetch`` N the broker keeps
-up to N messages in flight to the worker, so the next one is already there
-when a handler returns, and handled messages are acknowledged together
-(``epum.messaging.acks``): one ``basic.ack`` for every N/2, or as soon as
-no next message arrives within ``ACK_IDLE`` seconds.  Only fires wait in a
-batch; a call is acknowledged (with the fires before it) once answered, so
-a lost channel makes the broker deliver again at most a few fires (which
-are idempotent: reports carry update counters, heartbeats are last-wins),
-never a call already answered.
+Order and throughput.  With ``handlers`` 1 messages are handled one at a
+time on the consumer's thread, in delivery order.  With ``handlers`` N > 1
+(the worker's default, ``amqp.handlers``) the consumer's thread only reads
+each request (``epum.messaging.handling``) and N threads run them
+(``epum.messaging.keyed``), in the order one consumer would, except that
+reports of different instances overlap: a report (its order key names its
+instance) runs after the earlier reports of its instance, alongside those
+of other instances; every other request (key ``SERIAL``: the calls) runs
+alone, after everything delivered before it and before anything delivered
+after it, so a caller that fires a report and then calls sees the report
+applied.  A handler thread publishes its call's reply on a pooled
+connection of its own (any channel may publish a reply, the direct
+reply-to's too); what touches the consumer's channel (acks, the copies of
+failed fires) stays on the consumer's thread.  With ``prefetch`` N the
+broker keeps up to N messages in flight to the worker, so the next one is
+already there when a handler returns, and handled messages are
+acknowledged together (``epum.messaging.acks``): one ``basic.ack`` for
+every N/2, or as soon as no next message arrives within ``ACK_IDLE``
+seconds; never before a message's effect is durable.  A call is
+acknowledged (with the fires before it) once answered, so a lost channel
+makes the broker deliver again at most a few fires (which are idempotent:
+reports carry update counters, heartbeats are last-wins), and only the
+calls still being handled.
 
 Failures (see ``retry.py`` for the queues):
 
@@ -52,35 +64,31 @@ Failures (see ``retry.py`` for the queues):
 
 from __future__ import annotations
 
+import functools
 import logging
+import queue
 import threading
+import time
 from typing import Any
 
 from kombu import Connection, Producer
 from kombu.mixins import ConsumerMixin
+from kombu.pools import ProducerPool
 
-from epum.errors import WIRE_NAMES, BadRequestError, StoreUnavailableError
-from epum.logcontext import new_request_id, request_context
+from epum.errors import BadRequestError
 from epum.messaging import envelope
-from epum.messaging.acks import AckBatch
+from epum.messaging.acks import AckWindow, Delivery
 from epum.messaging.callers import CallerPolicy
-from epum.messaging.connection import exchange, mask_url, service_queue
+from epum.messaging.connection import exchange, mask_url, service_queue, sibling_connection
 from epum.messaging.dispatch import Dispatcher
-from epum.messaging.edge import GuardedConsumer, decode_body
+from epum.messaging.edge import GuardedConsumer
+from epum.messaging.handling import Request, RequestHandler
+from epum.messaging.keyed import KeyedExecutor
 from epum.messaging.metrics import OpMetrics
 from epum.messaging.names import Names
-from epum.messaging.replies import Outcome, ReplyRoute, reply_route
-from epum.messaging.retry import (
-    REASON_HEADER,
-    RETRIES_HEADER,
-    RetryPolicy,
-    copy_headers,
-    dead_letter_queue,
-    queue_depth,
-    retries_so_far,
-    retry_queue,
-    short_reason,
-)
+from epum.messaging.replies import Outcome, ReplyRoute, reply_options, reply_route
+from epum.messaging.retry import FailedFires, RetryPolicy, queue_depth
+from epum.operation_spec import SERIAL
 from epum.settings.limits import LimitSettings
 from epum.validation import short
 
@@ -89,6 +97,11 @@ log = logging.getLogger(__name__)
 #: How long a batch of handled messages waits for a next message before it
 #: is acknowledged anyway (seconds): short next to any client's patience.
 ACK_IDLE = 0.002
+#: How long ``run()`` waits, once stopped, for the requests still being handled.
+STOP_GRACE = 30.0
+#: How often a handler thread's reply is published again after its pooled
+#: connection failed, before the reply is given up (its caller times out).
+REPLY_RETRIES = 2
 
 
 class RpcServer(ConsumerMixin):
@@ -96,9 +109,11 @@ class RpcServer(ConsumerMixin):
 
     ``run()`` blocks: it consumes, survives broker connection loss (reconnects
     with backoff and redeclares everything) and returns once ``stop()`` was
-    called and the message in hand is finished (within ``poll_interval``).
-    ``ready`` is set while consuming; ``sessions`` counts the times consuming
-    started (1 + reconnects).
+    called and the messages in hand are finished (within ``poll_interval``,
+    and ``STOP_GRACE`` for those on handler threads).  ``ready`` is set while
+    consuming; ``sessions`` counts the times consuming started (1 +
+    reconnects).  ``handlers``: the threads requests run on (1: the
+    consumer's own, see the module docstring).
     """
 
     def __init__(
@@ -109,18 +124,22 @@ class RpcServer(ConsumerMixin):
         dispatcher: Dispatcher,
         *,
         prefetch: int = 1,
+        handlers: int = 1,
         metrics: OpMetrics | None = None,
         poll_interval: float = 0.5,
         retry: RetryPolicy | None = None,
         callers: CallerPolicy | None = None,
         limits: LimitSettings | None = None,
     ):
+        if handlers < 1:
+            raise ValueError(f"a server needs at least 1 handler thread, not {handlers}")
         self.connection = connection
         self.limits = limits or LimitSettings()
         self.names = names
         self.service = service
         self.dispatcher = dispatcher
         self.prefetch = prefetch
+        self.handlers = handlers
         self.metrics = metrics or OpMetrics()
         self.poll_interval = poll_interval
         self.ready = threading.Event()
@@ -129,20 +148,22 @@ class RpcServer(ConsumerMixin):
         self._queue = service_queue(names, service)
         self.retry = retry or RetryPolicy()
         self.callers = callers or CallerPolicy()
-        self._retry_queues = {ms: retry_queue(names, service, ms) for ms in self.retry.delays_ms()}
-        self._dead_queue = dead_letter_queue(names, service)
-        self._dashi_producer: Producer | None = None
-        self._direct_producer: Producer | None = None
-        self._acks = AckBatch(max(1, prefetch // 2))
+        self.requests = RequestHandler(names, dispatcher, self.callers, self.metrics, self.limits)
+        self._failed = FailedFires(names, service, self.retry, self.metrics)
+        self._producer: Producer | None = None
+        self._acks = AckWindow(max(1, prefetch // 2))
+        # handler threads, their replies' connections, and what they finished
+        self._executor: KeyedExecutor | None = None
+        self._reply_pool: ProducerPool | None = None
+        self._finished: queue.SimpleQueue = queue.SimpleQueue()
 
     # ConsumerMixin hooks ----------------------------------------------------
     def get_consumers(self, Consumer, channel):
-        """The service queue's consumer; also (re)binds the reply producers to ``channel``."""
+        """The service queue's consumer; also (re)binds the reply producer to ``channel``."""
         self._acks.forget()  # a new channel: the old one's deliveries come again
-        self._dashi_producer = Producer(channel, exchange=self._exchange, auto_declare=False)
-        self._direct_producer = Producer(channel, auto_declare=False)
-        for queue in (*self._retry_queues.values(), self._dead_queue):
-            queue.bind(channel).declare()
+        self._producer = Producer(channel, auto_declare=False)
+        for queue_ in self._failed.queues:
+            queue_.bind(channel).declare()
         return [
             GuardedConsumer(
                 channel,
@@ -156,11 +177,12 @@ class RpcServer(ConsumerMixin):
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
         log.info(
-            "serving %s on %s (exchange %s, prefetch %d)",
+            "serving %s on %s (exchange %s, prefetch %d, %d handler threads)",
             self._queue.name,
             mask_url(connection.as_uri(include_password=True)),
             self._exchange.name,
             self.prefetch,
+            self.handlers,
         )
         self.sessions += 1
         self.ready.set()
@@ -179,24 +201,43 @@ class RpcServer(ConsumerMixin):
     def run(self, _tokens: int = 1, **kwargs: Any) -> None:
         """Consume until ``stop()``; ``stop()`` takes effect within ``poll_interval``."""
         kwargs.setdefault("safety_interval", self.poll_interval)
-        super().run(_tokens, **kwargs)
+        if self.handlers > 1:
+            self._executor = KeyedExecutor(self.handlers, name=f"{self.service}-handler")
+            pool = sibling_connection(self.connection, "replies").Pool(limit=self.handlers)
+            self._reply_pool = ProducerPool(pool, limit=self.handlers)
+        try:
+            super().run(_tokens, **kwargs)
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown()
+                self._executor.wait_idle(STOP_GRACE)
+            if self._reply_pool is not None:
+                self._reply_pool.force_close_all()
+                self._reply_pool.connections.force_close_all()
 
     def consume(self, limit: Any = None, timeout: float | None = None, safety_interval=1, **kw):
-        """kombu's consume loop (without its ``limit``), that also acknowledges the batch
-        of handled messages once no next message arrives within ``ACK_IDLE``, and
-        before it returns."""
+        """kombu's consume loop (without its ``limit``), that also settles what handler
+        threads finished, acknowledges the batch of handled messages once no next message
+        arrives within ``ACK_IDLE``, and waits for the messages in hand before it returns."""
         idle = 0.0
+        checked = time.monotonic()
         with self.consumer_context(**kw) as (conn, _channel, _consumers):
             while not self.should_stop:
                 self.on_iteration()
-                wait = ACK_IDLE if self._acks.pending else safety_interval
+                self._collect(block=False)
+                busy = self._executor is not None and self._executor.unfinished > 0
+                wait = ACK_IDLE if self._acks.pending or busy else safety_interval
                 try:
                     conn.drain_events(timeout=wait)
                 except TimeoutError:
+                    self._collect(block=False)
                     if self._acks.pending:
                         self._flush_acks()
+                    if wait == safety_interval or time.monotonic() - checked >= safety_interval:
+                        conn.heartbeat_check()  # as kombu's loop does: once an idle interval
+                        checked = time.monotonic()
+                    if wait != safety_interval:
                         continue
-                    conn.heartbeat_check()
                     idle += safety_interval
                     if timeout and idle >= timeout:
                         raise
@@ -206,6 +247,7 @@ class RpcServer(ConsumerMixin):
                 else:
                     idle = 0.0
                     yield
+            self._collect(block=True)
             self._flush_acks()
 
     def _flush_acks(self) -> None:
@@ -215,13 +257,23 @@ class RpcServer(ConsumerMixin):
             raise ConnectionError(f"channel failed while acknowledging: {exc}") from exc
 
     def stop(self) -> None:
-        """Stop taking messages; ``run()`` returns after the one in hand."""
+        """Stop taking messages; ``run()`` returns after the ones in hand."""
         self.should_stop = True
+
+    @property
+    def failed_fire_queues(self) -> list:
+        """The retry queues and the dead-letter queue of this service (kombu ``Queue``s)."""
+        return self._failed.queues
+
+    @property
+    def retry_queues(self) -> list:
+        """The retry queues of this service, shortest delay first (kombu ``Queue``s)."""
+        return list(self._failed.retry_queues.values())
 
     @property
     def dead_letter_queue(self) -> str:
         """The name of this service's dead-letter queue, as on the broker."""
-        return self._dead_queue.name
+        return self._failed.dead_queue.name
 
     def dead_letter_depth(self) -> int:
         """How many messages wait in ``<service>.dead`` (0 before it is declared).
@@ -230,76 +282,87 @@ class RpcServer(ConsumerMixin):
         broker on a connection of its own, never on the consumer's channel.
         """
         with self.connection.clone() as conn:
-            return queue_depth(conn, self._dead_queue.name)
+            return queue_depth(conn, self._failed.dead_queue.name)
 
     # one message -----------------------------------------------------------
     def _on_message(self, message) -> None:
         headers = message.headers or {}
         route = reply_route(headers, message.properties or {})
         refused = message.content_type != envelope.CONTENT_TYPE
-        outcome = self._handle(message, headers, route)
-        if route is None and outcome.failure is not None:
-            if outcome.store_unavailable:
-                self._guarded(self._retry_later, message, headers, outcome.failure)
-            elif self.retry.dead_letter:
-                self._guarded(self._dead_letter, message, headers, outcome.failure)
-        self._settle(message, route, outcome.payload, refused)
+        delivery = self._acks.received(message)
+        read = self.requests.read(message, headers, route)
+        if isinstance(read, Request) and self._executor is not None:
+            alone = read.order_key == SERIAL
+            job = functools.partial(self._run_off_thread, delivery, read)
+            self._executor.submit(read.order_key, job, alone=alone)
+            return
+        outcome = read if isinstance(read, Outcome) else self.requests.run(read, route)
+        self._settle(delivery, outcome, refused)
+
+    def _run_off_thread(self, delivery: Delivery, request: Request) -> None:
+        """On a handler thread: run ``request``, publish its reply, and leave the rest to
+        the consumer's thread."""
+        message = delivery.message
+        route = reply_route(message.headers or {}, message.properties or {})
+        outcome = self.requests.run(request, route)
+        if route is not None:
+            self._send_reply(route, outcome.payload, pooled=True)
+        self._finished.put((delivery, outcome))
+
+    def _collect(self, block: bool) -> None:
+        """Settle what handler threads finished (``block``: wait for those still running)."""
+        if self._executor is not None and block:
+            self._executor.wait_idle(STOP_GRACE)
+        while True:
+            try:
+                delivery, outcome = self._finished.get_nowait()
+            except queue.Empty:
+                return
+            self._settle(delivery, outcome, refused=False, replied=True)
 
     def on_decode_error(self, message, exc: Exception) -> None:
         """A message kombu could not unpack (a bad ``compression`` header): answered with
         a ``BadRequestError`` when a reply was asked for, and rejected, never requeued."""
-        route = reply_route(message.headers or {}, message.properties or {})
         log.warning("refused a message that could not be decoded: %s", short(exc, 200))
         error = BadRequestError(f"refused: the message could not be decoded: {short(exc, 200)}")
-        if route is None and self.retry.dead_letter:
-            self._guarded(self._dead_letter, message, message.headers or {}, str(error))
-        self._settle(message, route, envelope.reply_error(error), refused=True)
+        outcome = Outcome(envelope.reply_error(error), str(error))
+        self._settle(self._acks.received(message), outcome, refused=True)
 
-    def _retry_later(self, message, headers: dict[str, Any], reason: str) -> None:
-        """Copy a report the store could not take to the retry queue of its delay, or,
-        past the last retry, to the dead-letter queue; the caller acks the original."""
-        done = retries_so_far(headers)
-        if done >= self.retry.retries:
-            log.error("store unavailable after %d retries (%s); dead-lettered", done, reason)
-            self._dead_letter(message, headers, f"store unavailable after {done} retries: {reason}")
+    def _settle(
+        self, delivery: Delivery, outcome: Outcome, refused: bool, replied: bool = False
+    ) -> None:
+        """On the consumer's thread: copy a failed fire where it goes, reply (if asked and
+        not ``replied`` yet), then ack, or reject without requeue if ``refused``.  A
+        delivery of a channel since lost is left alone (the broker delivers it again)."""
+        if not delivery.in_hand:
             return
-        queue = self._retry_queues[self.retry.delay_ms(done)]
-        log.warning(
-            "store unavailable (%s); retry %d of %d in %d ms",
-            reason,
-            done + 1,
-            self.retry.retries,
-            self.retry.delay_ms(done),
-        )
-        self._copy(message, queue.name, copy_headers(headers, **{RETRIES_HEADER: done + 1}))
-        self.metrics.count("retried")
-
-    def _dead_letter(self, message, headers: dict[str, Any], reason: str) -> None:
-        """Copy ``message`` to ``<service>.dead`` with the reason in a header."""
-        self._copy(
-            message,
-            self._dead_queue.name,
-            copy_headers(headers, **{REASON_HEADER: short_reason(reason)}),
-        )
-        self.metrics.count("dead_lettered")
-
-    def _copy(self, message, queue_name: str, headers: dict[str, Any]) -> None:
-        """Publish ``message``'s body unchanged, persistent, straight to ``queue_name``."""
-        assert self._direct_producer is not None
-        self._direct_producer.publish(
-            message.body,
-            routing_key=queue_name,
-            content_type=message.content_type or "application/octet-stream",
-            content_encoding=message.content_encoding or "binary",
-            headers=headers,
-            delivery_mode=2,
-        )
-
-    def _guarded(self, publish, message, headers: dict[str, Any], reason: str) -> None:
-        """Run ``publish``; a failed channel makes the mixin reconnect (the unacked original
-        comes back), and a copy the broker cannot take at all is logged, not raised."""
+        message = delivery.message
+        headers = message.headers or {}
+        route = reply_route(headers, message.properties or {})
+        if route is None and outcome.failure is not None:
+            self._copy_failed(message, outcome)
         try:
-            publish(message, headers, reason)
+            if route is not None and not replied:
+                self._send_reply(route, outcome.payload)
+            if refused:
+                message.reject(requeue=False)
+                self._acks.settled(delivery)
+            else:
+                self._acks.done(delivery)
+                if route is not None:  # a call: answered once, so acknowledged at once
+                    self._acks.flush()
+        except self.connection.channel_errors as exc:
+            # the channel is gone with the consumer on it: make the mixin reconnect
+            raise ConnectionError(f"channel failed while replying: {exc}") from exc
+
+    def _copy_failed(self, message, outcome: Outcome) -> None:
+        """Copy a fire that failed where ``FailedFires`` sends it; a failed channel makes
+        the mixin reconnect (the unacked original comes back), and a copy the broker
+        cannot take at all is logged, not raised."""
+        reason = outcome.failure
+        try:
+            assert self._producer is not None
+            self._failed.copy(self._producer, message, outcome)
         except (*self.connection.connection_errors, *self.connection.channel_errors) as exc:
             raise ConnectionError(f"channel failed while copying a message: {exc}") from exc
         except Exception as exc:  # e.g. headers the wire cannot encode: requeueing would loop
@@ -307,86 +370,26 @@ class RpcServer(ConsumerMixin):
                 "could not copy a failed message (%s): %s: %s", reason, type(exc).__name__, exc
             )
 
-    def _settle(self, message, route: ReplyRoute | None, payload: str, refused: bool) -> None:
-        """Reply (if asked), then ack, or reject without requeue if ``refused``."""
+    def _send_reply(self, route: ReplyRoute, payload: str, pooled: bool = False) -> None:
+        """Publish the reply, on the consumer's channel or (``pooled``, from a handler
+        thread) a pooled connection; a route that cannot be published to is logged, not
+        raised (raising would stop the consumer and leave the request to be redelivered
+        forever), and so is a pooled connection that stays down."""
+        options = reply_options(route, self._exchange.name)
         try:
-            if route is not None:
-                self._send_reply(route, payload)
-            if refused:
-                message.reject(requeue=False)
-            else:
-                self._acks.done(message)
-                if route is not None:  # a call: answered once, so acknowledged at once
-                    self._acks.flush()
-        except self.connection.channel_errors as exc:
-            # the channel is gone with the consumer on it: make the mixin reconnect
-            raise ConnectionError(f"channel failed while replying: {exc}") from exc
-
-    def _send_reply(self, route: ReplyRoute, payload: str) -> None:
-        """Publish the reply; a route that cannot be published to is logged, not raised
-        (raising would stop the consumer and leave the request to be redelivered forever)."""
-        try:
-            self._reply(route, payload)
+            if not pooled:
+                assert self._producer is not None
+                self._producer.publish(payload, **options)
+                return
+            assert self._reply_pool is not None
+            with self._reply_pool.acquire(block=True, timeout=STOP_GRACE) as producer:
+                policy = {"max_retries": REPLY_RETRIES, "interval_start": 0.1}
+                producer.publish(payload, retry=True, retry_policy=policy, **options)
         except (*self.connection.connection_errors, *self.connection.channel_errors):
-            raise
+            if not pooled:
+                raise
+            log.error("could not reply to %.100r: the broker stayed unreachable", route.routing_key)
         except Exception as exc:  # e.g. a reply-to longer than a routing key may be
             log.error(
                 "could not reply to %.100r: %s: %s", route.routing_key, type(exc).__name__, exc
             )
-
-    def _handle(self, message, headers: dict[str, Any], route: ReplyRoute | None) -> Outcome:
-        """The encoded reply to ``message`` (success or error) and any failure; never raises."""
-        request_id = (route.correlation_id if route else None) or new_request_id()
-        sender = headers.get("sender")
-        sender = self.names.unqualify(sender) if isinstance(sender, str) else None
-        try:
-            if sender is not None and len(sender) > self.limits.max_name_length:
-                raise BadRequestError(
-                    f"refused a sender header of {len(sender)} characters, over "
-                    f"limits.max_name_length ({self.limits.max_name_length})"
-                )
-            op, args = envelope.parse_request(self._decode(message))
-        except BadRequestError as exc:
-            log.warning("refused a request from %s: %.500s", short(sender or "?", 80), exc)
-            return Outcome(envelope.reply_error(exc), f"BadRequestError: {exc}")
-        known = op in self.dispatcher
-        with request_context(op if known else short(op, 40), sender, request_id):
-            metric_name = op if known else "unknown"
-            try:
-                args = self.callers.admit(op, args, (message.properties or {}).get("user_id"))
-                with self.metrics.measure(metric_name):
-                    result = self.dispatcher.dispatch(op, args)
-            except StoreUnavailableError as exc:
-                if route is not None:
-                    log.warning("%s failed: the store is unavailable: %s", op, exc)
-                return Outcome(envelope.reply_error(exc), f"{op}: {exc}", store_unavailable=True)
-            except Exception as exc:
-                if isinstance(exc, tuple(WIRE_NAMES)):
-                    log.info("%s failed: %s: %.500s", op, type(exc).__name__, exc)
-                else:
-                    log.exception("%s failed with an unexpected error", op)
-                return Outcome(envelope.reply_error(exc), f"{op}: {type(exc).__name__}: {exc}")
-            try:
-                return Outcome(envelope.reply_ok(result))
-            except (TypeError, ValueError) as exc:
-                log.error("%s returned a result that is not JSON: %.500s", op, exc)
-                error = TypeError(f"the result of {op} does not serialize to JSON: {exc}")
-                return Outcome(envelope.reply_error(error), f"{op}: {error}")
-
-    def _decode(self, message) -> Any:
-        """The checked JSON body of ``message`` (see ``epum.messaging.edge``)."""
-        return decode_body(message, self.limits)
-
-    def _reply(self, route: ReplyRoute, payload: str) -> None:
-        options: dict[str, Any] = {
-            "routing_key": route.routing_key,
-            "content_type": envelope.CONTENT_TYPE,
-            "content_encoding": envelope.CONTENT_ENCODING,
-            "delivery_mode": 1,
-        }
-        if route.standard:
-            assert self._direct_producer is not None
-            self._direct_producer.publish(payload, correlation_id=route.correlation_id, **options)
-        else:
-            assert self._dashi_producer is not None
-            self._dashi_producer.publish(payload, **options)

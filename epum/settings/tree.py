@@ -87,7 +87,13 @@ class AmqpSettings(Checked):
     prefetch: int = setting(
         16,
         why="the next message is already there when a handler returns, and fires are "
-        "acknowledged 8 at a time; a slow request holds at most 15 others behind it",
+        "acknowledged 8 at a time",
+        check=positive,
+    )
+    handlers: int = setting(
+        4,
+        why="reports of different instances overlap their store round trips; each "
+        "instance's reports, and every call, keep their arrival order",
         check=positive,
     )
     rpc_timeout: float = setting(

@@ -57,6 +57,8 @@ EXPECTED = {
         "worker: FAILED report to replacement provision p50",
         "worker: RSS with 6 instances",
         "worker: steady heartbeats drained, 2 workers vs 1",
+        "worker: CPU per steady heartbeat",
+        "worker: CPU per steady heartbeat, 2 workers vs 1",
     },
     "state_scale": {
         "state scale: worker RSS with 100 instances",
@@ -74,6 +76,16 @@ EXPECTED = {
 }
 
 
+#: Figures a benchmark reports only when it can measure them: the broker's CPU needs the
+#: local RabbitMQ's process, and a tiny run may use less CPU than a clock tick.
+OPTIONAL = {
+    "worker": {
+        "broker: CPU per steady heartbeat",
+        "model: steady heartbeats, 3 workers with a core each, vs 1",
+    }
+}
+
+
 def test_every_benchmark_is_checked_here():
     assert set(EXPECTED) == set(run.BENCHMARKS)
 
@@ -84,7 +96,7 @@ def tiny_figures(name: str, amqp_url: str, zk_server) -> list[dict]:
     sizes = {**run.sizes_of(module), **module.TINY}
     figures = run.run_benchmark(module, sizes, {"server": zk_server, "amqp_url": amqp_url})
     data = check_results([f.to_dict() for f in figures])
-    assert {d["name"] for d in data} == EXPECTED[name]
+    assert EXPECTED[name] <= {d["name"] for d in data} <= EXPECTED[name] | OPTIONAL.get(name, set())
     for d in data:
         assert d["value"] >= 0, d
         assert d["bare"] is None or d["bare"] > 0, d

@@ -124,9 +124,10 @@ def service() -> Service:
     return Service()
 
 
-@pytest.fixture
-def make_server(amqp_url: str, names: Names) -> Iterator:
-    """Build RpcServers for ``names`` whose connections are named for the test."""
+@pytest.fixture(params=[1, 4], ids=["inline", "4-handlers"])
+def make_server(amqp_url: str, names: Names, request) -> Iterator:
+    """Build RpcServers for ``names`` whose connections are named for the test, each test
+    once handling requests on the consumer's thread and once on 4 handler threads."""
     built: list[RpcServer] = []
 
     def make(
@@ -135,6 +136,7 @@ def make_server(amqp_url: str, names: Names) -> Iterator:
         prefetch: int = 1,
         conn_name: str | None = None,
         retry: RetryPolicy | None = None,
+        metrics: OpMetrics | None = None,
     ) -> RpcServer:
         conn = make_connection(amqp_url, heartbeat=10, name=conn_name or f"{names.sysname}-srv")
         server = RpcServer(
@@ -143,8 +145,10 @@ def make_server(amqp_url: str, names: Names) -> Iterator:
             SERVICE,
             Dispatcher(svc.table()),
             prefetch=prefetch,
+            handlers=request.param,
             poll_interval=0.1,
             retry=retry,
+            metrics=metrics,
         )
         built.append(server)
         return server
@@ -154,7 +158,7 @@ def make_server(amqp_url: str, names: Names) -> Iterator:
         channel = conn.channel()
         for server in built:
             server.connection.release()
-            for queue in (*server._retry_queues.values(), server._dead_queue):
+            for queue in server.failed_fire_queues:
                 channel.queue_delete(queue.name)
 
 
@@ -632,9 +636,12 @@ def test_a_report_waiting_for_its_retry_does_not_hold_the_consumer(make_server, 
 def test_a_report_the_store_never_takes_is_dead_lettered_after_the_last_retry(
     amqp_url, names, make_server, service, client
 ):
-    server = make_server(service, retry=RetryPolicy(retries=2, delay=0.05, delay_max=0.1))
     statsd = CountingStatsd()
-    server.metrics = OpMetrics(statsd)
+    server = make_server(
+        service,
+        retry=RetryPolicy(retries=2, delay=0.05, delay_max=0.1),
+        metrics=OpMetrics(statsd),
+    )
     assert server.dead_letter_queue == names.qualify(f"{SERVICE}.dead")
     with running(server):
         assert server.dead_letter_depth() == 0
@@ -642,7 +649,7 @@ def test_a_report_the_store_never_takes_is_dead_lettered_after_the_last_retry(
         assert wait_until(lambda: server.dead_letter_depth() == 1, timeout=10)
         assert service.handled == [("store_down", "lost?")] * 3
         assert queue_depth(amqp_url, names.qualify(SERVICE)) == 0
-        for queue in server._retry_queues.values():
+        for queue in server.retry_queues:
             assert queue_depth(amqp_url, queue.name) == 0
     dead = take(amqp_url, server.dead_letter_queue)
     assert json.loads(dead.body) == {"op": "store_down", "args": {"value": "lost?"}}
@@ -696,7 +703,7 @@ def test_without_dead_letter_a_bad_fire_is_only_logged(
     amqp_url, names, make_server, service, raw, client, caplog
 ):
     server = make_server(service)
-    with caplog.at_level(logging.INFO, logger="epum.messaging.server"), running(server):
+    with caplog.at_level(logging.INFO, logger="epum.messaging"), running(server):
         raw.publish(json.dumps({"op": "bad_request", "args": {}}))
         client.fire(SERVICE, "note", value="next")
         assert service.event.wait(5)
@@ -728,7 +735,7 @@ def test_a_reconnect_redeclares_the_retry_and_dead_letter_queues(
         with Connection(amqp_url) as conn:
             channel = conn.channel()
             channel.queue_delete(server.dead_letter_queue)
-            for queue in server._retry_queues.values():
+            for queue in server.retry_queues:
                 channel.queue_delete(queue.name)
         assert close_connections_named(f"{names.sysname}-victim") == 1
         wait_until(lambda: server.sessions == 2, 10, "a reconnect")

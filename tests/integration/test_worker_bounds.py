@@ -61,7 +61,7 @@ def worker(amqp_url: str, names: Names) -> Iterator[Worker]:
         built.close()
         with Connection(amqp_url) as conn:
             channel = conn.channel()
-            for queue in (*built.server._retry_queues.values(), built.server._dead_queue):
+            for queue in built.server.failed_fire_queues:
                 channel.queue_delete(queue.name)
 
 
