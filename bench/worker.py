@@ -78,10 +78,16 @@ from bench.worker_rig import (
     seed,
 )
 from epum.messaging import EPUManagementClient, envelope
+from epum.settings import AmqpSettings
 from epum.sim.agents import agent_address
-from epum.states import InstanceHealthState
+from epum.states import InstanceHealthState, InstanceState
 
 MB = 1024 * 1024
+#: The worker's handler threads (its default).
+HANDLERS = AmqpSettings.handlers
+#: The first update counter of each drain of reports: above any the seeding or the
+#: provisioner double gave, and above every earlier drain's.
+REPORT_COUNTERS = itertools.count(10**9, 10**7)
 #: The worker count the performance model predicts for (the issue's 3 workers).
 MODEL_WORKERS = 3
 #: The size the issue states the memory target for.
@@ -98,6 +104,29 @@ def heartbeat_messages(ids: list[str], count: int) -> list[tuple[str, str]]:
         )
         beats.append((body, agent_address(instance_id)))
     return beats
+
+
+def report_messages(ids: list[str], count: int, first_counter: int) -> list[tuple[str, str]]:
+    """``count`` ``instance_info`` reports as (body, sender), cycling over the instances
+    ``ids``, each RUNNING again with a higher update counter (from ``first_counter``):
+    every one changes its record, so each costs a ZooKeeper write."""
+    reports = []
+    for n, instance_id in enumerate(itertools.islice(itertools.cycle(ids), count)):
+        record = {
+            "node_id": instance_id,
+            "state": InstanceState.RUNNING,
+            "update_counter": first_counter + n,
+        }
+        reports.append((envelope.request("instance_info", {"record": record}), "provisioner"))
+    return reports
+
+
+def report_drain_rate(wire: Wire, worker: WorkerProcess, fleet: Fleet, reports: int) -> float:
+    """Record-changing reports per second ``worker`` works through (see
+    ``report_messages``), queued while it was paused."""
+    queue = worker.names.qualify(SERVICE)
+    first = next(REPORT_COUNTERS)
+    return reports / drain(wire, [worker.pid], queue, report_messages(fleet.ids, reports, first))
 
 
 def queue_behind(
@@ -375,6 +404,7 @@ def figures(
     failures: int = 30,
     prefetch: int = 16,
     workers: int = 2,
+    reports: int = 2000,
     *,
     amqp_url: str | None = None,
     server: Any = None,
@@ -385,13 +415,16 @@ def figures(
     drain (cycling over the instances) in ``rounds`` drains each;
     ``calls`` ``describe_domain`` round trips; ``adds`` domains added;
     ``failures`` instances failed; the worker's and the bare consumer's
-    ``prefetch`` (the worker's default); then the same drains by ``workers``
-    workers sharing the queue and the store, against one (1: not measured).
+    ``prefetch`` (the worker's default); ``reports`` record-changing reports
+    drained by the worker and, before it starts, by one with a single handler
+    thread; then the same drains by ``workers`` workers sharing the queue and
+    the store, against one (1: not measured).
     ``server`` is a running ZooKeeper of the test kit (else a private one is
     started), ``amqp_url`` the broker (else
     ``EPUM_TEST_AMQP_URL``, the local broker started if none answers).
     """
-    if min(domains, instances, heartbeats, rounds, calls, adds, failures, prefetch, workers) < 1:
+    sizes = (domains, instances, heartbeats, rounds, calls, adds, failures, prefetch, workers)
+    if min(*sizes, reports) < 1:
         raise ValueError("every size of bench.worker must be at least 1")
     url = broker_url(amqp_url)
     with contextlib.ExitStack() as stack:
@@ -403,10 +436,22 @@ def figures(
         zk_path = unique_path("worker")
         fleet = seed(server.hosts, zk_path, domains, instances)
         started = time.time()
+        with r.worker(zk_path, name="serial", handlers=1) as serial:
+            wait_first_pass(r.client, fleet, started)
+            one_handler = report_drain_rate(r.wire, serial, fleet, reports)
+        started = time.time()
         worker = stack.enter_context(r.worker(zk_path))
         try:
             wait_first_pass(r.client, fleet, started)
             found = measure(r, worker, fleet, empty_rss, heartbeats, rounds, calls, adds, failures)
+            found.append(
+                Figure(
+                    f"worker: record-changing reports drained, {HANDLERS} handlers vs 1",
+                    report_drain_rate(r.wire, worker, fleet, reports),
+                    "/s",
+                    bare=one_handler,
+                )
+            )
             if workers > 1:
                 found += scaling_figures(
                     r, worker, zk_path, stack, fleet, heartbeats, rounds, workers
@@ -487,6 +532,7 @@ TINY = {
     "calls": 10,
     "adds": 2,
     "failures": 2,
+    "reports": 20,
 }
 
 #: The sizes ``figures`` takes, with their defaults (the command line's options).

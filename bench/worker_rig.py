@@ -83,6 +83,7 @@ class WorkerProcess:
         statsd: dict[str, Any] | None = None,
         name: str = "worker",
         decider_partitions: int = 1,
+        handlers: int | None = None,
     ):
         self.url = url
         self.names = names
@@ -111,6 +112,8 @@ class WorkerProcess:
         }
         if statsd is not None:
             config["statsd"] = statsd
+        if handlers is not None:  # else the worker's default
+            config["server"]["amqp"]["handlers"] = handlers
         self.config_path.write_text(yaml.safe_dump(config))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -255,9 +258,11 @@ class Rig:
     client: EPUManagementClient
 
     @contextlib.contextmanager
-    def worker(self, zk_path: str, name: str = "worker") -> Iterator[WorkerProcess]:
+    def worker(
+        self, zk_path: str, name: str = "worker", handlers: int | None = None
+    ) -> Iterator[WorkerProcess]:
         """A worker called ``name`` on the store under ``zk_path``, answering, for the
-        block; stopped after."""
+        block; stopped after.  ``handlers``: its ``amqp.handlers`` (None: the default)."""
         worker = WorkerProcess(
             self.url,
             self.names,
@@ -266,6 +271,7 @@ class Rig:
             self.workdir,
             prefetch=self.prefetch,
             name=name,
+            handlers=handlers,
         )
         try:
             worker.start(self.client)

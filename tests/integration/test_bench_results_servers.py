@@ -59,6 +59,7 @@ EXPECTED = {
         "worker: steady heartbeats drained, 2 workers vs 1",
         "worker: CPU per steady heartbeat",
         "worker: CPU per steady heartbeat, 2 workers vs 1",
+        "worker: record-changing reports drained, 4 handlers vs 1",
     },
     "state_scale": {
         "state scale: worker RSS with 100 instances",
