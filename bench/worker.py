@@ -25,8 +25,18 @@ decode + ack, a process of its own) measured in the same run:
   decider asks the provisioner for the replacement, p50;
 - the worker's resident memory with the D x N instances, against the same
   worker just started with an empty store;
+- the CPU each steady heartbeat cost the worker, against what each message
+  cost the bare consumer (``/proc``, user + system, every thread);
+- record-changing reports (``instance_info``, each a ZooKeeper write)
+  drained by the worker with its default handler threads, against a worker
+  with one (started, drained and stopped before the main worker starts):
+  what overlapping the reports' store round trips gains;
 - the steady-heartbeat drains again, by W workers sharing the service
-  queue and the store, against the one worker alone (the speed-up).
+  queue and the store, against the one worker alone (the speed-up), with
+  the CPU per heartbeat of the W workers together against the one's, the
+  broker's CPU per heartbeat, and the model's rate for three workers with a
+  core each: three times what one core of worker drains (1 / its CPU per
+  heartbeat), capped by what one core of broker passes (1 / the broker's).
 
 Run: ``.venv/bin/python -m bench.worker [--domains D] [--instances N]``
 (``--help`` lists every size; RabbitMQ at ``EPUM_TEST_AMQP_URL``).
@@ -42,10 +52,8 @@ import logging
 import random
 import statistics
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from bench.bare import BareConsumer
 from bench.common import (
     Figure,
     Target,
@@ -55,20 +63,11 @@ from bench.common import (
     time_runs,
     unique_path,
     zookeeper,
-    zxid,
 )
 from bench.doubles import ProvisionerDouble
-from bench.probes import (
-    broker_pid,
-    cpu_seconds,
-    paused,
-    requests_between,
-    zookeeper_requests,
-)
-from bench.wire import Wire
+from bench.drains import measure_drains, report_drain_rate, shared_drains
 from bench.worker_rig import (
     BARE,
-    MARKER,
     OWNER,
     SERVICE,
     Fleet,
@@ -79,80 +78,15 @@ from bench.worker_rig import (
 )
 from epum.messaging import EPUManagementClient, envelope
 from epum.settings import AmqpSettings
-from epum.sim.agents import agent_address
-from epum.states import InstanceHealthState, InstanceState
+from epum.states import InstanceHealthState
 
 MB = 1024 * 1024
 #: The worker's handler threads (its default).
 HANDLERS = AmqpSettings.handlers
-#: The first update counter of each drain of reports: above any the seeding or the
-#: provisioner double gave, and above every earlier drain's.
-REPORT_COUNTERS = itertools.count(10**9, 10**7)
 #: The worker count the performance model predicts for (the issue's 3 workers).
 MODEL_WORKERS = 3
 #: The size the issue states the memory target for.
 RSS_TARGET_INSTANCES = 10_000
-
-
-def heartbeat_messages(ids: list[str], count: int) -> list[tuple[str, str]]:
-    """``count`` OK heartbeats as (body, sender), cycling over the instances ``ids``."""
-    beats = []
-    for instance_id in itertools.islice(itertools.cycle(ids), count):
-        body = envelope.request(
-            "ou_heartbeat",
-            {"heartbeat": {"node_id": instance_id, "state": InstanceHealthState.OK}},
-        )
-        beats.append((body, agent_address(instance_id)))
-    return beats
-
-
-def report_messages(ids: list[str], count: int, first_counter: int) -> list[tuple[str, str]]:
-    """``count`` ``instance_info`` reports as (body, sender), cycling over the instances
-    ``ids``, each RUNNING again with a higher update counter (from ``first_counter``):
-    every one changes its record, so each costs a ZooKeeper write."""
-    reports = []
-    for n, instance_id in enumerate(itertools.islice(itertools.cycle(ids), count)):
-        record = {
-            "node_id": instance_id,
-            "state": InstanceState.RUNNING,
-            "update_counter": first_counter + n,
-        }
-        reports.append((envelope.request("instance_info", {"record": record}), "provisioner"))
-    return reports
-
-
-def report_drain_rate(wire: Wire, worker: WorkerProcess, fleet: Fleet, reports: int) -> float:
-    """Record-changing reports per second ``worker`` works through (see
-    ``report_messages``), queued while it was paused."""
-    queue = worker.names.qualify(SERVICE)
-    first = next(REPORT_COUNTERS)
-    return reports / drain(wire, [worker.pid], queue, report_messages(fleet.ids, reports, first))
-
-
-def queue_behind(
-    wire: Wire, queue: str, messages: list[tuple[str, str]], markers: int = 1
-) -> list[str]:
-    """Publish ``messages`` to ``queue``, then ``markers`` marker calls; their correlation
-    ids."""
-    for body, sender in messages:
-        wire.publish(queue, body, sender)
-    return [wire.send_call(queue, MARKER) for _ in range(markers)]
-
-
-def drain(wire: Wire, pids: list[int], queue: str, messages: list[tuple[str, str]]) -> float:
-    """Seconds the consumers of ``queue`` (processes ``pids``) take to work through
-    ``messages`` queued while they were paused: from their resume to the replies to one
-    marker call per consumer queued behind them.  A consumer answers a marker after what
-    it was given before it; with several consumers, one may answer two markers while
-    another still holds the last messages of its share (at most its prefetch)."""
-    with contextlib.ExitStack() as stack:
-        for pid in pids:
-            stack.enter_context(paused(pid))
-        markers = queue_behind(wire, queue, messages, markers=len(pids))
-    started = time.perf_counter()
-    for marker in markers:
-        wire.wait_reply(marker, timeout=60 + len(messages) / 100)
-    return time.perf_counter() - started
 
 
 def wait_first_pass(
@@ -179,87 +113,6 @@ def check_health(client: EPUManagementClient, fleet: Fleet) -> None:
         for record in client.describe_domain(name, caller=OWNER)["instances"]:
             if record["health"] != InstanceHealthState.OK:
                 raise RuntimeError(f"{record['instance_id']} of {name} is {record['health']}")
-
-
-@dataclass
-class Drains:
-    """What the steady-heartbeat drains came to, over every round (CPU in seconds)."""
-
-    heartbeats: int = 0
-    worker_seconds: float = 0.0
-    bare_seconds: float = 0.0
-    zk_requests: int = 0
-    zk_writes: int = 0
-    worker_cpu: float = 0.0
-    bare_cpu: float = 0.0
-
-
-def cpu_of(pids: list[int]) -> float:
-    """The CPU seconds the processes ``pids`` have used so far, together."""
-    return sum(cpu_seconds(pid) for pid in pids)
-
-
-def measure_drains(
-    wire: Wire,
-    worker: WorkerProcess,
-    bare: BareConsumer,
-    server: Any,
-    fleet: Fleet,
-    per_drain: int,
-    rounds: int,
-) -> Drains:
-    """Steady heartbeats drained by the worker and by the bare consumer, in turns.
-
-    The instances are seeded healthy and heard from, so no heartbeat changes
-    anything; every instance heartbeats once first, untimed (the worker's
-    first touch of each record is not the steady state).  ZooKeeper is read
-    only around the worker's drains, when the worker is idle.
-    """
-    queue, bare_name = worker.names.qualify(SERVICE), worker.names.qualify(BARE)
-    first = heartbeat_messages(fleet.ids, len(fleet.ids))
-    wire.wait_reply(queue_behind(wire, queue, first)[0], timeout=60 + len(first) / 100)
-    messages = heartbeat_messages(fleet.ids, per_drain)
-    drains = Drains()
-    for _ in range(rounds):
-        requests, writes = zookeeper_requests(server, worker.pid), zxid(server)
-        cpu = cpu_seconds(worker.pid)
-        drains.worker_seconds += drain(wire, [worker.pid], queue, messages)
-        drains.worker_cpu += cpu_seconds(worker.pid) - cpu
-        drains.zk_requests += requests_between(requests, zookeeper_requests(server, worker.pid))
-        drains.zk_writes += zxid(server) - writes
-        cpu = cpu_seconds(bare.pid)
-        drains.bare_seconds += drain(wire, [bare.pid], bare_name, messages)
-        drains.bare_cpu += cpu_seconds(bare.pid) - cpu
-        drains.heartbeats += len(messages)
-    return drains
-
-
-@dataclass(frozen=True)
-class SharedDrains:
-    """Steady-heartbeat drains by workers sharing the queue: the rate, and the CPU
-    (seconds) each heartbeat cost the workers together and the broker."""
-
-    per_second: float
-    worker_cpu: float
-    broker_cpu: float | None
-
-
-def shared_drains(
-    wire: Wire, workers: list[WorkerProcess], fleet: Fleet, per_drain: int, rounds: int
-) -> SharedDrains:
-    """Steady heartbeats drained by ``workers`` sharing the service queue (and the
-    store), over ``rounds`` drains, and what they cost in CPU."""
-    queue = workers[0].names.qualify(SERVICE)
-    messages = heartbeat_messages(fleet.ids, per_drain)
-    pids, broker = [w.pid for w in workers], broker_pid()
-    cpu, broker_cpu = cpu_of(pids), cpu_seconds(broker) if broker else 0.0
-    seconds = sum(drain(wire, pids, queue, messages) for _ in range(rounds))
-    count = per_drain * rounds
-    return SharedDrains(
-        count / seconds,
-        (cpu_of(pids) - cpu) / count,
-        (cpu_seconds(broker) - broker_cpu) / count if broker else None,
-    )
 
 
 def replacement_times(

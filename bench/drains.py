@@ -1,0 +1,180 @@
+"""Draining a worker's queue: what the worker benchmark times.
+
+The consumers are paused (SIGSTOP), the messages are queued behind their
+backs, and the clock runs from their resume until the replies to marker
+calls queued behind the messages: the time to work through a full queue.
+A marker call is handled alone, after every message delivered before it
+(see ``epum.messaging.server``); with several consumers one may answer two
+markers while another still holds the last messages of its share (at most
+its prefetch).  ``measure_drains`` and ``shared_drains`` add the CPU the
+consumers (and the broker) used, from ``/proc``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench.bare import BareConsumer
+from bench.common import zxid
+from bench.probes import (
+    broker_pid,
+    cpu_seconds,
+    paused,
+    requests_between,
+    zookeeper_requests,
+)
+from bench.wire import Wire
+from bench.worker_rig import BARE, MARKER, SERVICE, Fleet, WorkerProcess
+from epum.messaging import envelope
+from epum.sim.agents import agent_address
+from epum.states import InstanceHealthState, InstanceState
+
+#: The first update counter of each drain of reports: above any the seeding or the
+#: provisioner double gave, and above every earlier drain's.
+REPORT_COUNTERS = itertools.count(10**9, 10**7)
+
+
+def heartbeat_messages(ids: list[str], count: int) -> list[tuple[str, str]]:
+    """``count`` OK heartbeats as (body, sender), cycling over the instances ``ids``."""
+    beats = []
+    for instance_id in itertools.islice(itertools.cycle(ids), count):
+        body = envelope.request(
+            "ou_heartbeat",
+            {"heartbeat": {"node_id": instance_id, "state": InstanceHealthState.OK}},
+        )
+        beats.append((body, agent_address(instance_id)))
+    return beats
+
+
+def report_messages(ids: list[str], count: int, first_counter: int) -> list[tuple[str, str]]:
+    """``count`` ``instance_info`` reports as (body, sender), cycling over the instances
+    ``ids``, each RUNNING again with a higher update counter (from ``first_counter``):
+    every one changes its record, so each costs a ZooKeeper write."""
+    reports = []
+    for n, instance_id in enumerate(itertools.islice(itertools.cycle(ids), count)):
+        record = {
+            "node_id": instance_id,
+            "state": InstanceState.RUNNING,
+            "update_counter": first_counter + n,
+        }
+        reports.append((envelope.request("instance_info", {"record": record}), "provisioner"))
+    return reports
+
+
+def report_drain_rate(wire: Wire, worker: WorkerProcess, fleet: Fleet, reports: int) -> float:
+    """Record-changing reports per second ``worker`` works through (see
+    ``report_messages``), queued while it was paused."""
+    queue = worker.names.qualify(SERVICE)
+    first = next(REPORT_COUNTERS)
+    return reports / drain(wire, [worker.pid], queue, report_messages(fleet.ids, reports, first))
+
+
+def queue_behind(
+    wire: Wire, queue: str, messages: list[tuple[str, str]], markers: int = 1
+) -> list[str]:
+    """Publish ``messages`` to ``queue``, then ``markers`` marker calls; their correlation
+    ids."""
+    for body, sender in messages:
+        wire.publish(queue, body, sender)
+    return [wire.send_call(queue, MARKER) for _ in range(markers)]
+
+
+def drain(wire: Wire, pids: list[int], queue: str, messages: list[tuple[str, str]]) -> float:
+    """Seconds the consumers of ``queue`` (processes ``pids``) take to work through
+    ``messages`` queued while they were paused: from their resume to the replies to one
+    marker call per consumer queued behind them.  A consumer answers a marker after what
+    it was given before it; with several consumers, one may answer two markers while
+    another still holds the last messages of its share (at most its prefetch)."""
+    with contextlib.ExitStack() as stack:
+        for pid in pids:
+            stack.enter_context(paused(pid))
+        markers = queue_behind(wire, queue, messages, markers=len(pids))
+    started = time.perf_counter()
+    for marker in markers:
+        wire.wait_reply(marker, timeout=60 + len(messages) / 100)
+    return time.perf_counter() - started
+
+
+@dataclass
+class Drains:
+    """What the steady-heartbeat drains came to, over every round (CPU in seconds)."""
+
+    heartbeats: int = 0
+    worker_seconds: float = 0.0
+    bare_seconds: float = 0.0
+    zk_requests: int = 0
+    zk_writes: int = 0
+    worker_cpu: float = 0.0
+    bare_cpu: float = 0.0
+
+
+def cpu_of(pids: list[int]) -> float:
+    """The CPU seconds the processes ``pids`` have used so far, together."""
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
+def measure_drains(
+    wire: Wire,
+    worker: WorkerProcess,
+    bare: BareConsumer,
+    server: Any,
+    fleet: Fleet,
+    per_drain: int,
+    rounds: int,
+) -> Drains:
+    """Steady heartbeats drained by the worker and by the bare consumer, in turns.
+
+    The instances are seeded healthy and heard from, so no heartbeat changes
+    anything; every instance heartbeats once first, untimed (the worker's
+    first touch of each record is not the steady state).  ZooKeeper is read
+    only around the worker's drains, when the worker is idle.
+    """
+    queue, bare_name = worker.names.qualify(SERVICE), worker.names.qualify(BARE)
+    first = heartbeat_messages(fleet.ids, len(fleet.ids))
+    wire.wait_reply(queue_behind(wire, queue, first)[0], timeout=60 + len(first) / 100)
+    messages = heartbeat_messages(fleet.ids, per_drain)
+    drains = Drains()
+    for _ in range(rounds):
+        requests, writes = zookeeper_requests(server, worker.pid), zxid(server)
+        cpu = cpu_seconds(worker.pid)
+        drains.worker_seconds += drain(wire, [worker.pid], queue, messages)
+        drains.worker_cpu += cpu_seconds(worker.pid) - cpu
+        drains.zk_requests += requests_between(requests, zookeeper_requests(server, worker.pid))
+        drains.zk_writes += zxid(server) - writes
+        cpu = cpu_seconds(bare.pid)
+        drains.bare_seconds += drain(wire, [bare.pid], bare_name, messages)
+        drains.bare_cpu += cpu_seconds(bare.pid) - cpu
+        drains.heartbeats += len(messages)
+    return drains
+
+
+@dataclass(frozen=True)
+class SharedDrains:
+    """Steady-heartbeat drains by workers sharing the queue: the rate, and the CPU
+    (seconds) each heartbeat cost the workers together and the broker."""
+
+    per_second: float
+    worker_cpu: float
+    broker_cpu: float | None
+
+
+def shared_drains(
+    wire: Wire, workers: list[WorkerProcess], fleet: Fleet, per_drain: int, rounds: int
+) -> SharedDrains:
+    """Steady heartbeats drained by ``workers`` sharing the service queue (and the
+    store), over ``rounds`` drains, and what they cost in CPU."""
+    queue = workers[0].names.qualify(SERVICE)
+    messages = heartbeat_messages(fleet.ids, per_drain)
+    pids, broker = [w.pid for w in workers], broker_pid()
+    cpu, broker_cpu = cpu_of(pids), cpu_seconds(broker) if broker else 0.0
+    seconds = sum(drain(wire, pids, queue, messages) for _ in range(rounds))
+    count = per_drain * rounds
+    return SharedDrains(
+        count / seconds,
+        (cpu_of(pids) - cpu) / count,
+        (cpu_seconds(broker) - broker_cpu) / count if broker else None,
+    )
