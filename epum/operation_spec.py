@@ -135,7 +135,10 @@ class Operation:
     ``command``: the ``epumctl`` sub-command (default: the name with
     dashes); ``on_command_line=False`` leaves the op off the command line.
     ``ordered_by``: for a report, the field of its one mapping argument that
-    names the instance it concerns (see ``order_key``).
+    names the instance it concerns (see ``order_key``).  ``quick``: served
+    from the worker's cache in the steady state, with no store round trip,
+    so the RPC server runs it on its consumer's thread when nothing it must
+    wait for is in hand (handing it to another thread would cost more).
     """
 
     name: str
@@ -147,6 +150,7 @@ class Operation:
     command: str | None = None
     on_command_line: bool = True
     ordered_by: str | None = None
+    quick: bool = False
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():

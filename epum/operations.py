@@ -134,6 +134,7 @@ OPERATIONS: tuple[Operation, ...] = declare(
         "A domain's config, sensor data and instances.",
         (_DOMAIN_ID,),
         caller=_OWNER,
+        quick=True,
     ),
     Operation(
         "reconfigure_domain",
@@ -206,6 +207,7 @@ OPERATIONS: tuple[Operation, ...] = declare(
         caller=CallerFrom.SENDER,
         on_command_line=False,
         ordered_by="node_id",
+        quick=True,
     ),
     Operation(
         "instance_info",

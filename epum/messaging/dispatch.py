@@ -92,6 +92,12 @@ class Dispatcher:
         order_key = getattr(self._table.get(op), "order_key", None)
         return order_key(args) if order_key is not None else SERIAL
 
+    def quick(self, op: str) -> bool:
+        """True if ``op``'s handler says it is quick (``quick = True``: served without a
+        store round trip in the steady state), so worth running on the consumer's
+        thread rather than handing it to another."""
+        return getattr(self._table.get(op), "quick", False) is True
+
     def dispatch(self, op: str, args: Mapping[str, Any]) -> Any:
         """Check the request, then run it and return the handler's result."""
         return self.prepare(op, args)()

@@ -29,6 +29,7 @@ class OperationHandler:
         self.operation = operation
         self.facade = facade
         self.default_user = default_user
+        self.quick = operation.quick
         self.__signature__: inspect.Signature = operation.signature()
         self.__doc__ = operation.help
 

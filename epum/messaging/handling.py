@@ -47,6 +47,7 @@ class Request:
     user_id: Any
     request_id: str
     order_key: Hashable = SERIAL
+    quick: bool = False
 
 
 class RequestHandler:
@@ -83,7 +84,7 @@ class RequestHandler:
             return Outcome(envelope.reply_error(exc), f"BadRequestError: {exc}")
         user_id = (message.properties or {}).get("user_id")
         key = self.dispatcher.order_key(op, args)
-        return Request(op, args, sender, user_id, request_id, key)
+        return Request(op, args, sender, user_id, request_id, key, self.dispatcher.quick(op))
 
     def run(self, request: Request, route: ReplyRoute | None) -> Outcome:
         """The encoded reply to ``request`` (success or error; none for a fire that

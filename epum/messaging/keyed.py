@@ -73,6 +73,15 @@ class KeyedExecutor:
             else:
                 self._place(key, job, alone)
 
+    def free_for(self, key: Hashable, alone: bool = False) -> bool:
+        """True if a job of ``key`` (``alone``: any job alone) submitted now would start
+        at once: nothing it must follow is waiting or running.  The submitter may then
+        run it itself instead, as long as it submits nothing meanwhile."""
+        with self._lock:
+            if alone:
+                return self._unfinished == 0
+            return self._alone is None and not self._held and key not in self._waiting
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every submitted job has finished; False if ``timeout`` came first."""
         with self._idle:

@@ -27,7 +27,10 @@ instance) runs after the earlier reports of its instance, alongside those
 of other instances; every other request (key ``SERIAL``: the calls) runs
 alone, after everything delivered before it and before anything delivered
 after it, so a caller that fires a report and then calls sees the report
-applied.  A handler thread publishes its call's reply on a pooled
+applied.  A quick request (a heartbeat, ``describe_domain``: served from
+the cache) with nothing in hand that it must follow runs on the consumer's
+thread itself, which costs a third of a hand-over.  A handler thread
+publishes its call's reply on a pooled
 connection of its own (any channel may publish a reply, the direct
 reply-to's too); what touches the consumer's channel (acks, the copies of
 failed fires) stays on the consumer's thread.  With ``prefetch`` N the
@@ -293,9 +296,10 @@ class RpcServer(ConsumerMixin):
         read = self.requests.read(message, headers, route)
         if isinstance(read, Request) and self._executor is not None:
             alone = read.order_key == SERIAL
-            job = functools.partial(self._run_off_thread, delivery, read)
-            self._executor.submit(read.order_key, job, alone=alone)
-            return
+            if not (read.quick and self._executor.free_for(read.order_key, alone)):
+                job = functools.partial(self._run_off_thread, delivery, read)
+                self._executor.submit(read.order_key, job, alone=alone)
+                return
         outcome = read if isinstance(read, Outcome) else self.requests.run(read, route)
         self._settle(delivery, outcome, refused)
 

@@ -164,3 +164,48 @@ def test_a_call_waits_for_the_reports_before_it_and_the_reports_after_it_wait_fo
     server.connection.release()
     assert answers == ["after slow"]
     assert report.seen == [("slow", 0), ("call", "after slow"), ("fast", 0)]
+
+
+class Beat:
+    """A quick report (served from a cache, say) ordered as ``Report`` is; notes the
+    thread each one ran on."""
+
+    quick = True
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.threads: list[tuple[str, str]] = []
+        self.order_key = report.order_key
+
+    def __call__(self, node: str, value: int) -> None:
+        self.threads.append((node, threading.current_thread().name))
+
+    def on(self, node: str) -> list[str]:
+        return [thread for n, thread in self.threads if n == node]
+
+
+def test_a_quick_request_runs_on_the_consumers_thread_unless_it_must_wait(
+    amqp_url: str, names: Names, client: RpcClient
+):
+    report = Report()
+    report.held = {"slow"}
+    beat = Beat(report)
+    conn = make_connection(amqp_url, heartbeat=10, name=f"{names.sysname}-srv")
+    table = {"report": report, "beat": beat, "echo": report.echo}
+    server = RpcServer(
+        conn, names, SERVICE, Dispatcher(table), prefetch=16, handlers=4, poll_interval=0.1
+    )
+    with running(server) as consumer:
+        client.fire(SERVICE, "beat", node="free", value=0)
+        wait_until(lambda: len(beat.on("free")) == 1, 10)
+        client.fire(SERVICE, "report", node="slow", value=0)
+        assert report.started.wait(5)
+        client.fire(SERVICE, "beat", node="slow", value=1)  # must follow the held report
+        client.fire(SERVICE, "beat", node="free", value=1)  # need not
+        wait_until(lambda: len(beat.on("free")) == 2, 10)
+        assert beat.on("slow") == []
+        report.release.set()
+        wait_until(lambda: len(beat.on("slow")) == 1, 10)
+    server.connection.release()
+    assert beat.on("free") == [consumer.name, consumer.name]
+    assert beat.on("slow")[0].startswith("epum-"), beat.threads
