@@ -20,10 +20,11 @@ domain is the safety net.  A pass reads a domain again only when its store
 change stamp moved (``epum.pass_inputs``), and skips a *settled* domain
 outright: one whose last decision, on the same inputs, was quiet, by an
 engine that promises to decide on its inputs alone, with nothing awaiting
-a re-send (the rule, and why it is exact, are in ``epum.pass_inputs``).  A newly elected decider first asks the
-provisioner to resend the state of every live instance.  A decider given
-a ``share`` (``epum.partitions``) does all of this for that share's domains
-only, and its sensor collector polls only those.
+a re-send (the rule, and why it is exact, are in ``epum.pass_inputs``).
+A newly elected decider first asks the provisioner to resend the state of
+every live instance.  A decider given a ``share`` (``epum.partitions``)
+does all of this for that share's domains only, and its sensor collector
+polls only those.
 
 Each pass runs under the decider's current ``term`` (``LeaderLoop``): it
 stops before the next domain once the term has ended, and the engines'
@@ -36,15 +37,15 @@ before its own connection tells it so.  Passes run by hand
 ``depose()`` ends.
 
 The decision log (``epum.decisions``, written by ``epum.pass_log``).  After
-each domain's decision the decider stores, in one write, the lifecycle events it saw since its last
-pass (records compared with what it saw then) and the pass's decision entry
-(the inputs, the engine's actions and reasons, none for a quiet pass at its
-target); a failed write is logged and never stops a decision.  With
-``general.dry_run`` true, the engine decides on a copy of itself through a
-control that only notes its actions: nothing is written or sent, the copy is
-dropped after logging, and the engine itself (its cooldowns, what it asked
-to destroy) never drifts from the real instances; switching dry-run off
-resumes with that engine.
+each domain's decision the decider stores, in one write, the lifecycle
+events it saw since its last pass (records compared with what it saw then)
+and the pass's decision entry (the inputs, the engine's actions and
+reasons, none for a quiet pass at its target); a failed write is logged
+and never stops a decision.  With ``general.dry_run`` true, the engine
+decides on a copy of itself through a control that only notes its actions:
+nothing is written or sent, the copy is dropped after logging, and the
+engine itself (its cooldowns, what it asked to destroy) never drifts from
+the real instances; switching dry-run off resumes with that engine.
 """
 
 from __future__ import annotations
