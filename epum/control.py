@@ -65,6 +65,15 @@ log = logging.getLogger(__name__)
 RESEND_INTERVAL = 5.0
 
 
+def awaits_answer(record: Instance) -> bool:
+    """True if ``resend_unanswered`` may re-send something for ``record`` once time
+    passes: a launch still REQUESTING, a termination still TERMINATING, or a zombie."""
+    return record.health == InstanceHealthState.ZOMBIE or record.state in (
+        InstanceState.REQUESTING,
+        InstanceState.TERMINATING,
+    )
+
+
 class LaunchDeferred(EpumError):
     """No launch is allowed now (budget used up, domain full or being removed); the
     engine's decision ends here and the next pass goes on."""
@@ -305,11 +314,7 @@ class DomainControl:
             return
         to_provision, to_terminate = [], []
         for record in instances:
-            zombie = record.health == InstanceHealthState.ZOMBIE
-            if not zombie and record.state not in (
-                InstanceState.REQUESTING,
-                InstanceState.TERMINATING,
-            ):
+            if not awaits_answer(record):
                 continue
             last = self._last_sent.get(record.instance_id, record.state_time)
             if self.now - last < RESEND_INTERVAL:

@@ -16,10 +16,15 @@ Launches are bounded per domain and pass and by a global rate (see
 
 Passes run every ``interval`` seconds, and at once for the domains whose
 records or config changed (``domain_changed``); the timed pass over every
-domain is the safety net.  A newly elected decider first asks the
-provisioner to resend the state of every live instance.  A decider given
-a ``share`` (``epum.partitions``) does all of this for that share's domains
-only, and its sensor collector polls only those.
+domain is the safety net.  A pass reads a domain again only when its store
+change stamp moved (``epum.pass_inputs``), and skips a *settled* domain
+outright: one whose last decision, on the same inputs, was quiet, by an
+engine that promises to decide on its inputs alone, with nothing awaiting
+a re-send (the rule, and why it is exact, are in ``epum.pass_inputs``).
+A newly elected decider first asks the provisioner to resend the state of
+every live instance.  A decider given a ``share`` (``epum.partitions``)
+does all of this for that share's domains only, and its sensor collector
+polls only those.
 
 Each pass runs under the decider's current ``term`` (``LeaderLoop``): it
 stops before the next domain once the term has ended, and the engines'
@@ -31,16 +36,16 @@ before its own connection tells it so.  Passes run by hand
 (external-decide mode) run under the decider's unelected term, which only
 ``depose()`` ends.
 
-The decision log (``epum.decisions``).  After each domain's decision the
-decider stores, in one write, the lifecycle events it saw since its last
-pass (records compared with what it saw then) and the pass's decision entry
-(the inputs, the engine's actions and reasons, none for a quiet pass at its
-target); a failed write is logged and never stops a decision.  With
-``general.dry_run`` true, the engine decides on a copy of itself through a
-control that only notes its actions: nothing is written or sent, the copy is
-dropped after logging, and the engine itself (its cooldowns, what it asked
-to destroy) never drifts from the real instances; switching dry-run off
-resumes with that engine.
+The decision log (``epum.decisions``, written by ``epum.pass_log``).  After
+each domain's decision the decider stores, in one write, the lifecycle
+events it saw since its last pass (records compared with what it saw then)
+and the pass's decision entry (the inputs, the engine's actions and
+reasons, none for a quiet pass at its target); a failed write is logged
+and never stops a decision.  With ``general.dry_run`` true, the engine
+decides on a copy of itself through a control that only notes its actions:
+nothing is written or sent, the copy is dropped after logging, and the
+engine itself (its cooldowns, what it asked to destroy) never drifts from
+the real instances; switching dry-run off resumes with that engine.
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ from epum.instances import DomainState
 from epum.leader_loop import LeaderLoop
 from epum.logcontext import log_context
 from epum.partitions import Share
+from epum.pass_inputs import DomainInputs, quiet_decision, read_inputs
+from epum.pass_log import PassLog
 from epum.sensor_loop import start_collector
 from epum.settings import EPUMSettings, LimitSettings
 from epum.settings.tree import default_worker_name
@@ -111,10 +118,8 @@ class Decider(LeaderLoop):
         self.share = share or Share(0, 1)
         name = "decider" if self.share.count == 1 else f"decider-{self.share.index}"
         super().__init__(name, settings.decider_loop_interval, clock=clock)
-        #: The name this decider signs its decision log entries with.
-        self.leader = leader or default_worker_name()
-        self._seen: dict[tuple[str, str], dict[str, decisions.Seen]] = {}
-        self._values: dict[tuple[str, str], Any] = {}
+        self._log = PassLog(leader or default_worker_name(), settings)
+        self._inputs: dict[tuple[str, str], DomainInputs] = {}
         self.limits = limits or LimitSettings()
         self.budget = budget or LaunchBudget(self.limits.max_launches_per_second)
         #: Domains not decided because their stored state is corrupt -> the reason.
@@ -133,6 +138,11 @@ class Decider(LeaderLoop):
         #: Makes the term's sensor collector (``epum.sensor_loop``); None: no collector.
         self.collector_factory = collector_factory
 
+    @property
+    def leader(self) -> str:
+        """The name this decider signs its decision log entries with."""
+        return self._log.leader
+
     # leadership -----------------------------------------------------------
     def on_elected(self) -> None:
         """Start the term afresh, and ask the provisioner to resend every live instance's state.
@@ -146,8 +156,8 @@ class Decider(LeaderLoop):
         """
         self._engines.clear()
         self._controls.clear()
-        self._seen.clear()
-        self._values.clear()
+        self._log.clear()
+        self._inputs.clear()
         self._last_full_pass = None
         if self.collector_factory is not None:
             start_collector(self.term, self._make_collector)
@@ -208,12 +218,17 @@ class Decider(LeaderLoop):
         for domain in domains:
             if term.ended:
                 return
+            kept = self._inputs.get(domain.key)
+            stamp = domain.change_stamp()
+            if kept is not None and kept.settled and kept.unchanged(stamp):
+                continue  # settled: this pass would do what the last did (epum.pass_inputs)
             with log_context(caller=domain.owner, domain=domain.domain_id):
                 try:
-                    if domain.is_removed():
+                    inputs = self._inputs[domain.key] = read_inputs(domain, stamp, kept)
+                    if inputs.removed:
                         self._finish_removal(domain, now, term)
                     else:
-                        self._decide(domain, now, term)
+                        self._decide(domain, inputs, now, term)
                 except NotLeaderError as exc:
                     # The store may know before we do (a fenced write found
                     # the seat gone): end the term so the election moves on.
@@ -228,15 +243,12 @@ class Decider(LeaderLoop):
             self.statsd.gauge("domains.active", len(self._engines))
             self.statsd.timing("decider.pass", (time.monotonic() - started) * 1000.0)
 
-    def _decide(self, domain: DomainStore, now: float, term: Term) -> None:
-        config = domain.get_all_config()
-        engine_conf, version = domain.get_versioned_config("engine_conf")
-        engine_conf = engine_conf_with_defaults(engine_conf, self.settings)
-        instances = domain.get_instances()
+    def _decide(self, domain: DomainStore, inputs: DomainInputs, now: float, term: Term) -> None:
+        config, version, instances = inputs.config, inputs.conf_version, inputs.instances
         if not self._sound(domain, config, instances):
             return
         control = self._control(domain, config, now, term)
-        state = DomainState(instances, domain.get_domain_sensor_data(), now)
+        state = DomainState(instances, inputs.sensor_data, now)
         control.live_room = self.limits.max_instances_per_domain - len(state.get_live_instances())
         dry_run = (config.get("general") or {}).get("dry_run") is True
         control.dry_run = dry_run
@@ -249,6 +261,7 @@ class Decider(LeaderLoop):
             )
             engine = engine_cls()
             engine.log = logging.getLogger(engine_cls.__module__)
+            engine_conf = engine_conf_with_defaults(inputs.engine_conf, self.settings)
             engine.initialize(control, state, engine_conf)
             entry = self._engines[domain.key] = _DomainEngine(engine, control, version)
             log.info("engine %s started", engine_cls.__name__)
@@ -256,6 +269,7 @@ class Decider(LeaderLoop):
                 decisions.domain_event(now, "started", engine_conf=engine_conf)
             )
         elif version > entry.conf_version:
+            engine_conf = engine_conf_with_defaults(inputs.engine_conf, self.settings)
             entry.engine.reconfigure(control, engine_conf)
             entry.conf_version = version
             log.info("engine reconfigured (version %s)", version)
@@ -264,58 +278,8 @@ class Decider(LeaderLoop):
             )
         engine = scratch_copy(entry.engine) if dry_run else entry.engine
         engine.decide(control, state)
-        self._log_pass(domain, control, state, engine.de_state, term)
-
-    def _log_pass(
-        self, domain: DomainStore, control: DomainControl, state: DomainState, de: str, term: Term
-    ) -> None:
-        """Store this pass's lifecycle events and decision entry in one write."""
-        now, notes = state.now, control.notes
-        seen = decisions.snapshot(state.instances.values())
-        entries = decisions.lifecycle_events(self._seen.get(domain.key), seen, now)
-        inputs = decisions.domain_inputs(state.instances.values(), state.sensor_data, now)
-        made = decisions.decision_entry(
-            notes, inputs, now, self.leader, term.number, de, control.dry_run
-        )
-        entries += notes.events
-        value = notes.inputs.get("value")
-        if made is not None:
-            entries.append(made)
-        elif value is not None and (
-            domain.key not in self._values or self._values[domain.key] != value
-        ):
-            metric = notes.inputs.get("metric")
-            entries.append(decisions.domain_event(now, "reading", metric=metric, value=value))
-        self._values[domain.key] = value
-        entries += decisions.replaced_events(notes, now)
-        self._seen[domain.key] = (
-            seen if control.dry_run else decisions.seen_after(seen, notes.actions)
-        )
-        self._append_log(domain, entries, now, term)
-
-    def _append_log(
-        self, domain: DomainStore, entries: list[dict[str, Any]], now: float, term: Term
-    ) -> None:
-        """Store ``entries`` in the domain's decision log, fenced by ``term``.
-
-        NotLeaderError (nothing written) propagates: the pass stops and the
-        term ends, as for any fenced write.  Any other failure to write the
-        log is logged and the pass goes on: the log explains, it decides nothing.
-        """
-        if not entries:
-            return
-        try:
-            domain.append_history(
-                entries,
-                self.settings.decision_log_entries,
-                self.settings.decision_log_max_age,
-                now,
-                term=term,
-            )
-        except NotLeaderError:
-            raise
-        except Exception:
-            log.exception("writing the decision log failed")
+        entries = self._log.log_pass(domain, control, state, engine.de_state, term)
+        inputs.settled = quiet_decision(engine, control.notes, entries, instances, dry_run)
 
     def _sound(self, domain: DomainStore, config: dict[str, Any], instances: list) -> bool:
         """False (logged once per reason) if the domain's stored state is corrupt."""
@@ -342,12 +306,7 @@ class Decider(LeaderLoop):
             notes.explain("removal", "the domain is being removed")
             notes.target = 0
             control.destroy_instances(live)
-            inputs = decisions.domain_inputs(instances, {}, now)
-            made = decisions.decision_entry(
-                notes, inputs, now, self.leader, term.number, None, False
-            )
-            if made is not None:
-                self._append_log(domain, [made], now, term)
+            self._log.log_removal(domain, notes, instances, now, term)
             instances = domain.get_instances()
         control.resend_unanswered(instances)
         if any(i.state not in InstanceState.TERMINAL for i in instances):
@@ -359,6 +318,7 @@ class Decider(LeaderLoop):
             except Exception:
                 log.exception("engine failed while dying")
         self._controls.pop(domain.key, None)
+        self._inputs.pop(domain.key, None)
         self.store.remove_domain(domain.owner, domain.domain_id)
         log.info("domain removed")
 
@@ -392,7 +352,8 @@ class Decider(LeaderLoop):
                     entry.engine.dying()
                 except Exception:
                     log.exception("engine failed while dying")
-        for kept in (self._controls, self._seen, self._values, self.corrupt):
+        for kept in (self._controls, self._inputs, self.corrupt):
             for key in set(kept) - present:
                 del kept[key]
+        self._log.forget(present)
         self._checks.forget(present)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import copy
 import logging
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from epum.instances import DomainState
 from epum.states import DecisionEngineState
@@ -48,6 +48,16 @@ class Engine(abc.ABC):
 
     de_state: str = DecisionEngineState.PENDING
     log: logging.Logger | logging.LoggerAdapter = logging.getLogger("epum.engines")
+
+    #: The engine's promise that ``decide`` depends on nothing but its config, the
+    #: domain's records and sensor data, and what it kept from its own earlier
+    #: decisions: never ``state.now``, a clock or anything outside.  So after a
+    #: decision that asked for nothing and explained nothing, another on the very
+    #: same inputs would again ask for and explain nothing, and leave the engine
+    #: (its ``de_state`` included) as it was; the decider skips such decisions
+    #: (``epum.pass_inputs``).  Honoured only on the class that sets it: a subclass
+    #: that changes ``decide`` does not inherit the promise.
+    decides_on_inputs_only: ClassVar[bool] = False
 
     @abc.abstractmethod
     def initialize(self, control: EngineControl, state: DomainState, conf: dict[str, Any]) -> None:

@@ -83,6 +83,8 @@ class NeedyEngine(ConfiguredEngine[NeedyConf]):
 
     Conf = NeedyConf
     CONFIG_DOC = CONFIG_DOC
+    #: ``keep_size`` looks at the records and the engine's own tracker only.
+    decides_on_inputs_only = True
     #: ``iaas_site``, when the config (or the service default) names one.
     SITE_KEY = "iaas_site"
 

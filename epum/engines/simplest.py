@@ -61,6 +61,8 @@ class SimplestEngine(ConfiguredEngine[SimplestConf]):
 
     Conf = SimplestConf
     CONFIG_DOC = CONFIG_DOC
+    #: ``keep_size`` looks at the records and the engine's own tracker only.
+    decides_on_inputs_only = True
 
     @classmethod
     def sites(cls, conf: dict[str, Any]) -> list[str]:

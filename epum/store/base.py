@@ -18,7 +18,9 @@ removal mark, a subscriber added, changed or removed, sensor data set, a
 record added, updated or removed), and none for a write that changes
 nothing (a subscription already there, an empty config update, marking a
 marked domain, removing what is gone).  Definitions and the decision log
-(``append_history``) notify no one.
+(``append_history``) notify no one.  ``DomainStore.change_stamp`` changes
+with the same writes (by anyone, once this store shows them), so a reader
+such as the decider re-reads a domain only when it changed.
 
 Errors.  A caller's mistake is ``BadRequestError``; a value that cannot be
 stored as JSON, or stored data that cannot be decoded, ``CorruptDataError``;
@@ -53,7 +55,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Protocol
 
 from epum.errors import BadRequestError, NotFoundError, WriteConflictError
@@ -220,6 +222,21 @@ class DomainStore(abc.ABC):
     @abc.abstractmethod
     def remove_instance(self, instance_id: str) -> None:
         """Delete a record and its index entry (no error if already gone)."""
+
+    # change stamps --------------------------------------------------------
+    def change_stamp(self) -> Hashable | None:
+        """A value that tells whether the domain changed, or None when the store cannot tell.
+
+        Promise: if two calls return equal values (not None), every getter
+        of this domain (config and versions, removal mark, subscribers,
+        sensor data, records) returns between them what it returned after
+        the first: nothing of the domain changed, so a reader may keep what
+        it read after the first call instead of reading again.  Each write
+        this store object makes is covered once it returns; another worker's
+        write is covered once this store shows it (as its getters do).  The
+        decision log is not covered.  The default, None, says "read again".
+        """
+        return None
 
 
 class EPUMStore(abc.ABC):

@@ -12,6 +12,7 @@ write that changes a domain, none for one that changes nothing.
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import threading
 from typing import Any
@@ -49,9 +50,18 @@ class MemoryDomainStore(DomainStore):
         self._sensor_data: dict[str, Any] = {}
         self._instances: dict[str, tuple[dict, int]] = {}
         self._history: list[dict[str, Any]] = []
+        self._stamp = next(store._stamps)
+
+    def _touch(self) -> None:
+        """Give the domain a new change stamp (call under the lock, with the write)."""
+        self._stamp = next(self._store._stamps)
 
     def _changed(self) -> None:
         self._store._notify(self.owner, self.domain_id)
+
+    def change_stamp(self) -> int:
+        """A number drawn afresh (store-wide) by every write that changes the domain."""
+        return self._stamp
 
     def _open(self) -> None:
         self._store._check_open()
@@ -78,6 +88,7 @@ class MemoryDomainStore(DomainStore):
             for section, values in changes.items():
                 self._config[section].update(copy.deepcopy(values))
                 self._versions[section] += 1
+            self._touch()
         self._changed()
 
     def is_removed(self) -> bool:
@@ -91,6 +102,7 @@ class MemoryDomainStore(DomainStore):
             if self._removed:
                 return
             self._removed = True
+            self._touch()
         self._changed()
 
     def get_subscribers(self) -> list[tuple[str, str]]:
@@ -109,6 +121,7 @@ class MemoryDomainStore(DomainStore):
             else:
                 subs = [(n, op if n == name else o) for n, o in self._subscribers]
             self._subscribers = subs
+            self._touch()
         self._changed()
 
     def remove_subscriber(self, name: str) -> bool:
@@ -117,6 +130,8 @@ class MemoryDomainStore(DomainStore):
             before = len(self._subscribers)
             self._subscribers = [s for s in self._subscribers if s[0] != name]
             removed = len(self._subscribers) != before
+            if removed:
+                self._touch()
         if removed:
             self._changed()
         return removed
@@ -131,6 +146,7 @@ class MemoryDomainStore(DomainStore):
         dump(data, "sensor data")
         with self._lock:
             self._sensor_data = copy.deepcopy(data)
+            self._touch()
         self._changed()
 
     def append_history(
@@ -175,6 +191,7 @@ class MemoryDomainStore(DomainStore):
                 raise WriteConflictError(f"instance {instance.instance_id} already exists")
             self._instances[instance.instance_id] = (instance.to_dict(), 0)
             self._store._index[instance.instance_id] = self.key
+            self._touch()
         self._changed()
         return instance.replace(version=0)
 
@@ -193,6 +210,7 @@ class MemoryDomainStore(DomainStore):
                 )
             version = stored[1] + 1
             self._instances[instance.instance_id] = (instance.to_dict(), version)
+            self._touch()
         self._changed()
         return instance.replace(version=version)
 
@@ -218,6 +236,7 @@ class MemoryDomainStore(DomainStore):
             if self._instances.pop(instance_id, None) is None:
                 return
             self._store._index.pop(instance_id, None)
+            self._touch()
         self._changed()
 
 
@@ -230,6 +249,8 @@ class MemoryEPUMStore(EPUMStore):
         self._domains: dict[tuple[str, str], MemoryDomainStore] = {}
         self._index: dict[str, tuple[str, str]] = {}
         self._listeners: list[ChangeListener] = []
+        # every domain's change stamps, drawn from one count so no two ever repeat
+        self._stamps = itertools.count(1)
         self._closed = threading.Event()
         self._elections = MemoryElections(self._lock, self._closed)
 
@@ -316,6 +337,7 @@ class MemoryEPUMStore(EPUMStore):
                 return
             for instance_id in domain._instances:
                 self._index.pop(instance_id, None)
+            domain._touch()
         self._notify(owner, domain_id)
 
     def get_domain_for_instance_id(self, instance_id: str) -> DomainStore | None:

@@ -15,7 +15,7 @@ the records that changed since they last looked.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from kazoo.exceptions import BadVersionError, NoNodeError
@@ -70,6 +70,14 @@ class ZkAccess:
         """True if the cache may serve reads under ``prefix`` (shows our writes)."""
         cache = self._cache
         return cache is not None and not self.session.closed and cache.caught_up(prefix)
+
+    def change_stamp(self, prefix: str, key: Hashable) -> Hashable | None:
+        """The cache's change stamp of ``key`` (the group of the znodes under ``prefix``)
+        once it shows our writes under ``prefix``; None while reads go to the server."""
+        cache = self._cache
+        if cache is None or not self.fresh(prefix):
+            return None
+        return cache.change_stamp(key)
 
     def cached_present(self, path: str) -> bool:
         """True if the cache holds ``path`` (loaded)."""

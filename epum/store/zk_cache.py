@@ -9,6 +9,16 @@ the cache satisfies every expectation under ``prefix``.  A reader that gets
 True may serve from the cache and still see its own writes; one that gets
 False (the cache is lagging or not started) reads from the server instead.
 
+Change stamps.  Given a ``group`` (path -> key, such as the domain a path
+is part of), the cache draws a new number for a key whenever the copy of a
+znode of it changes, before any reader can learn of the change (before the
+change meets an expectation, before the listeners run);
+``change_stamp(key)`` returns that number with the cache's epoch, which
+rises at every (re)connection.  Two equal stamps of a key mean the copies
+of its znodes did not change in between, as far as this client can know:
+an own write is covered once ``caught_up`` says so, another client's once
+its event is handled (when the listeners hear of it).
+
 Only ``epum.store.zookeeper`` uses this module.
 """
 
@@ -17,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -44,14 +54,26 @@ class SubtreeCache:
 
     ``lookup`` and ``children`` read the cached copy (never the server);
     ``expect_present`` / ``expect_absent`` record a write; ``caught_up``
-    says whether the copy already shows the recorded writes under a path.
+    says whether the copy already shows the recorded writes under a path;
+    ``change_stamp(key)`` tells whether a ``group`` changed (see the module).
     ``listen(fn)`` calls ``fn(path)`` after the copy of ``path`` changed,
     whoever changed it; listeners run on the cache's thread and must not
     block.
     """
 
-    def __init__(self, client: KazooClient, root: str, lag_timeout: float = LAG_TIMEOUT):
+    def __init__(
+        self,
+        client: KazooClient,
+        root: str,
+        lag_timeout: float = LAG_TIMEOUT,
+        group: Callable[[str], Hashable | None] | None = None,
+    ):
         self.root = root
+        self._group = group
+        # group key -> the number drawn at its last change; one count for all keys
+        self._changes: dict[Hashable, int] = {}
+        self._drawn = 0
+        self._epoch = 0
         self._tree = TreeCache(client, root)
         self._lag_timeout = lag_timeout
         self._cond = threading.Condition()
@@ -102,6 +124,21 @@ class SubtreeCache:
     def children(self, path: str) -> frozenset[str] | None:
         """The cached children of ``path``, or None if it is not cached."""
         return self._tree.get_children(path)
+
+    def change_stamp(self, key: Hashable) -> tuple[int, int]:
+        """``(epoch, number)``: a new value after any change to the copy of a znode
+        whose ``group`` is ``key``, or a (re)connection (see the module)."""
+        with self._cond:
+            return self._epoch, self._changes.get(key, 0)
+
+    def _changed(self, path: str) -> None:
+        """Draw a new number for the group of ``path`` (call under ``_cond``)."""
+        if self._group is None:
+            return
+        key = self._group(path)
+        if key is not None:
+            self._drawn += 1
+            self._changes[key] = self._drawn
 
     # own writes --------------------------------------------------------------
     def expect_present(self, path: str, mzxid: int) -> None:
@@ -167,6 +204,7 @@ class SubtreeCache:
             done = state == ABSENT
         if done:
             del self._expected[path]
+            self._changed(path)  # the copy may show it before its event is handled
         return done
 
     # TreeCache events (on the TreeCache's own thread) -----------------------
@@ -177,6 +215,7 @@ class SubtreeCache:
         if kind in (TreeEvent.NODE_ADDED, TreeEvent.NODE_UPDATED, TreeEvent.NODE_REMOVED):
             path = event.event_data.path
             with self._cond:
+                self._changed(path)
                 if path in self._expected:
                     self._satisfied(path)
                 self._cond.notify_all()
@@ -187,7 +226,11 @@ class SubtreeCache:
                     log.exception("cache listener failed for %s", path)
         elif kind in (TreeEvent.INITIALIZED, TreeEvent.CONNECTION_RECONNECTED):
             with self._cond:
+                self._epoch += 1
                 self._cond.notify_all()
+        elif kind in (TreeEvent.CONNECTION_SUSPENDED, TreeEvent.CONNECTION_LOST):
+            with self._cond:
+                self._epoch += 1
 
     @staticmethod
     def _on_fault(exc: Exception) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import uuid
+from collections.abc import Hashable
 from typing import Any
 
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
@@ -202,6 +203,12 @@ class ZooKeeperDomainStore(DomainStore):
     def get_history(self) -> list[dict[str, Any]]:
         """The domain's decision log, read from the server."""
         return zk_history.read(self._access, self._paths.history_of(self.owner, self.domain_id))
+
+    # change stamps --------------------------------------------------------
+    def change_stamp(self) -> Hashable | None:
+        """The watch-fed cache's stamp of this domain's znodes (``SubtreeCache``), once
+        it shows this store's writes to them; None while reads go to the server."""
+        return self._access.change_stamp(self._path, self.key)
 
     # instances ------------------------------------------------------------
     def instance_path(self, instance_id: str) -> str:

@@ -159,7 +159,9 @@ class ZooKeeperEPUMStore(EPUMStore):
             return
         try:
             self._access.call(self._ensure_layout)
-            cache = SubtreeCache(self._session.client, self._paths.domains)
+            cache = SubtreeCache(
+                self._session.client, self._paths.domains, group=self._paths.domain_of
+            )
             cache.listen(self._on_cache_change)
             cache.listen(self._follow_record)
             self._access.attach_cache(cache)

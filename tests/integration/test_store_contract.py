@@ -226,6 +226,40 @@ def test_change_listener_sees_domain_changes(store):
     assert ("alice", "dom") in seen
 
 
+def test_change_stamp_moves_with_every_write_that_changes_the_domain(store):
+    domain = store.add_domain("alice", "dom", CONFIG)
+    other = store.add_domain("bob", "dom", CONFIG)
+
+    def settled(d):
+        # an own write is covered once it returns; its watch event may draw once more
+        def still() -> bool:
+            first = d.change_stamp()
+            time.sleep(0.2)
+            return first is not None and d.change_stamp() == first
+
+        wait_until(still)
+        return d.change_stamp()
+
+    writes = [
+        lambda: domain.update_config({"engine_conf": {"preserve_n": 3}}),
+        lambda: domain.add_subscriber("sub", "op"),
+        lambda: domain.set_domain_sensor_data({"load": {"value": 1}}),
+        lambda: domain.add_instance(record("i1")),
+        lambda: domain.update_instance(domain.get_instance("i1").replace(hostname="h")),
+        lambda: domain.remove_instance("i1"),
+        lambda: domain.remove_subscriber("sub"),
+        domain.mark_removed,
+    ]
+    for write in writes:
+        before, others = settled(domain), settled(other)
+        write()
+        assert domain.change_stamp() != before
+        assert settled(other) == others  # another domain's stamp stays
+    before = settled(domain)
+    domain.append_history([{"time": 1.0}], max_entries=3, max_age=100.0, now=1.0)
+    assert domain.get_history() and domain.change_stamp() == before  # the log is not covered
+
+
 def test_decision_log_is_bounded_per_domain_and_goes_with_it(store):
     domain = store.add_domain("alice", "dom", CONFIG)
     other = store.add_domain("bob", "dom", CONFIG)

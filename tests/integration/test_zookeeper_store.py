@@ -186,6 +186,25 @@ def test_a_decider_pass_reads_nothing_from_the_server(zk_store_factory):
     )
 
 
+def test_another_workers_write_moves_the_change_stamp_once_the_cache_shows_it(
+    zk_store_factory,
+):
+    writer = zk_store_factory(worker_name="writer")
+    reader = zk_store_factory(worker_name="reader")
+    writer.add_domain("alice", "dom", CONFIG).add_instance(record("i1"))
+    wait_until(lambda: reader.get_domain("alice", "dom") is not None)
+    domain = reader.get_domain("alice", "dom")
+    wait_until(lambda: len(domain.get_instances()) == 1)
+    stamp = domain.change_stamp()
+    with counting_reads(reader) as counts:
+        assert domain.change_stamp() == stamp  # taken from the cache: no read
+    assert sum(counts.values()) == 0
+    theirs = writer.get_domain("alice", "dom")
+    theirs.update_instance(theirs.get_instance("i1").replace(hostname="h"))
+    wait_until(lambda: domain.change_stamp() != stamp)
+    assert domain.get_instances()[0].hostname == "h"
+
+
 def test_each_worker_reads_its_own_writes(zk_store_factory):
     store = zk_store_factory()
     domain = store.add_domain("alice", "dom", CONFIG)
