@@ -209,3 +209,28 @@ class WorkQueueConsumers:
         with self._lock:
             self._consuming = {}
             self._busy = 0
+
+
+# the other side of the queue: whoever hands out the work ---------------------
+def declare_work_queue(connection: Connection, queue: str) -> None:
+    """Declare ``queue`` as the workers would: durable, not auto-deleted."""
+    Queue(queue, durable=True, auto_delete=False).bind(connection.default_channel).declare()
+
+
+def publish_work(connection: Connection, queue: str, jobs: int) -> None:
+    """Publish ``jobs`` messages (``{"job": n}``) to ``queue`` through the default exchange."""
+    with connection.Producer() as producer:
+        for n in range(jobs):
+            producer.publish({"job": n}, routing_key=queue, retry=True)
+
+
+def queue_depth(connection: Connection, queue: str) -> tuple[int, int]:
+    """(ready messages, consumers) of ``queue`` now, by a passive declare (kombu's
+    NotFound when it does not exist)."""
+    ok = connection.default_channel.queue_declare(queue=queue, passive=True)
+    return int(ok.message_count), int(ok.consumer_count)
+
+
+def delete_work_queue(connection: Connection, queue: str) -> None:
+    """Delete ``queue`` with what it holds (a missing queue is fine)."""
+    Queue(queue).bind(connection.default_channel).delete()
