@@ -86,11 +86,3 @@ def test_the_sensor_story_with_the_worker_on_zookeeper(amqp_url, zookeeper):
     assert done.returncode == 0, done.stdout + done.stderr
     check_story(done.stdout, amqp_url)
     assert demo_paths(zookeeper.hosts) == []
-
-
-def test_the_sensor_story_needs_a_broker():
-    done = subprocess.run(
-        [EPUM, "demo", "--story", "sensor"], capture_output=True, text=True, timeout=30
-    )
-    assert done.returncode == 2
-    assert "--story sensor needs --amqp" in done.stderr
