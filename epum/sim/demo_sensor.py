@@ -13,7 +13,8 @@ must finish within ``STAGE_LIMIT`` seconds (about 40 s in all).
 
 Each line shows the domain's size, the queue as it is now and the reading
 epum decides on.  epum reads the queue through the RabbitMQ management API
-when it answers (``rabbitmq_management_url``, by default ``MANAGEMENT_URL``),
+when it answers (``rabbitmq_management_url``: ``MANAGEMENT_URL`` on the
+broker's host unless another is given),
 whose figures lag the queue by up to ten seconds, else over AMQP (ready
 and consumers, current).  Everything lives
 in a namespace of the demo's own (sysname, work queue and ZooKeeper path
@@ -67,8 +68,8 @@ JOBS = 160
 MINIMUM, MAXIMUM = 1, 4
 #: Longest any stage may take, in seconds.
 STAGE_LIMIT = 60.0
-#: The management API the rabbitmq source asks first.
-MANAGEMENT_URL = "http://127.0.0.1:15672"
+#: The management API the rabbitmq source asks first: on the broker's host.
+MANAGEMENT_URL = "http://{host}:15672"
 SERVICES = ("epu_management_service", "provisioner")
 
 
@@ -108,15 +109,17 @@ class SensorDemo:
         amqp_url: str,
         out: TextIO,
         zk_hosts: str | None = None,
-        management_url: str = MANAGEMENT_URL,
+        management_url: str | None = None,
     ):
         self.amqp_url = amqp_url
         self.out = out
         self.zk_hosts = zk_hosts
-        self.management_url = management_url
         parts = urlsplit(amqp_url)
         #: The management API's user: the broker URL's (the worker is given it too).
         self.auth = (parts.username or "guest", parts.password or "guest")
+        self.management_url = management_url or MANAGEMENT_URL.format(
+            host=parts.hostname or "127.0.0.1"
+        )
         self.names = Names(f"epum-demo-{uuid.uuid4().hex[:8]}")
         self.queue = f"{self.names.sysname}.jobs"
         self.folder = Path(tempfile.mkdtemp(prefix="epum-demo-"))

@@ -1,8 +1,9 @@
-"""``epum demo --story sensor --amqp URL`` as a subprocess on the real broker (and, with
-``--zookeeper``, a ZooKeeper of the test kit): the worker and the simulated
-provisioner as processes, the domain grown to its maximum by the backlog and
-shrunk back to one once the simulated instances drained it; each run exits 0,
-its decision log says why, and it leaves no queue behind."""
+"""``epum demo --story sensor --amqp URL`` as a subprocess on the real broker: the
+README's line as written (through ``scripts/demo``), and with ``--zookeeper``
+on a ZooKeeper of the test kit.  The worker and the simulated provisioner run
+as processes, the domain grows to its maximum on the backlog and shrinks back
+to one once the simulated instances drained it; each run exits 0, its
+decision log says why, and it leaves no queue (or ZooKeeper path) behind."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ amqp_url = rabbit.amqp_url
 zookeeper = zk_server.zk_server
 
 EPUM = str(Path(sys.executable).parent / "epum")
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
 STAGES = (
     "the worker serves",
     "one instance, consuming the empty queue",
@@ -63,12 +66,18 @@ def check_story(out: str, url: str) -> None:
     assert not queue_exists(url, f"{sysname}.epu_management_service")
 
 
-def test_the_sensor_story_on_the_broker(amqp_url):
+def readme_command() -> str:
+    """The README's command for the sensor story, as it is written there."""
+    found = re.search(r"^scripts/demo --story sensor --amqp (\S+)$", README.read_text(), re.M)
+    assert found, "README.md has no line 'scripts/demo --story sensor --amqp URL'"
+    return found.group(0)
+
+
+def test_the_readme_sensor_story_on_the_broker(amqp_url):
+    # the README's line as written, on the test's broker (the same by default)
+    command = readme_command().rsplit(" ", 1)[0] + f" {amqp_url} --history"
     done = subprocess.run(
-        [EPUM, "demo", "--story", "sensor", "--amqp", amqp_url, "--history"],
-        capture_output=True,
-        text=True,
-        timeout=LIMIT,
+        ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=LIMIT
     )
     assert done.returncode == 0, done.stdout + done.stderr
     check_story(done.stdout, amqp_url)

@@ -4,14 +4,21 @@ command line and domain."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+import yaml
+
+from epum.engines.loader import load_engine_class
 from epum.engines.sensor import SensorEngine
+from epum.sensors import validate_sensor_conf
 from epum.sim import demo
 from epum.sim.cloud import NodeView
 from epum.sim.demo_sensor import MAXIMUM, MINIMUM, engine_conf
 from epum.sim.provisioner import WORK_QUEUE_VAR, parse_args, read_config, work_queues
 from epum.states import InstanceState
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def node(instance_id: str, **vars: object) -> NodeView:
@@ -46,3 +53,11 @@ def test_the_sensor_storys_domain_is_a_valid_sensor_domain():
     assert conf["provisioner_vars"] == {WORK_QUEUE_VAR: "q.jobs"}
     assert conf["rabbitmq_queue"] == "q.jobs"
     assert (conf["minimum_vms"], conf["maximum_vms"]) == (MINIMUM, MAXIMUM)
+
+
+def test_the_config_example_for_the_sim_is_a_valid_sensor_domain_draining_its_queue():
+    definition = yaml.safe_load((ROOT / "config" / "sim" / "work-queue.yaml").read_text())
+    conf = definition["engine_conf"]
+    validate_sensor_conf(conf)
+    load_engine_class(definition["general"]["engine_class"]).validate_config(conf)
+    assert conf["provisioner_vars"][WORK_QUEUE_VAR] == conf["rabbitmq_queue"]
