@@ -78,6 +78,8 @@ class WorkQueueConsumers:
         self._wanted: dict[str, str] = {}
         self._workers: dict[str, _Worker] = {}
         self._consuming: dict[str, str] = {}
+        #: Instances whose queue could not be declared, and when to try again.
+        self._refused: dict[str, float] = {}
         self._done = 0
         self._busy = 0
 
@@ -111,7 +113,8 @@ class WorkQueueConsumers:
 
     # the consumer's thread -------------------------------------------------
     def run(self) -> None:
-        """Serve the wanted workers until ``stop()``, reconnecting after a broker loss."""
+        """Serve the wanted workers until ``stop()``; after a broker loss or any other
+        error, connect and start every worker again."""
         errors = (OSError, OperationalError, *self.connection.connection_errors)
         while not self._stop.is_set():
             try:
@@ -120,6 +123,8 @@ class WorkQueueConsumers:
                 self._serve()
             except errors as exc:
                 log.warning("work queues' broker connection lost (%s); retrying", exc)
+            except Exception:  # a channel closed under a worker, or worse: all anew
+                log.exception("work queues failed; starting every worker again")
             finally:
                 self.ready.clear()
                 self._forget()
@@ -146,10 +151,18 @@ class WorkQueueConsumers:
         for instance_id in sorted(set(self._workers) - set(wanted)):
             self._close(self._workers.pop(instance_id))
             self._count_busy()
+        now = self.clock()
         for instance_id in sorted(set(wanted) - set(self._workers)):
+            if self._refused.get(instance_id, now) > now:
+                continue
             worker = self._start(instance_id, wanted[instance_id])
-            if worker is not None:
+            if worker is None:
+                self._refused[instance_id] = now + self.retry
+            else:
+                self._refused.pop(instance_id, None)
                 self._workers[instance_id] = worker
+        for instance_id in set(self._refused) - set(wanted):
+            del self._refused[instance_id]
         for instance_id, worker in list(self._workers.items()):
             if wanted[instance_id] != worker.queue:  # relaunched on another queue
                 self._close(self._workers.pop(instance_id))

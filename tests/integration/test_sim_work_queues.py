@@ -105,3 +105,15 @@ def test_workers_are_made_again_after_the_broker_drops_them(amqp_url, names, que
     wait_until(lambda: depth(amqp_url, queue)[1] == 1 and work.ready.is_set(), 20, what="back")
     publish(amqp_url, queue, 2)
     wait_until(lambda: work.done == 2, 10, what="the work done after the reconnect")
+
+
+def test_a_queue_that_cannot_be_declared_leaves_the_other_workers_working(
+    amqp_url, names, queue, work
+):
+    forbidden = f"amq.{names.sysname}"  # the broker refuses to declare amq.* names
+    work.want({"i-1": forbidden, "i-2": queue})
+    wait_until(lambda: depth(amqp_url, queue)[1] == 1, 10, what="the good worker")
+    publish(amqp_url, queue, 2)
+    wait_until(lambda: work.done == 2, 10, what="the good worker's work")
+    assert work.consuming == {"i-2": queue}
+    assert work.ready.is_set()
