@@ -10,7 +10,10 @@ are a live table redrawn in place with the timeline below it
 (``epum.sim.live``); otherwise (CI, a pipe, ``--plain``) the timeline is
 printed line by line.  A final table and a summary follow; the exit status
 is 0 when every stage finished.  ``epum demo --amqp URL --zookeeper HOSTS``
-tells the story on real servers instead (``epum.sim.demo_servers``).
+tells the story on real servers instead (``epum.sim.demo_servers``), and
+``epum demo --story sensor --amqp URL`` another story on the broker: a sensor
+domain grown by a work queue's backlog and shrunk once its simulated
+instances drained it (``epum.sim.demo_sensor``).
 """
 
 from __future__ import annotations
@@ -254,6 +257,13 @@ def main(argv: list[str] | None = None, stream: Any = None) -> int:
     parser.add_argument(
         "--history", action="store_true", help="print the domain's decision log at the end"
     )
+    parser.add_argument(
+        "--story",
+        choices=("instances", "sensor"),
+        default="instances",
+        help="instances (the default): a domain kept at size through failures;"
+        " sensor (needs --amqp): a domain grown and shrunk by the work queue it drains",
+    )
     parser.add_argument("--amqp", metavar="URL", help="tell the story on this broker ...")
     parser.add_argument("--zookeeper", metavar="HOSTS", help="... and this ZooKeeper")
     args = parser.parse_args(argv)
@@ -263,6 +273,12 @@ def main(argv: list[str] | None = None, stream: Any = None) -> int:
         level=logging.INFO if args.verbose else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if args.story == "sensor":
+        if not args.amqp:
+            parser.error("--story sensor needs --amqp URL (its instances drain a real queue)")
+        from epum.sim.demo_sensor import run_sensor_demo
+
+        return run_sensor_demo(args.amqp, args.zookeeper, stream, args.history)
     if args.amqp or args.zookeeper:
         if not (args.amqp and args.zookeeper):
             parser.error("--amqp and --zookeeper go together")

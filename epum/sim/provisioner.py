@@ -12,6 +12,13 @@ agents heartbeat too (``ou_heartbeat``, each from its own address), and each
 running node's agent consumes a queue of its own (``epum.messaging.agent_queues``):
 EPUM's ``dump_state`` to it makes it heartbeat at the next step.
 
+With ``--work-time S`` the instances work too: every running instance whose
+launch vars name a ``work_queue`` (a domain's ``engine_conf.provisioner_vars``)
+drains that queue on the service's broker and vhost, one message per ``S``
+seconds (``epum.messaging.work_queues``), so a domain's size is its queue's
+drain rate and the ``rabbitmq`` sensor source sees the load the instances
+carry: its backlog, and one consumer per running instance.
+
 ``--config FILE`` is a YAML mapping of the options' long names with
 underscores (``amqp_url``, ``sysname``, ``heartbeat_interval``, ``seed``,
 ``failure_rates: {SITE: P}`` ...); flags given on the command line win.
@@ -27,7 +34,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import yaml
@@ -40,8 +47,9 @@ from epum.messaging.connection import make_connection, mask_url
 from epum.messaging.dispatch import Dispatcher
 from epum.messaging.names import Names
 from epum.messaging.server import RpcServer
+from epum.messaging.work_queues import WorkQueueConsumers
 from epum.sim.agents import SimAgents, agent_address
-from epum.sim.cloud import Delays, SimProvisioner
+from epum.sim.cloud import Delays, NodeView, SimProvisioner
 from epum.sim.faults import FaultOps
 from epum.sim.wire import HeartbeatsOverWire, InstanceInfoOverWire, ProvisionerOps
 from epum.states import InstanceState
@@ -49,6 +57,8 @@ from epum.states import InstanceState
 log = logging.getLogger(__name__)
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+#: The launch var naming the queue a running instance drains (with a work time).
+WORK_QUEUE_VAR = "work_queue"
 
 
 class SimProvisionerService:
@@ -56,7 +66,8 @@ class SimProvisionerService:
 
     ``start()`` returns once the RPC server consumes; ``stop()`` stops the
     ticker and the server, then closes every connection.  ``cloud`` (the
-    ``SimProvisioner``) and ``agents`` (None without heartbeats) may be
+    ``SimProvisioner``), ``agents`` (None without heartbeats) and ``work``
+    (the instances' work-queue workers, None without a ``work_time``) may be
     inspected and driven (``cloud.fail(id)``) while it runs.
     """
 
@@ -72,6 +83,7 @@ class SimProvisionerService:
         default_failure_rate: float = 0.0,
         seed: int = 0,
         heartbeat_interval: float | None = None,
+        work_time: float | None = None,
         tick: float = 0.2,
         clock: Callable[[], float] = time.time,
     ):
@@ -112,6 +124,11 @@ class SimProvisionerService:
                 self.names,
                 self.agents.dump_state,
             )
+        self.work: WorkQueueConsumers | None = None
+        if work_time:
+            self.work = WorkQueueConsumers(
+                make_connection(amqp_url, name=f"sim-{service_name}-work"), work_time
+            )
         self.server = RpcServer(
             make_connection(amqp_url, name=f"sim-{service_name}"),
             self.names,
@@ -135,10 +152,16 @@ class SimProvisionerService:
                     target=self.agent_queues.run, name="epum-sim-agent-queues", daemon=True
                 )
             )
+        if self.work is not None:
+            self._threads.append(
+                threading.Thread(target=self.work.run, name="epum-sim-work-queues", daemon=True)
+            )
         for thread in self._threads:
             thread.start()
-        if not self.server.ready.wait(timeout) or (
-            self.agent_queues is not None and not self.agent_queues.ready.wait(timeout)
+        if (
+            not self.server.ready.wait(timeout)
+            or (self.agent_queues is not None and not self.agent_queues.ready.wait(timeout))
+            or (self.work is not None and not self.work.ready.wait(timeout))
         ):
             self.stop()
             raise RuntimeError(f"the simulated provisioner did not start consuming in {timeout}s")
@@ -155,8 +178,12 @@ class SimProvisionerService:
         self.server.stop()
         if self.agent_queues is not None:
             self.agent_queues.stop()
+        if self.work is not None:
+            self.work.stop()
         for thread in self._threads:
             thread.join(timeout)
+        if self.work is not None:
+            self.work.connection.release()
         if self.agent_queues is not None:
             self.agent_queues.connection.release()
         if self._heartbeats is not None:
@@ -176,6 +203,8 @@ class SimProvisionerService:
             self.cloud.step(now)
         except Exception:
             log.exception("reporting to EPUM failed; the records go again on dump_state")
+        if self.work is not None:
+            self.work.want(work_queues(self.cloud.nodes(InstanceState.RUNNING)))
         if self.agents is None or self._heartbeats is None:
             return
         try:
@@ -190,6 +219,16 @@ class SimProvisionerService:
     def _tick_loop(self) -> None:
         while not self._stopped.wait(self.tick):
             self.step(self.clock())
+
+
+def work_queues(nodes: Iterable[NodeView]) -> dict[str, str]:
+    """Instance id -> the work queue its launch vars name, for each of ``nodes`` naming one."""
+    out = {}
+    for node in nodes:
+        queue = node.vars.get(WORK_QUEUE_VAR)
+        if isinstance(queue, str) and queue:
+            out[node.instance_id] = queue
+    return out
 
 
 def _rate(text: str) -> tuple[str, float]:
@@ -216,6 +255,7 @@ CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "default_failure_rate": (int, float),
     "seed": int,
     "heartbeat_interval": (int, float),
+    "work_time": (int, float),
     "tick": (int, float),
     "verbose": bool,
 }
@@ -275,6 +315,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--heartbeat-interval", type=float, default=0.0, help="agents' heartbeat s (0: none)"
     )
+    parser.add_argument(
+        "--work-time",
+        type=float,
+        default=0.0,
+        help="s each running instance spends on one message of its work_queue (0: no work)",
+    )
     parser.add_argument("--tick", type=float, default=0.2, help="s between simulation steps")
     parser.add_argument("-v", "--verbose", action="store_true")
     if known.config:
@@ -317,6 +363,7 @@ def main(argv: list[str] | None = None, stop: threading.Event | None = None) -> 
         "default_failure_rate": args.default_failure_rate,
         "seed": args.seed,
         "heartbeat_interval": args.heartbeat_interval or None,
+        "work_time": args.work_time or None,
         "tick": args.tick,
     }
     with SimProvisionerService(args.amqp_url, args.sysname, **options):
