@@ -29,11 +29,11 @@ from epum.settings.build import (
 from epum.settings.checks import setting
 from epum.settings.limits import LimitSettings
 from epum.settings.original import IGNORED_ORIGINAL_KEYS
+from epum.settings.sensors import SensorSettings
 from epum.settings.tree import (
     INITIAL_CONF_KEYS,
     AmqpSettings,
     EPUMSettings,
-    SensorSettings,
     Settings,
     StatsdSettings,
     ZooKeeperSettings,
