@@ -53,7 +53,7 @@ from epum.messaging.work_queues import (
     queue_depth,
 )
 from epum.settings import ZooKeeperSettings
-from epum.sim.story import OWNER
+from epum.sim.story import OWNER, StagedStory
 from epum.states import InstanceState
 from epum.store.zk_session import remove_tree
 
@@ -97,7 +97,7 @@ def engine_conf(queue: str, management_url: str) -> dict[str, Any]:
     }
 
 
-class SensorDemo:
+class SensorDemo(StagedStory):
     """The sensor story on the broker; ``run()`` starts the processes, plays it, cleans up.
 
     ``sizes`` is every live size seen in turn; ``stages`` whether each stage
@@ -124,7 +124,8 @@ class SensorDemo:
         self.queue = f"{self.names.sysname}.jobs"
         self.folder = Path(tempfile.mkdtemp(prefix="epum-demo-"))
         self.procs: list[subprocess.Popen] = []
-        self.stages: dict[str, bool] = {}
+        super().__init__()
+        self.stage_limit = STAGE_LIMIT
         self.sizes: list[int] = []
         self.history: list[str] = []
         self.rpc: RpcClient | None = None
@@ -245,32 +246,6 @@ class SensorDemo:
         """Print one line of the story."""
         self.out.write(f"{time.strftime('%H:%M:%S')} {text}\n")
         self.out.flush()
-
-    def stage(self, name: str, until: Callable[[], bool]) -> bool:
-        """Wait until ``until()``; record and announce whether it got there."""
-        deadline = time.monotonic() + STAGE_LIMIT
-        done = False
-        while time.monotonic() < deadline:
-            try:
-                done = bool(until())
-            except Exception:  # the worker not serving yet
-                done = False
-            if done:
-                break
-            time.sleep(0.25)
-        self.stages[name] = done
-        self.say(f"{'ok' if done else '!! did not finish'}: {name}")
-        return done
-
-    # the story -----------------------------------------------------------------
-    def run(self) -> bool:
-        """Start the processes, play every stage (stopping at the first that fails),
-        clean up; True when every stage finished."""
-        try:
-            self._start()
-            return self._play()
-        finally:
-            self._cleanup()
 
     def _drained(self) -> bool:
         return self.settled(MINIMUM)() and self.queue_now() == (0, MINIMUM)

@@ -43,7 +43,7 @@ from epum.messaging.names import Names
 from epum.messaging.retry import RetryPolicy, delete_namespace
 from epum.settings import ZooKeeperSettings
 from epum.sim.live import HOME_AND_CLEAR
-from epum.sim.story import DEFINITION, DOMAIN, OWNER
+from epum.sim.story import DEFINITION, DOMAIN, OWNER, StagedStory
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.zk_session import remove_tree
 from epum.store.zookeeper import ZooKeeperEPUMStore
@@ -63,7 +63,7 @@ WORKERS = ("w1", "w2")
 SERVICES = ("epu_management_service", "provisioner")
 
 
-class ServerDemo:
+class ServerDemo(StagedStory):
     """The story on real servers; ``run()`` starts the processes, plays it, cleans up."""
 
     def __init__(self, amqp_url: str, zk_hosts: str, out: TextIO, live: bool):
@@ -78,7 +78,8 @@ class ServerDemo:
         self.workers: dict[str, subprocess.Popen] = {}
         self.others: list[subprocess.Popen] = []
         self.lines: list[str] = []
-        self.stages: dict[str, bool] = {}
+        super().__init__()
+        self.stage_limit = STAGE_LIMIT
         self.history: list[str] = []
         self.rpc: RpcClient | None = None
         self.client: EPUManagementClient | None = None
@@ -182,6 +183,10 @@ class ServerDemo:
             self.out.write(self.lines[-1] + "\n")
             self.out.flush()
 
+    def on_poll(self) -> None:
+        """Redraw the screen at each look at a stage."""
+        self.draw()
+
     def draw(self) -> None:
         """On a terminal: the instance table and the timeline's latest lines, in place."""
         if not self.live:
@@ -198,33 +203,6 @@ class ServerDemo:
         screen += ["", "Timeline:", *self.lines[-room:]]
         self.out.write(HOME_AND_CLEAR + "\n".join(line[:width] for line in screen) + "\n")
         self.out.flush()
-
-    def stage(self, name: str, until: Callable[[], bool]) -> bool:
-        """Wait (redrawing) until ``until()``; record and announce whether it got there."""
-        deadline = time.monotonic() + STAGE_LIMIT
-        done = False
-        while time.monotonic() < deadline:
-            try:
-                done = bool(until())
-            except Exception:  # a worker coming back: try again at the next poll
-                done = False
-            self.draw()
-            if done:
-                break
-            time.sleep(0.25)
-        self.stages[name] = done
-        self.say(f"{'ok' if done else '!! did not finish'}: {name}")
-        return done
-
-    # the story -----------------------------------------------------------------
-    def run(self) -> bool:
-        """Start the processes, play every stage (stopping at the first that fails),
-        clean up; True when every stage finished."""
-        try:
-            self._start()
-            return self._play()
-        finally:
-            self._cleanup()
 
     def _play(self) -> bool:
         client = self.client

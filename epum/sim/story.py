@@ -1,5 +1,11 @@
 """The names the demo's story is told with, on the in-memory store
-(``epum.sim.demo``) and on real servers (``epum.sim.demo_servers``) alike."""
+(``epum.sim.demo``) and on real servers (``epum.sim.demo_servers``) alike,
+and ``StagedStory``, how the demos on real servers play their stages."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 #: Whose domain it is.
 OWNER = "demo-user"
@@ -7,3 +13,62 @@ OWNER = "demo-user"
 DOMAIN = "workers"
 #: The definition the domain is made from.
 DEFINITION = "sim-workers"
+
+
+class StagedStory:
+    """A demo on real processes told in stages, each waited for up to ``stage_limit``.
+
+    A subclass gives ``_start`` (the processes), ``_play`` (the stages, in
+    order, stopping at the first that fails), ``_cleanup`` and ``say`` (one
+    line of the story); ``on_poll`` runs at each look at a stage's condition.
+    ``stages`` records each stage's outcome.
+    """
+
+    stage_limit = 60.0
+    poll = 0.25
+
+    def __init__(self) -> None:
+        self.stages: dict[str, bool] = {}
+
+    def say(self, text: str) -> None:
+        """Tell one line of the story."""
+        raise NotImplementedError
+
+    def on_poll(self) -> None:
+        """Called at each look at a stage's condition (e.g. to redraw a screen)."""
+
+    def stage(self, name: str, until: Callable[[], bool]) -> bool:
+        """Wait until ``until()``; record and announce whether it got there.  A condition
+        that raises (a process not serving yet, or coming back) is looked at again."""
+        deadline = time.monotonic() + self.stage_limit
+        done = False
+        while time.monotonic() < deadline:
+            try:
+                done = bool(until())
+            except Exception:
+                done = False
+            self.on_poll()
+            if done:
+                break
+            time.sleep(self.poll)
+        self.stages[name] = done
+        self.say(f"{'ok' if done else '!! did not finish'}: {name}")
+        return done
+
+    def run(self) -> bool:
+        """Start the processes, play every stage (stopping at the first that fails),
+        clean up; True when every stage finished."""
+        try:
+            self._start()
+            return self._play()
+        finally:
+            self._cleanup()
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def _play(self) -> bool:
+        raise NotImplementedError
+
+    def _cleanup(self) -> None:
+        raise NotImplementedError

@@ -26,7 +26,7 @@ from kombu import Connection, Queue
 from epum.messaging import EPUManagementClient, NoSuchServiceError, RpcClient
 from epum.messaging.connection import make_connection
 from epum.messaging.names import Names
-from epum.sim.demo_sensor import management_has_stats
+from epum.sim.demo_sensor import engine_conf, management_has_stats
 from epum.states import InstanceState
 from tests import rabbit
 from tests.kit import wait_until
@@ -62,27 +62,8 @@ def worker_config(path: Path, names: Names) -> Path:
 
 
 def domain_conf(queue: str, management_url: str) -> dict:
-    return {
-        "engine_conf": {
-            "minimum_vms": 1,
-            "maximum_vms": 3,
-            "metric": "backlog",
-            "sample_function": "Average",
-            "scale_up_threshold": 10,
-            "scale_up_n_vms": 1,
-            "scale_down_threshold": 1,
-            "scale_down_n_vms": 1,
-            "cooldown_period": 1,
-            "sensor_type": "rabbitmq",
-            "rabbitmq_queue": queue,
-            "rabbitmq_management_url": management_url,
-            "sample_period": 0.5,
-            "deployable_type": "sim-worker",
-            "iaas_site": "sim-site",
-            "iaas_allocation": "small",
-            "provisioner_vars": {"work_queue": queue},
-        }
-    }
+    """The sensor demo's domain (``epum.sim.demo_sensor``), up to 3 instances."""
+    return {"engine_conf": {**engine_conf(queue, management_url), "maximum_vms": 3}}
 
 
 class Watch:
