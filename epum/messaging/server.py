@@ -79,6 +79,7 @@ from kombu.mixins import ConsumerMixin
 from kombu.pools import ProducerPool
 
 from epum.errors import BadRequestError
+from epum.keyed import KeyedExecutor
 from epum.messaging import envelope
 from epum.messaging.acks import AckWindow, Delivery
 from epum.messaging.callers import CallerPolicy
@@ -86,7 +87,6 @@ from epum.messaging.connection import exchange, mask_url, service_queue, sibling
 from epum.messaging.dispatch import Dispatcher
 from epum.messaging.edge import GuardedConsumer
 from epum.messaging.handling import Request, RequestHandler
-from epum.messaging.keyed import KeyedExecutor
 from epum.messaging.metrics import OpMetrics
 from epum.messaging.names import Names
 from epum.messaging.replies import Outcome, ReplyRoute, reply_options, reply_route

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from epum.messaging.keyed import KeyedExecutor
+from epum.keyed import KeyedExecutor
 from tests.kit import wait_until
 
 
