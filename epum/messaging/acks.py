@@ -5,7 +5,7 @@ A delivery is handed to ``AckWindow.done`` only once its effect is durable
 loses nothing: a connection lost before the acknowledgement goes out makes
 the broker deliver those messages again (delivery is at least once in any
 case).  Deliveries may be done in any order (handlers run side by side,
-``epum.messaging.keyed``); none is acknowledged before it is done:
+``epum.keyed``); none is acknowledged before it is done:
 
 - the done deliveries at the front of the window (every delivery before
   them is settled) go out as one ``basic.ack`` with ``multiple`` set, once

@@ -21,7 +21,7 @@ Order and throughput.  With ``handlers`` 1 messages are handled one at a
 time on the consumer's thread, in delivery order.  With ``handlers`` N > 1
 (the worker's default, ``amqp.handlers``) the consumer's thread only reads
 each request (``epum.messaging.handling``) and N threads run them
-(``epum.messaging.keyed``), in the order one consumer would, except that
+(``epum.keyed``), in the order one consumer would, except that
 reports of different instances overlap: a report (its order key names its
 instance) runs after the earlier reports of its instance, alongside those
 of other instances; every other request (key ``SERIAL``: the calls) runs
