@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,31 @@ names = rabbit.names
 BIN = Path(sys.executable).parent
 
 
+class StderrReader:
+    """A process's stderr, read as it comes on a thread of its own: a worker that logs
+    more than a pipe holds never blocks on a full pipe (its logging would stop it)."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self._lines: list[str] = []
+        self._thread: threading.Thread | None = None
+        if proc.stderr is not None:  # else it goes where the caller sent it
+            self._thread = threading.Thread(
+                target=self._read, args=(proc.stderr,), name="worker-stderr", daemon=True
+            )
+            self._thread.start()
+
+    def _read(self, stream) -> None:
+        with stream:
+            for line in stream:
+                self._lines.append(line)
+
+    def text(self, timeout: float = 10.0) -> str:
+        """Everything the process wrote, once it has closed its stderr (exited)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return "".join(self._lines)
+
+
 class Daemon:
     """One epum-worker process and a client to talk to it."""
 
@@ -36,18 +62,19 @@ class Daemon:
         self.proc = proc
         self.client = client
         self.worker_name = worker_name
+        self.stderr = StderrReader(proc)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> tuple[int, float, str]:
         """Signal the worker; (exit code, seconds to exit, its log)."""
         started = time.monotonic()
         self.proc.send_signal(sig)
         try:
-            _, err = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            _, err = self.proc.communicate()
-            pytest.fail(f"the worker did not exit within {timeout} s:\n{err}")
-        return self.proc.returncode, time.monotonic() - started, err
+            self.proc.wait()
+            pytest.fail(f"the worker did not exit within {timeout} s:\n{self.stderr.text()}")
+        return self.proc.returncode, time.monotonic() - started, self.stderr.text()
 
 
 def write_config(path: Path, names: Names, worker_name: str) -> Path:
@@ -102,22 +129,25 @@ def launch(amqp_url: str, names: Names, configs: list[Path], worker_name: str) -
             return None
         return "answered"
 
+    daemon = Daemon(proc, client, worker_name)
     try:
         outcome = wait_until(answered_or_exited, 20, "the worker to answer")
     except WaitTimeout:
         outcome = "timed out"
     if outcome != "answered":
         proc.kill()
+        proc.wait()
         rpc.close()
-        pytest.fail(f"the worker never answered ({outcome}):\n{proc.communicate()[1]}")
-    return Daemon(proc, client, worker_name)
+        pytest.fail(f"the worker never answered ({outcome}):\n{daemon.stderr.text()}")
+    return daemon
 
 
 def finish(daemon: Daemon) -> None:
     """Kill the worker if it still runs; close the test's client."""
     if daemon.proc.poll() is None:
         daemon.proc.kill()
-        daemon.proc.communicate()
+        daemon.proc.wait()
+    daemon.stderr.text()  # its reader ends with the process's stderr
     daemon.client.rpc.close()
 
 
