@@ -325,10 +325,5 @@ def run_sensor_demo(amqp_url: str, zk_hosts: str | None, out: TextIO, history: b
         f"\nthe sensor story took {time.monotonic() - started:.1f} s;"
         f" sizes seen: {' -> '.join(map(str, demo.sizes))}\n"
     )
-    for name, done in demo.stages.items():
-        out.write(f"  [{'ok' if done else 'FAILED'}] {name}\n")
-    if history:
-        out.write("\nWhy it did (not) scale (the decision log, before the removal):\n\n")
-        for line in demo.history:
-            out.write("  " + line + "\n")
+    demo.report(out, demo.history if history else None)
     return 0 if ok else 1

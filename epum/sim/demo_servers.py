@@ -265,10 +265,5 @@ def run_server_demo(amqp_url: str, zk_hosts: str, out: TextIO, live: bool, histo
     started = time.monotonic()
     ok = demo.run()
     out.write(f"\nthe story on real servers took {time.monotonic() - started:.1f} s\n")
-    for name, done in demo.stages.items():
-        out.write(f"  [{'ok' if done else 'FAILED'}] {name}\n")
-    if history:
-        out.write("\nWhy it did (not) scale (the decision log, before the removal):\n\n")
-        for line in demo.history:
-            out.write("  " + line + "\n")
+    demo.report(out, demo.history if history else None)
     return 0 if ok else 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TextIO
 
 #: Whose domain it is.
 OWNER = "demo-user"
@@ -54,6 +55,15 @@ class StagedStory:
         self.stages[name] = done
         self.say(f"{'ok' if done else '!! did not finish'}: {name}")
         return done
+
+    def report(self, out: TextIO, history: list[str] | None) -> None:
+        """Write each stage's outcome to ``out`` and, given, the decision log ``history``."""
+        for name, done in self.stages.items():
+            out.write(f"  [{'ok' if done else 'FAILED'}] {name}\n")
+        if history is not None:
+            out.write("\nWhy it did (not) scale (the decision log, before the removal):\n\n")
+            for line in history:
+                out.write("  " + line + "\n")
 
     def run(self) -> bool:
         """Start the processes, play every stage (stopping at the first that fails),
