@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -104,6 +103,8 @@ class SensorDemo(StagedStory):
     finished; ``history`` the domain's decision log in words (before removal).
     """
 
+    stage_limit = STAGE_LIMIT
+
     def __init__(
         self,
         amqp_url: str,
@@ -125,7 +126,6 @@ class SensorDemo(StagedStory):
         self.folder = Path(tempfile.mkdtemp(prefix="epum-demo-"))
         self.procs: list[subprocess.Popen] = []
         super().__init__()
-        self.stage_limit = STAGE_LIMIT
         self.sizes: list[int] = []
         self.history: list[str] = []
         self.rpc: RpcClient | None = None
@@ -180,15 +180,7 @@ class SensorDemo(StagedStory):
             self.rpc.close()
         if self.conn is not None:
             self.conn.release()
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        self.stop_processes(self.procs)
         with contextlib.suppress(Exception), make_connection(self.amqp_url) as conn:
             delete_work_queue(conn, self.queue)
         with contextlib.suppress(Exception), make_connection(self.amqp_url) as conn:

@@ -66,6 +66,8 @@ SERVICES = ("epu_management_service", "provisioner")
 class ServerDemo(StagedStory):
     """The story on real servers; ``run()`` starts the processes, plays it, cleans up."""
 
+    stage_limit = STAGE_LIMIT
+
     def __init__(self, amqp_url: str, zk_hosts: str, out: TextIO, live: bool):
         self.amqp_url = amqp_url
         self.zk_hosts = zk_hosts
@@ -79,7 +81,6 @@ class ServerDemo(StagedStory):
         self.others: list[subprocess.Popen] = []
         self.lines: list[str] = []
         super().__init__()
-        self.stage_limit = STAGE_LIMIT
         self.history: list[str] = []
         self.rpc: RpcClient | None = None
         self.client: EPUManagementClient | None = None
@@ -133,15 +134,7 @@ class ServerDemo(StagedStory):
     def _cleanup(self) -> None:
         if self.rpc is not None:
             self.rpc.close()
-        for proc in [*self.workers.values(), *self.others]:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in [*self.workers.values(), *self.others]:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        self.stop_processes([*self.workers.values(), *self.others])
         with contextlib.suppress(Exception), make_connection(self.amqp_url) as conn:
             delete_namespace(conn, self.names, SERVICES, RetryPolicy())
         with contextlib.suppress(Exception):

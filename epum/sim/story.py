@@ -4,8 +4,10 @@ and ``StagedStory``, how the demos on real servers play their stages."""
 
 from __future__ import annotations
 
+import abc
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TextIO
 
 #: Whose domain it is.
@@ -16,7 +18,7 @@ DOMAIN = "workers"
 DEFINITION = "sim-workers"
 
 
-class StagedStory:
+class StagedStory(abc.ABC):
     """A demo on real processes told in stages, each waited for up to ``stage_limit``.
 
     A subclass gives ``_start`` (the processes), ``_play`` (the stages, in
@@ -31,9 +33,9 @@ class StagedStory:
     def __init__(self) -> None:
         self.stages: dict[str, bool] = {}
 
+    @abc.abstractmethod
     def say(self, text: str) -> None:
         """Tell one line of the story."""
-        raise NotImplementedError
 
     def on_poll(self) -> None:
         """Called at each look at a stage's condition (e.g. to redraw a screen)."""
@@ -74,11 +76,29 @@ class StagedStory:
         finally:
             self._cleanup()
 
+    @staticmethod
+    def stop_processes(procs: Iterable[subprocess.Popen], grace: float = 15.0) -> None:
+        """SIGTERM every process still running, then wait ``grace`` seconds for each
+        before it is killed."""
+        procs = list(procs)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    @abc.abstractmethod
     def _start(self) -> None:
-        raise NotImplementedError
+        """Start the story's processes and clients."""
 
+    @abc.abstractmethod
     def _play(self) -> bool:
-        raise NotImplementedError
+        """Play the stages in order; False at the first that does not finish."""
 
+    @abc.abstractmethod
     def _cleanup(self) -> None:
-        raise NotImplementedError
+        """Stop what ``_start`` started and remove what the story left behind."""
