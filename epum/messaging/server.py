@@ -297,21 +297,21 @@ class RpcServer(ConsumerMixin):
         if isinstance(read, Request) and self._executor is not None:
             alone = read.order_key == SERIAL
             if not (read.quick and self._executor.free_for(read.order_key, alone)):
-                job = functools.partial(self._run_off_thread, delivery, read)
+                job = functools.partial(self._run_off_thread, delivery, route, read)
                 self._executor.submit(read.order_key, job, alone=alone)
                 return
         outcome = read if isinstance(read, Outcome) else self.requests.run(read, route)
-        self._settle(delivery, outcome, refused)
+        self._settle(delivery, route, outcome, refused)
 
-    def _run_off_thread(self, delivery: Delivery, request: Request) -> None:
+    def _run_off_thread(
+        self, delivery: Delivery, route: ReplyRoute | None, request: Request
+    ) -> None:
         """On a handler thread: run ``request``, publish its reply, and leave the rest to
         the consumer's thread."""
-        message = delivery.message
-        route = reply_route(message.headers or {}, message.properties or {})
         outcome = self.requests.run(request, route)
         if route is not None:
             self._send_reply(route, outcome.payload, pooled=True)
-        self._finished.put((delivery, outcome))
+        self._finished.put((delivery, route, outcome))
 
     def _collect(self, block: bool) -> None:
         """Settle what handler threads finished (``block``: wait for those still running)."""
@@ -319,10 +319,10 @@ class RpcServer(ConsumerMixin):
             self._executor.wait_idle(STOP_GRACE)
         while True:
             try:
-                delivery, outcome = self._finished.get_nowait()
+                delivery, route, outcome = self._finished.get_nowait()
             except queue.Empty:
                 return
-            self._settle(delivery, outcome, refused=False, replied=True)
+            self._settle(delivery, route, outcome, refused=False, replied=True)
 
     def on_decode_error(self, message, exc: Exception) -> None:
         """A message kombu could not unpack (a bad ``compression`` header): answered with
@@ -330,10 +330,16 @@ class RpcServer(ConsumerMixin):
         log.warning("refused a message that could not be decoded: %s", short(exc, 200))
         error = BadRequestError(f"refused: the message could not be decoded: {short(exc, 200)}")
         outcome = Outcome(envelope.reply_error(error), str(error))
-        self._settle(self._acks.received(message), outcome, refused=True)
+        route = reply_route(message.headers or {}, message.properties or {})
+        self._settle(self._acks.received(message), route, outcome, refused=True)
 
     def _settle(
-        self, delivery: Delivery, outcome: Outcome, refused: bool, replied: bool = False
+        self,
+        delivery: Delivery,
+        route: ReplyRoute | None,
+        outcome: Outcome,
+        refused: bool,
+        replied: bool = False,
     ) -> None:
         """On the consumer's thread: copy a failed fire where it goes, reply (if asked and
         not ``replied`` yet), then ack, or reject without requeue if ``refused``.  A
@@ -341,8 +347,6 @@ class RpcServer(ConsumerMixin):
         if not delivery.in_hand:
             return
         message = delivery.message
-        headers = message.headers or {}
-        route = reply_route(headers, message.properties or {})
         if route is None and outcome.failure is not None:
             self._copy_failed(message, outcome)
         try:
