@@ -95,6 +95,29 @@ def test_polls_on_the_sample_period_only(store):
         c.close()
 
 
+def test_a_domain_config_is_read_again_only_when_the_domain_changed(store, monkeypatch):
+    domain = add_domain(store, "d1", period=60)
+    store.add_domain("alice", "plain", {"engine_conf": {"preserve_n": 1}})
+    ScriptedSource.ANSWERS["d1"] = Readings(domain={"m": [1.0]})
+    reads = []
+    real = type(domain).get_all_config
+    monkeypatch.setattr(
+        type(domain), "get_all_config", lambda self: reads.append(self.key) or real(self)
+    )
+    c = collector(store)
+    try:
+        c.poll_due(100.0)  # reads both, stores d1's readings (a change of d1)
+        c.poll_due(120.0)  # reads d1 again, after its readings
+        reads.clear()
+        c.poll_due(130.0)
+        assert reads == []
+        domain.update_config({"engine_conf": {"sensor_type": "config"}})
+        assert c.poll_due(200.0) == []  # the change is seen: d1 is no longer polled
+        assert reads == [("alice", "d1")]
+    finally:
+        c.close()
+
+
 def test_period_has_a_minimum_and_a_default():
     assert sample_period({}) == 90.0
     assert sample_period({"sample_period": 1}) == 10.0
