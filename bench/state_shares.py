@@ -51,10 +51,13 @@ def median_pass(run: Any, worker: Any, passes: int, timeout: float) -> float:
     """The median of ``worker``'s next ``passes`` full passes (the one under way skipped), ms."""
     stat = f"{worker.name}.{PASS_STAT}"
     heard = len(run.sink.timings(stat))
-    run.sink.wait_for(stat, heard + 1, timeout)
-    return statistics.median(
-        run.sink.wait_for(stat, heard + 2 + k, timeout).ms for k in range(passes)
-    )
+    try:
+        run.sink.wait_for(stat, heard + 1, timeout)
+        return statistics.median(
+            run.sink.wait_for(stat, heard + 2 + k, timeout).ms for k in range(passes)
+        )
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}\n--- {worker.name}'s log ---\n{worker.log_tail()}") from None
 
 
 def shared_figures(

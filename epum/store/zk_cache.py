@@ -163,6 +163,8 @@ class SubtreeCache:
         """
         if not self._initialized.is_set():
             return False
+        if not self._expected:  # none of our writes in flight (ours would be seen: same thread)
+            return not self._closed
         deadline = time.monotonic() + self._lag_timeout
         inside = prefix + "/"
         with self._cond:
