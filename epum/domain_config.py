@@ -132,6 +132,15 @@ def validate_domain_config(config: Mapping[str, Any], settings: EPUMSettings) ->
     return engine_cls
 
 
+def domain_sites(config: Mapping[str, Any], settings: EPUMSettings) -> list[str]:
+    """The sites a domain config's engine launches on (for a config not yet validated,
+    any error the engine's reading of it raises)."""
+    engine_cls = load_engine_class(engine_class_name(config), settings.allowed_engine_prefixes)
+    return list(
+        engine_cls.sites(engine_conf_with_defaults(config.get("engine_conf") or {}, settings))
+    )
+
+
 def stored_problem(
     config: Mapping[str, Any],
     records: list[dict[str, Any]],

@@ -14,6 +14,7 @@ costs at most about ``N / (0.25 * missing_timeout)`` writes a second.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -23,8 +24,8 @@ from epum.decisions import select
 from epum.domain_config import (
     StoredChecks,
     check_sections,
+    domain_sites,
     engine_class_name,
-    engine_conf_with_defaults,
     known_sections,
     merge_domain_config,
     validate_domain_config,
@@ -35,7 +36,7 @@ from epum.health import health_config_of, heartbeat_write_due
 from epum.instances import PROVISIONER_FIELDS, Instance, extra_fields_of
 from epum.logcontext import log_context
 from epum.settings import EPUMSettings, LimitSettings
-from epum.sites import CachedDTRS, check_sites
+from epum.sites import CachedDTRS, SiteAnswers, SiteQuestions
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.base import DomainStore, EPUMStore, update_instance_with_retry
 from epum.subscribers import Subscribers
@@ -76,9 +77,19 @@ class Reactor:
         self.settings = settings
         self.subscribers = subscribers
         self.clock = clock
-        self.dtrs = CachedDTRS(dtrs, settings.dtrs_cache_seconds) if dtrs is not None else None
+        # asks the DTRS about a domain's sites while the domain is validated
+        self.sites = (
+            SiteQuestions(CachedDTRS(dtrs, settings.dtrs_cache_seconds))
+            if dtrs is not None
+            else None
+        )
         # what describe_domain last found of the domains described most recently
         self._checks = StoredChecks(settings, self.limits, max_domains=DESCRIBE_CHECKS_KEPT)
+
+    def close(self) -> None:
+        """Stop asking the DTRS (questions in flight are dropped); idempotent."""
+        if self.sites is not None:
+            self.sites.close()
 
     # definitions ----------------------------------------------------------
     def add_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
@@ -164,12 +175,14 @@ class Reactor:
         if definition is None:
             raise NotFoundError(f"domain definition {definition_id} not found")
         merged = merge_domain_config(definition, config)
-        self._validate(caller, merged)
+        sites = self._validate(caller, merged)
         if self.store.count_domains_by_owner(caller) >= self.limits.max_domains_per_caller:
             raise BadRequestError(
                 f"{caller} has {self.limits.max_domains_per_caller} domains already: "
                 "limits.max_domains_per_caller"
             )
+        if sites is not None:
+            sites.check()
         domain = self.store.add_domain(caller, domain_id, merged)
         if subscriber_name is not None:
             domain.add_subscriber(subscriber_name, subscriber_op)
@@ -234,7 +247,9 @@ class Reactor:
             raise BadRequestError("a domain's engine_class cannot be changed; add a new domain")
         merged = {s: {**current.get(s, {}), **config.get(s, {})} for s in current}
         merged.update((s, v) for s, v in config.items() if s not in merged)
-        self._validate(caller, merged)
+        sites = self._validate(caller, merged)
+        if sites is not None:
+            sites.check()
         if config:
             domain.update_config({s: dict(v) for s, v in config.items()})
         log.info("reconfigured %s", ", ".join(config) or "nothing")
@@ -257,15 +272,19 @@ class Reactor:
         check_json(config, self.limits, what)
         check_size(config, self.limits.max_config_bytes, "max_config_bytes", what)
 
-    def _validate(self, caller: str, config: dict[str, Any]) -> None:
-        """Check a whole domain config (its size and the engine's sizes too), and its
-        sites with the DTRS when there is one."""
+    def _validate(self, caller: str, config: dict[str, Any]) -> SiteAnswers | None:
+        """Check a whole domain config (its size and the engine's sizes too); the DTRS's
+        answers about its sites, asked meanwhile, for the caller to ``check`` (None
+        without a DTRS)."""
+        early = None
+        with contextlib.suppress(Exception):  # unreadable before validation, which says why
+            early = self.sites and self.sites.ask(caller, domain_sites(config, self.settings))
         check_size(config, self.limits.max_config_bytes, "max_config_bytes", "domain config")
-        engine_cls = validate_domain_config(config, self.settings)
+        validate_domain_config(config, self.settings)
         check_domain_size(config.get("engine_conf") or {}, self.limits)
-        if self.dtrs is not None:
-            engine_conf = engine_conf_with_defaults(config.get("engine_conf") or {}, self.settings)
-            check_sites(self.dtrs, caller, engine_cls.sites(engine_conf))
+        if self.sites is None or early is not None:
+            return early
+        return self.sites.ask(caller, domain_sites(config, self.settings))
 
     def _live_domain(self, caller: str, domain_id: str) -> DomainStore:
         self._check_name(caller, "caller")

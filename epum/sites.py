@@ -4,9 +4,10 @@ A domain that names a site the DTRS does not know, or one the caller has no
 credentials for, is bad input: it is refused with an error naming the site,
 rather than accepted and left to fail at every launch.  A DTRS that cannot
 be reached is not the caller's fault: the domain is accepted and the
-problem logged (its launches will show any real trouble); the sites after it
-are not asked about, so a DTRS that does not answer costs one client timeout
-per domain, not two per site.
+problem logged (its launches will show any real trouble).  Given an
+executor, every question about a domain's sites is asked at once, while the
+caller goes on validating the domain, so a domain waits for one DTRS round
+trip (one client timeout when the DTRS does not answer), not two per site.
 
 ``CachedDTRS`` keeps the DTRS's positive answers for a short time, so a
 burst of domains on the same sites costs the DTRS round trips once.  Only
@@ -21,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 from epum.errors import BadRequestError, NotFoundError
@@ -33,28 +35,89 @@ KEPT_ANSWERS = 10_000
 
 
 def check_sites(dtrs: Any, caller: str, sites: Iterable[str]) -> None:
-    """Raise BadRequestError naming the first site unknown to the DTRS or lacking credentials.
+    """Raise BadRequestError naming the first site unknown to the DTRS or lacking
+    credentials (the questions asked one after another; see ``SiteAnswers.check``)."""
+    SiteAnswers(dtrs, caller, sites).check()
 
-    The first call the DTRS does not answer (a timeout, an error of its own)
-    ends the checks: that site and the rest are accepted, and it is logged.
+
+class SiteAnswers:
+    """What the DTRS says of ``sites`` and of ``caller``'s credentials for them.
+
+    With an ``executor``, every question is submitted to it at once, here;
+    without one, each is asked when ``check`` comes to it.  Nothing is
+    stored either way, so answers no one checks change nothing.
     """
-    for site in dict.fromkeys(sites):
+
+    def __init__(
+        self, dtrs: Any, caller: str, sites: Iterable[str], executor: Executor | None = None
+    ):
+        self._dtrs = dtrs
+        self._caller = caller
+        self._sites = list(dict.fromkeys(sites))
+        self._asked: dict[str, tuple[Future, Future]] = {}
+        if executor is not None:
+            for site in self._sites:
+                self._asked[site] = (
+                    executor.submit(dtrs.describe_site, site),
+                    executor.submit(dtrs.describe_credentials, caller, site),
+                )
+
+    def check(self) -> None:
+        """Raise BadRequestError naming the first site (in the order given) unknown to the
+        DTRS or lacking the caller's credentials.
+
+        The first question the DTRS does not answer (a timeout, an error of
+        its own) ends the checks: that site and the rest are accepted, and
+        it is logged.
+        """
+        for site in self._sites:
+            try:
+                if self._answer(site, credentials=False) is None:
+                    raise NotFoundError(site)
+            except NotFoundError:
+                raise BadRequestError(f"site {site!r} is not known to the DTRS") from None
+            except Exception as exc:
+                log.warning("could not check site %s with the DTRS (%s); sites accepted", site, exc)
+                return
+            try:
+                if self._answer(site, credentials=True) is None:
+                    raise NotFoundError(site)
+            except NotFoundError:
+                raise BadRequestError(
+                    f"{self._caller} has no credentials for site {site!r}"
+                ) from None
+            except Exception as exc:
+                log.warning("could not check %s's credentials for %s (%s)", self._caller, site, exc)
+                return
+
+    def _answer(self, site: str, credentials: bool) -> Any:
+        asked = self._asked.get(site)
+        if asked is not None:
+            return asked[credentials].result()  # the call is bounded by the client's timeout
+        if credentials:
+            return self._dtrs.describe_credentials(self._caller, site)
+        return self._dtrs.describe_site(site)
+
+
+class SiteQuestions:
+    """Asks a DTRS client about domains' sites, every question of a domain at once, on
+    ``threads`` threads of its own (started as needed; ``close`` stops them)."""
+
+    def __init__(self, dtrs: Any, threads: int = 4):
+        self.dtrs = dtrs
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="epum-dtrs")
+
+    def ask(self, caller: str, sites: Iterable[str]) -> SiteAnswers:
+        """The answers about ``sites`` and ``caller``'s credentials, asked now; once
+        closed, asked one after another as they are checked."""
         try:
-            if dtrs.describe_site(site) is None:
-                raise NotFoundError(site)
-        except NotFoundError:
-            raise BadRequestError(f"site {site!r} is not known to the DTRS") from None
-        except Exception as exc:
-            log.warning("could not check site %s with the DTRS (%s); sites accepted", site, exc)
-            return
-        try:
-            if dtrs.describe_credentials(caller, site) is None:
-                raise NotFoundError(site)
-        except NotFoundError:
-            raise BadRequestError(f"{caller} has no credentials for site {site!r}") from None
-        except Exception as exc:
-            log.warning("could not check %s's credentials for %s (%s)", caller, site, exc)
-            return
+            return SiteAnswers(self.dtrs, caller, sites, self._pool)
+        except RuntimeError:  # closed
+            return SiteAnswers(self.dtrs, caller, sites)
+
+    def close(self) -> None:
+        """Stop the threads; questions in flight are dropped (idempotent)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class CachedDTRS:
