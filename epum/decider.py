@@ -88,6 +88,11 @@ log = logging.getLogger(__name__)
 #: about 40 KB, well inside any receiver's message size limit (all of 100,000
 #: instances in one request would be 4 MB).
 DUMP_STATE_BATCH = 1000
+#: Threads a pass writes its decision-log entries on (``PassLog.writing_behind``):
+#: a new leader's first pass logs for every domain, a round trip or two each.
+LOG_WRITERS = 8
+#: How long a pass waits at its end for its decision-log writes (seconds).
+LOG_WRITE_GRACE = 60.0
 
 
 @dataclass
@@ -204,8 +209,15 @@ class Decider(LeaderLoop):
         self._pass(now, full=True)
 
     def _pass(self, now: float, full: bool) -> None:
-        term = self.term
         started = time.monotonic()
+        with self._log.writing_behind(LOG_WRITERS, LOG_WRITE_GRACE):
+            self._pass_domains(now, full)
+        if self.statsd is not None and full:
+            self.statsd.gauge("domains.active", len(self._engines))
+            self.statsd.timing("decider.pass", (time.monotonic() - started) * 1000.0)
+
+    def _pass_domains(self, now: float, full: bool) -> None:
+        term = self.term
         with self._changed_lock:
             changed, self._changed = self._changed, set()
         self.budget.refill(now)
@@ -239,9 +251,6 @@ class Decider(LeaderLoop):
                     log.info("launches deferred to the next pass: %s", exc)
                 except Exception:
                     log.exception("decision failed")
-        if self.statsd is not None and full:
-            self.statsd.gauge("domains.active", len(self._engines))
-            self.statsd.timing("decider.pass", (time.monotonic() - started) * 1000.0)
 
     def _decide(self, domain: DomainStore, inputs: DomainInputs, now: float, term: Term) -> None:
         config, version, instances = inputs.config, inputs.conf_version, inputs.instances

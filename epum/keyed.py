@@ -1,5 +1,5 @@
 """Running work on a thread pool, in submission order per key and side by side across keys
-(the RPC server's handler threads).
+(the RPC server's handler threads, the decider's decision-log writes).
 
 ``KeyedExecutor.submit(key, job)`` runs ``job`` on one of ``workers``
 threads of a ``concurrent.futures.ThreadPoolExecutor``, after every job

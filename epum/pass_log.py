@@ -6,19 +6,26 @@ compared with what it saw then, none on a term's first look), the engine's
 domain events, the decision entry (none for a quiet pass at its target), a
 ``reading`` event when the metric's value changed and no entry carries it,
 and ``replaced`` events; it stores them in one write fenced by the pass's
-term.  It keeps, per domain, what it saw and the last value logged, until
-``forget`` or ``clear``.
+term, during a pass (``writing_behind``) on writer threads of its own, so a
+pass that logs for many domains (a new leader's first) overlaps their
+writes' round trips instead of waiting for each in turn.  It keeps, per
+domain, what it saw and the last value logged, until ``forget`` or
+``clear``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from epum import decisions
 from epum.control import DomainControl
 from epum.errors import NotLeaderError
 from epum.instances import DomainState, Instance
+from epum.keyed import KeyedExecutor
 from epum.settings import EPUMSettings
 from epum.store.base import DomainStore
 from epum.term import Term
@@ -37,6 +44,7 @@ class PassLog:
         self.settings = settings
         self._seen: dict[Key, dict[str, decisions.Seen]] = {}
         self._values: dict[Key, Any] = {}
+        self._writer: KeyedExecutor | None = None
 
     def clear(self) -> None:
         """Forget every domain (a new term starts: its first look logs no lifecycle event)."""
@@ -92,17 +100,52 @@ class PassLog:
         if made is not None:
             self.append(domain, [made], now, term)
 
+    @contextlib.contextmanager
+    def writing_behind(self, writers: int, timeout: float) -> Iterator[None]:
+        """For the block (one pass), write the log on ``writers`` threads of their own,
+        each domain's entries in order, while the pass goes on; on leaving, wait (up to
+        ``timeout`` seconds) until every entry is written.  A write the store fences
+        off (NotLeaderError) ends the term, as it would in the pass."""
+        executor = KeyedExecutor(writers, name="decision-log")
+        self._writer = executor
+        try:
+            yield
+        finally:
+            self._writer = None
+            executor.shutdown()
+            if not executor.wait_idle(timeout):
+                log.warning("decision log writes still unfinished after %.0f s", timeout)
+
     def append(
         self, domain: DomainStore, entries: list[dict[str, Any]], now: float, term: Term
     ) -> None:
-        """Store ``entries`` in the domain's decision log, fenced by ``term``.
+        """Store ``entries`` in the domain's decision log, fenced by ``term`` (on a writer
+        thread inside ``writing_behind``, else at once).
 
-        NotLeaderError (nothing written) propagates: the pass stops and the
-        term ends, as for any fenced write.  Any other failure to write the
-        log is logged and the pass goes on: the log explains, it decides nothing.
+        NotLeaderError (nothing written) ends ``term``; written at once it also
+        propagates, so the pass stops.  Any other failure to write the log is
+        logged and the pass goes on: the log explains, it decides nothing.
         """
         if not entries:
             return
+        writer = self._writer
+        if writer is None:
+            self._write(domain, entries, now, term)
+            return
+        context = contextvars.copy_context()  # the domain's log context, on the writer too
+
+        def job() -> None:
+            try:
+                context.run(self._write, domain, entries, now, term)
+            except NotLeaderError as exc:
+                log.warning("deposed while writing the decision log (%s); stopping", exc)
+                term.end()
+
+        writer.submit(domain.key, job)
+
+    def _write(
+        self, domain: DomainStore, entries: list[dict[str, Any]], now: float, term: Term
+    ) -> None:
         try:
             domain.append_history(
                 entries,
