@@ -185,8 +185,6 @@ class EPUManagement:
         for role in (*self.deciders, self.doctor, self.reaper):
             if role is not None:
                 role.depose()
-        if self.reactor is not None:
-            self.reactor.close()
         self.store.shutdown()
         if self.statsd is not None:
             self.statsd.close()

@@ -14,7 +14,6 @@ costs at most about ``N / (0.25 * missing_timeout)`` writes a second.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -36,7 +35,7 @@ from epum.health import health_config_of, heartbeat_write_due
 from epum.instances import PROVISIONER_FIELDS, Instance, extra_fields_of
 from epum.logcontext import log_context
 from epum.settings import EPUMSettings, LimitSettings
-from epum.sites import CachedDTRS, SiteAnswers, SiteQuestions
+from epum.sites import CachedDTRS, SiteAnswers
 from epum.states import InstanceHealthState, InstanceState
 from epum.store.base import DomainStore, EPUMStore, update_instance_with_retry
 from epum.subscribers import Subscribers
@@ -77,19 +76,9 @@ class Reactor:
         self.settings = settings
         self.subscribers = subscribers
         self.clock = clock
-        # asks the DTRS about a domain's sites while the domain is validated
-        self.sites = (
-            SiteQuestions(CachedDTRS(dtrs, settings.dtrs_cache_seconds))
-            if dtrs is not None
-            else None
-        )
+        self.dtrs = CachedDTRS(dtrs, settings.dtrs_cache_seconds) if dtrs is not None else None
         # what describe_domain last found of the domains described most recently
         self._checks = StoredChecks(settings, self.limits, max_domains=DESCRIBE_CHECKS_KEPT)
-
-    def close(self) -> None:
-        """Stop asking the DTRS (questions in flight are dropped); idempotent."""
-        if self.sites is not None:
-            self.sites.close()
 
     # definitions ----------------------------------------------------------
     def add_domain_definition(self, definition_id: str, definition: dict[str, Any]) -> None:
@@ -276,15 +265,26 @@ class Reactor:
         """Check a whole domain config (its size and the engine's sizes too); the DTRS's
         answers about its sites, asked meanwhile, for the caller to ``check`` (None
         without a DTRS)."""
-        early = None
-        with contextlib.suppress(Exception):  # unreadable before validation, which says why
-            early = self.sites and self.sites.ask(caller, domain_sites(config, self.settings))
+        answers = self._ask_sites(caller, config)
         check_size(config, self.limits.max_config_bytes, "max_config_bytes", "domain config")
         validate_domain_config(config, self.settings)
         check_domain_size(config.get("engine_conf") or {}, self.limits)
-        if self.sites is None or early is not None:
-            return early
-        return self.sites.ask(caller, domain_sites(config, self.settings))
+        return answers or self._ask_sites(caller, config, validated=True)
+
+    def _ask_sites(
+        self, caller: str, config: dict[str, Any], validated: bool = False
+    ) -> SiteAnswers | None:
+        """The DTRS's answers about the config's sites, asked at once (None without a
+        DTRS, or when the sites of a config not ``validated`` yet cannot be read)."""
+        if self.dtrs is None:
+            return None
+        try:
+            sites = domain_sites(config, self.settings)
+        except Exception:
+            if validated:
+                raise
+            return None  # validation says what is wrong
+        return SiteAnswers(self.dtrs, caller, sites, at_once=True)
 
     def _live_domain(self, caller: str, domain_id: str) -> DomainStore:
         self._check_name(caller, "caller")

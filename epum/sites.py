@@ -4,9 +4,9 @@ A domain that names a site the DTRS does not know, or one the caller has no
 credentials for, is bad input: it is refused with an error naming the site,
 rather than accepted and left to fail at every launch.  A DTRS that cannot
 be reached is not the caller's fault: the domain is accepted and the
-problem logged (its launches will show any real trouble).  Given an
-executor, every question about a domain's sites is asked at once, while the
-caller goes on validating the domain, so a domain waits for one DTRS round
+problem logged (its launches will show any real trouble).  Asked
+``at_once``, every question about a domain's sites is in flight together,
+while the caller goes on validating the domain, so a domain waits for one DTRS round
 trip (one client timeout when the DTRS does not answer), not two per site.
 
 ``CachedDTRS`` keeps the DTRS's positive answers for a short time, so a
@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from epum.errors import BadRequestError, NotFoundError
@@ -43,24 +43,25 @@ def check_sites(dtrs: Any, caller: str, sites: Iterable[str]) -> None:
 class SiteAnswers:
     """What the DTRS says of ``sites`` and of ``caller``'s credentials for them.
 
-    With an ``executor``, every question is submitted to it at once, here;
-    without one, each is asked when ``check`` comes to it.  Nothing is
-    stored either way, so answers no one checks change nothing.
+    ``at_once``: every question is asked here, each on a thread of its own
+    that ends with its answer; otherwise each is asked when ``check`` comes
+    to it.  Nothing is stored either way, so answers no one checks change
+    nothing.
     """
 
-    def __init__(
-        self, dtrs: Any, caller: str, sites: Iterable[str], executor: Executor | None = None
-    ):
+    def __init__(self, dtrs: Any, caller: str, sites: Iterable[str], at_once: bool = False):
         self._dtrs = dtrs
         self._caller = caller
         self._sites = list(dict.fromkeys(sites))
         self._asked: dict[str, tuple[Future, Future]] = {}
-        if executor is not None:
+        if at_once and self._sites:
+            asking = ThreadPoolExecutor(2 * len(self._sites), thread_name_prefix="epum-dtrs")
             for site in self._sites:
                 self._asked[site] = (
-                    executor.submit(dtrs.describe_site, site),
-                    executor.submit(dtrs.describe_credentials, caller, site),
+                    asking.submit(dtrs.describe_site, site),
+                    asking.submit(dtrs.describe_credentials, caller, site),
                 )
+            asking.shutdown(wait=False)  # its threads end once the questions are answered
 
     def check(self) -> None:
         """Raise BadRequestError naming the first site (in the order given) unknown to the
@@ -97,27 +98,6 @@ class SiteAnswers:
         if credentials:
             return self._dtrs.describe_credentials(self._caller, site)
         return self._dtrs.describe_site(site)
-
-
-class SiteQuestions:
-    """Asks a DTRS client about domains' sites, every question of a domain at once, on
-    ``threads`` threads of its own (started as needed; ``close`` stops them)."""
-
-    def __init__(self, dtrs: Any, threads: int = 4):
-        self.dtrs = dtrs
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="epum-dtrs")
-
-    def ask(self, caller: str, sites: Iterable[str]) -> SiteAnswers:
-        """The answers about ``sites`` and ``caller``'s credentials, asked now; once
-        closed, asked one after another as they are checked."""
-        try:
-            return SiteAnswers(self.dtrs, caller, sites, self._pool)
-        except RuntimeError:  # closed
-            return SiteAnswers(self.dtrs, caller, sites)
-
-    def close(self) -> None:
-        """Stop the threads; questions in flight are dropped (idempotent)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class CachedDTRS:
