@@ -166,12 +166,14 @@ class Decider(LeaderLoop):
         self._last_full_pass = None
         if self.collector_factory is not None:
             start_collector(self.term, self._make_collector)
-        live = [
-            i.instance_id
-            for d in self._my_domains()
-            for i in d.get_instances()
-            if i.state < InstanceState.TERMINATED
-        ]
+        term = self.term
+        live: list[str] = []
+        for domain in self._my_domains():
+            if term.ended:  # deposed while listing (a slow store): the next term lists anew
+                return
+            live.extend(
+                i.instance_id for i in domain.get_instances() if i.state < InstanceState.TERMINATED
+            )
         if not live:
             return
         log.info("elected decider: asking the provisioner for %d records", len(live))

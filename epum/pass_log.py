@@ -135,6 +135,8 @@ class PassLog:
         context = contextvars.copy_context()  # the domain's log context, on the writer too
 
         def job() -> None:
+            if term.ended:  # fenced off anyway: spare the round trip (and a warning each)
+                return
             try:
                 context.run(self._write, domain, entries, now, term)
             except NotLeaderError as exc:

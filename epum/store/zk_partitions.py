@@ -106,6 +106,8 @@ class ShareContender:
         self.terms: dict[str, Term] = {}
         self.number = 0  # terms begun so far (each term's number)
         self._threads: dict[str, threading.Thread] = {}
+        # leader threads of ended terms still running at their release, by share name
+        self._lingering: dict[str, threading.Thread] = {}
         self.wakeup = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"epum-{role}-shares", daemon=True)
 
@@ -179,7 +181,7 @@ class ShareContender:
                 return  # the connection wavered: the recipe asks for a release
             thread = threading.Thread(
                 target=self._lead,
-                args=(self.leaders[int(name)], term),
+                args=(self.leaders[int(name)], term, self._lingering.pop(name, None)),
                 name=f"epum-{self.role}-share-{name}",
                 daemon=True,
             )
@@ -187,8 +189,12 @@ class ShareContender:
             thread.start()
         log.info("%s leads %s shares %s", self.board.identifier, self.role, ", ".join(names))
 
-    def _lead(self, leader: Leader, term: Term) -> None:
+    def _lead(self, leader: Leader, term: Term, previous: threading.Thread | None) -> None:
+        """Lead ``term``, once ``previous`` (the same leader's last term, still running at
+        its release) has returned: one leader leads one term at a time."""
         try:
+            while previous is not None and previous.is_alive() and not term.ended:
+                previous.join(LOOK_EVERY)
             leader.inaugurate(term)
         except Exception:
             log.exception("%s leader of share failed; its share waits for the next release", term)
@@ -201,7 +207,13 @@ class ShareContender:
         for name, thread in list(self._threads.items()):
             thread.join(RELEASE_WAIT)
             if thread.is_alive():
-                log.warning("%s share %s: its leader is still running at release", self.role, name)
+                log.warning(
+                    "%s share %s: its leader is still running at release; its next term "
+                    "starts once it returns",
+                    self.role,
+                    name,
+                )
+                self._lingering[name] = thread
         if self._threads:
             log.info("%s released %s shares", self.board.identifier, self.role)
         self._threads.clear()

@@ -5,6 +5,8 @@ fenced by its lock znode."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from kazoo.client import KazooClient
 
@@ -12,6 +14,7 @@ from epum.control import NotLeaderError
 from epum.decisions import domain_event
 from epum.management import EPUManagement
 from epum.partitions import share_of
+from epum.store import zk_partitions
 from tests.fakes import FakeDTRS, FakeNotifier, FakeProvisioner
 from tests.kit import wait_until
 
@@ -140,3 +143,47 @@ def test_a_worker_cut_off_loses_its_shares_and_gets_some_back(zk_proxy, zk_store
     finally:
         a.shutdown()
         b.shutdown()
+
+
+class SlowToStepDown:
+    """A share's leader whose first term runs on past its end until ``gate`` opens (a
+    first pass over a store still loading); it refuses to lead two terms at once, as
+    ``LeaderLoop`` does."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.terms: list[int] = []
+        self._leading = threading.Lock()
+
+    def inaugurate(self, term) -> None:
+        if not self._leading.acquire(blocking=False):
+            raise RuntimeError("already leading")
+        try:
+            self.terms.append(term.number)
+            if len(self.terms) == 1:
+                self.gate.wait(30)
+            term.wait(30)
+        finally:
+            self._leading.release()
+
+
+def test_a_share_released_while_its_leader_still_runs_is_led_again_once_it_returns(
+    zk_store_factory, monkeypatch
+):
+    monkeypatch.setattr(zk_partitions, "RELEASE_WAIT", 0.2)
+    a_store = zk_store_factory(worker_name="a")
+    mine = [SlowToStepDown(), SlowToStepDown()]
+    a_store.contend_decider_shares(mine, settle=0.3)
+    wait_until(lambda: all(leader.terms for leader in mine), 20, what="a leading both shares")
+    b_store = zk_store_factory(worker_name="b")
+    theirs = [SlowToStepDown(), SlowToStepDown()]
+    for leader in theirs:
+        leader.gate.set()
+    b_store.contend_decider_shares(theirs, settle=0.3)
+    # a releases both while their first terms still run, and is dealt one share back
+    wait_until(lambda: len(a_store.decider_shares_held()) == 1, 20, what="the shares re-dealt")
+    kept = mine[int(a_store.decider_shares_held()[0])]
+    assert kept.terms == [kept.terms[0]]  # its new term waits for the old one to return
+    for leader in mine:
+        leader.gate.set()
+    wait_until(lambda: len(kept.terms) == 2, 20, what="the kept share led in a new term")
