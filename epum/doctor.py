@@ -90,7 +90,7 @@ class Doctor(LeaderLoop):
                 config, started_at=now, can_ask_agents=self.ouagent_client is not None
             )
             self._monitors[domain.key] = monitor
-            log.info("health monitoring starts")
+            log.debug("health monitoring starts")  # one line a domain: 10,000 at 10,000
         monitor.config = config
         for verdict in monitor.update(now, domain.get_instances()):
             if term.ended:

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from epum.errors import StoreUnavailableError
 from epum.term import Term
 
 log = logging.getLogger(__name__)
@@ -133,5 +134,9 @@ class LeaderLoop(abc.ABC):
     def _guarded(self, step: Callable[[], None], what: str) -> None:
         try:
             step()
+        except StoreUnavailableError as exc:  # an outage or a shutdown: no trace to show
+            log.warning(
+                "%s: %s stopped, the store is unavailable (%s); carrying on", self.name, what, exc
+            )
         except Exception:
             log.exception("%s: %s failed; carrying on", self.name, what)

@@ -33,18 +33,16 @@ log = logging.getLogger(__name__)
 #: expired ones go, and if none had expired, all of them.
 KEPT_ANSWERS = 10_000
 
-
-def check_sites(dtrs: Any, caller: str, sites: Iterable[str]) -> None:
-    """Raise BadRequestError naming the first site unknown to the DTRS or lacking
-    credentials (the questions asked one after another; see ``SiteAnswers.check``)."""
-    SiteAnswers(dtrs, caller, sites).check()
+#: At most this many questions about one domain are in flight at once (a
+#: domain may name many sites; the rest wait their turn).
+QUESTIONS_AT_ONCE = 8
 
 
 class SiteAnswers:
     """What the DTRS says of ``sites`` and of ``caller``'s credentials for them.
 
-    ``at_once``: every question is asked here, each on a thread of its own
-    that ends with its answer; otherwise each is asked when ``check`` comes
+    ``at_once``: every question is asked here, on up to ``QUESTIONS_AT_ONCE``
+    threads of their own that end with the answers; otherwise each is asked when ``check`` comes
     to it.  Nothing is stored either way, so answers no one checks change
     nothing.
     """
@@ -55,7 +53,8 @@ class SiteAnswers:
         self._sites = list(dict.fromkeys(sites))
         self._asked: dict[str, tuple[Future, Future]] = {}
         if at_once and self._sites:
-            asking = ThreadPoolExecutor(2 * len(self._sites), thread_name_prefix="epum-dtrs")
+            threads = min(2 * len(self._sites), QUESTIONS_AT_ONCE)
+            asking = ThreadPoolExecutor(threads, thread_name_prefix="epum-dtrs")
             for site in self._sites:
                 self._asked[site] = (
                     asking.submit(dtrs.describe_site, site),

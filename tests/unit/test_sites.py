@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from epum.errors import BadRequestError, NotFoundError
-from epum.sites import KEPT_ANSWERS, CachedDTRS
+from epum.sites import KEPT_ANSWERS, QUESTIONS_AT_ONCE, CachedDTRS
 from tests.fakes import FakeDTRS
 from tests.unit.scenario import Scenario
 
@@ -248,3 +248,43 @@ def test_the_dtrs_cache_time_is_a_setting():
         assert len(dtrs.asked) == 4
     finally:
         scenario.epum.shutdown()
+
+
+class CrowdedDTRS(FakeDTRS):
+    """A FakeDTRS that notes the most questions it was asked at the same time."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._lock = threading.Lock()
+        self.now = self.most = 0
+
+    def _asked(self, answer):
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            threading.Event().wait(0.01)  # long enough for the others to be asked meanwhile
+            return answer()
+        finally:
+            with self._lock:
+                self.now -= 1
+
+    def describe_site(self, site_name):
+        return self._asked(lambda: super(CrowdedDTRS, self).describe_site(site_name))
+
+    def describe_credentials(self, caller, site_name):
+        return self._asked(lambda: super(CrowdedDTRS, self).describe_credentials(caller, site_name))
+
+
+def test_a_domain_of_many_sites_has_a_bounded_number_of_questions_in_flight():
+    clouds = [{"site_name": f"s{n}", "size": 1, "rank": n + 1} for n in range(30)]
+    multisite = {**MULTISITE, "engine_conf": {**MULTISITE["engine_conf"], "clouds": clouds}}
+    dtrs = CrowdedDTRS(sites={f"s{n}" for n in range(29)})  # the last one is unknown
+    sc = Scenario(dtrs=dtrs)
+    try:
+        sc.epum.msg_add_domain_definition("many", multisite)
+        with pytest.raises(BadRequestError, match="'s29' is not known"):
+            sc.epum.msg_add_domain("alice", "dom", "many", {})
+        assert 2 <= dtrs.most <= QUESTIONS_AT_ONCE
+    finally:
+        sc.epum.shutdown()
