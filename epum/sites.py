@@ -5,9 +5,10 @@ credentials for, is bad input: it is refused with an error naming the site,
 rather than accepted and left to fail at every launch.  A DTRS that cannot
 be reached is not the caller's fault: the domain is accepted and the
 problem logged (its launches will show any real trouble).  Asked
-``at_once``, every question about a domain's sites is in flight together,
-while the caller goes on validating the domain, so a domain waits for one DTRS round
-trip (one client timeout when the DTRS does not answer), not two per site.
+``at_once``, the questions about a domain's sites are in flight together
+while the caller goes on validating the domain, so a domain waits for one
+DTRS round trip (one client timeout when the DTRS does not answer), not
+two per site.
 
 ``CachedDTRS`` keeps the DTRS's positive answers for a short time, so a
 burst of domains on the same sites costs the DTRS round trips once.  Only

@@ -72,9 +72,10 @@ class SensorCollector:
     ``poll_due`` may also be called by tests with the time they choose.
 
     Which domains are polled is read from their configs, again only for a
-    domain whose ``change_stamp`` changed (a look at 10,000 unchanged domains
-    decodes none).  Per domain: polled when ``sample_period`` seconds (default 90, at least
-    ``min_period``) have passed since its last poll was started.  Each poll
+    domain whose ``change_stamp`` changed (a look at 10,000 unchanged
+    domains decodes none).  Per domain: polled when ``sample_period``
+    seconds (default 90, at least ``min_period``) have passed since its
+    last poll was started.  Each poll
     runs in a thread of a pool, so one slow source never delays the others;
     ``poll_due`` returns after at most ``query_timeout`` seconds (plus the
     store writes).  A poll still running then is counted as failed, its late
