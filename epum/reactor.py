@@ -284,7 +284,7 @@ class Reactor:
             if validated:
                 raise
             return None  # validation says what is wrong
-        return SiteAnswers(self.dtrs, caller, sites, at_once=True)
+        return SiteAnswers(self.dtrs, caller, sites)
 
     def _live_domain(self, caller: str, domain_id: str) -> DomainStore:
         self._check_name(caller, "caller")

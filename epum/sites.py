@@ -4,9 +4,9 @@ A domain that names a site the DTRS does not know, or one the caller has no
 credentials for, is bad input: it is refused with an error naming the site,
 rather than accepted and left to fail at every launch.  A DTRS that cannot
 be reached is not the caller's fault: the domain is accepted and the
-problem logged (its launches will show any real trouble).  Asked
-``at_once``, the questions about a domain's sites are in flight together
-while the caller goes on validating the domain, so a domain waits for one
+problem logged (its launches will show any real trouble).  The questions
+about a domain's sites are in flight together (``SiteAnswers``) while the
+caller goes on validating the domain, so a domain waits for one
 DTRS round trip (one client timeout when the DTRS does not answer), not
 two per site.
 
@@ -42,18 +42,16 @@ QUESTIONS_AT_ONCE = 8
 class SiteAnswers:
     """What the DTRS says of ``sites`` and of ``caller``'s credentials for them.
 
-    ``at_once``: every question is asked here, on up to ``QUESTIONS_AT_ONCE``
-    threads of their own that end with the answers; otherwise each is asked when ``check`` comes
-    to it.  Nothing is stored either way, so answers no one checks change
-    nothing.
+    Every question is asked here, on up to ``QUESTIONS_AT_ONCE`` threads of
+    their own that end with the answers; ``check`` judges them.  Nothing is
+    stored, so answers no one checks change nothing.
     """
 
-    def __init__(self, dtrs: Any, caller: str, sites: Iterable[str], at_once: bool = False):
-        self._dtrs = dtrs
+    def __init__(self, dtrs: Any, caller: str, sites: Iterable[str]):
         self._caller = caller
         self._sites = list(dict.fromkeys(sites))
         self._asked: dict[str, tuple[Future, Future]] = {}
-        if at_once and self._sites:
+        if self._sites:
             threads = min(2 * len(self._sites), QUESTIONS_AT_ONCE)
             asking = ThreadPoolExecutor(threads, thread_name_prefix="epum-dtrs")
             for site in self._sites:
@@ -92,12 +90,7 @@ class SiteAnswers:
                 return
 
     def _answer(self, site: str, credentials: bool) -> Any:
-        asked = self._asked.get(site)
-        if asked is not None:
-            return asked[credentials].result()  # the call is bounded by the client's timeout
-        if credentials:
-            return self._dtrs.describe_credentials(self._caller, site)
-        return self._dtrs.describe_site(site)
+        return self._asked[site][credentials].result()  # bounded by the client's timeout
 
 
 class CachedDTRS:

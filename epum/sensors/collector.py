@@ -75,8 +75,8 @@ class SensorCollector:
     domain whose ``change_stamp`` changed (a look at 10,000 unchanged
     domains decodes none).  Per domain: polled when ``sample_period``
     seconds (default 90, at least ``min_period``) have passed since its
-    last poll was started.  Each poll
-    runs in a thread of a pool, so one slow source never delays the others;
+    last poll was started.  Each poll runs in a thread of a pool, so one
+    slow source never delays the others;
     ``poll_due`` returns after at most ``query_timeout`` seconds (plus the
     store writes).  A poll still running then is counted as failed, its late
     answer is dropped, and the domain is not polled again until it ends.  A
