@@ -87,3 +87,16 @@ def test_outside_a_pass_a_write_is_made_at_once_and_a_fenced_one_raises():
     assert domain.written == [{"n": 0}] and domain.threads == {threading.current_thread().name}
     with pytest.raises(NotLeaderError):
         log.append(LogOnly("f", fenced=True), [{"n": 0}], now=0.0, term=term)
+
+
+def test_a_write_queued_behind_the_end_of_its_term_is_not_made():
+    log = PassLog("w1", EPUMSettings())
+    term = Term("decider", 1)
+    gate = threading.Event()
+    ahead, behind = LogOnly("d", gate=gate), LogOnly("d")  # one domain: one writer, in order
+    with log.writing_behind(writers=1, timeout=10):
+        log.append(ahead, [{"n": 0}], now=0.0, term=term)
+        log.append(behind, [{"n": 1}], now=0.0, term=term)
+        term.end()
+        gate.set()
+    assert behind.written == []
