@@ -73,7 +73,7 @@ from epum.logcontext import log_context
 from epum.partitions import Share
 from epum.pass_inputs import DomainInputs, quiet_decision, read_inputs
 from epum.pass_log import PassLog
-from epum.sensor_loop import start_collector
+from epum.sensor_loop import start_collector, stop_collector
 from epum.settings import EPUMSettings, LimitSettings
 from epum.settings.tree import default_worker_name
 from epum.states import InstanceState
@@ -142,6 +142,7 @@ class Decider(LeaderLoop):
         self._last_full_pass: float | None = None
         #: Makes the term's sensor collector (``epum.sensor_loop``); None: no collector.
         self.collector_factory = collector_factory
+        self._collector_thread: threading.Thread | None = None
 
     @property
     def leader(self) -> str:
@@ -165,7 +166,7 @@ class Decider(LeaderLoop):
         self._inputs.clear()
         self._last_full_pass = None
         if self.collector_factory is not None:
-            start_collector(self.term, self._make_collector)
+            self._collector_thread = start_collector(self.term, self._make_collector)
         term = self.term
         live: list[str] = []
         for domain in self._my_domains():
@@ -182,6 +183,12 @@ class Decider(LeaderLoop):
                 self.provisioner.dump_state(live[start : start + DUMP_STATE_BATCH])
             except Exception:
                 log.exception("dump_state request to the provisioner failed")
+
+    def on_term_over(self) -> None:
+        """Wait for the term's sensor collector to stop (``epum.sensor_loop.STOP_WAIT`` at most)."""
+        thread, self._collector_thread = self._collector_thread, None
+        if thread is not None:
+            stop_collector(thread)
 
     def _make_collector(self) -> Any:
         collector = self.collector_factory()

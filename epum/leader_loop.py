@@ -37,10 +37,10 @@ class LeaderLoop(abc.ABC):
       or ``depose()`` here, from any thread, never blocking).  ``deposed``
       is True from then on; no new pass starts.
     - deposed -> **follower**: ``inaugurate`` returns once the pass under
-      way (if any) is over.  ``term`` stays the ended term, so passes called
-      by hand bail out, until the next ``inaugurate(term)`` starts a new
-      term: it never inherits the old term's stop, and ending the old term
-      again later does nothing to it.
+      way (if any) is over and ``on_term_over()`` has run.  ``term`` stays
+      the ended term, so passes called by hand bail out, until the next
+      ``inaugurate(term)`` starts a new term: it never inherits the old
+      term's stop, and ending the old term again later does nothing to it.
 
     Passes are never run concurrently by the loop itself; whoever calls
     ``run_pass`` by hand must not do so while the loop leads.
@@ -66,6 +66,13 @@ class LeaderLoop(abc.ABC):
 
     def on_elected(self) -> None:
         """Run once at the start of each term, before the first pass (default: nothing)."""
+
+    def on_term_over(self) -> None:
+        """Run once when a term's loop is over, before ``inaugurate`` returns (default: nothing).
+
+        It runs after ``on_elected`` ran, even if that failed; it is where a
+        role waits for the helpers of its term to stop.
+        """
 
     @property
     def term(self) -> Term:
@@ -114,6 +121,7 @@ class LeaderLoop(abc.ABC):
                 if term.ended:
                     break
                 self._wakeup.wait(self.interval)
+            self._guarded(self.on_term_over, "on_term_over")
             log.info("%s: deposed, back to follower", self.name)
         finally:
             with self._lock:

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 #: polled only once its own sample_period has passed.
 DEFAULT_TICK = 1.0
 
+#: How long ``stop_collector`` waits for a collector whose term ended: a
+#: poll under way ends within the collector's query timeout.
+STOP_WAIT = 3.0
+
 
 def start_collector(
     term: Term, make_collector: Callable[[], Any], tick: float = DEFAULT_TICK
@@ -53,3 +57,18 @@ def start_collector(
     thread = threading.Thread(target=run, name=f"epum-sensors-{term.number}", daemon=True)
     thread.start()
     return thread
+
+
+def stop_collector(thread: threading.Thread, wait: float = STOP_WAIT) -> bool:
+    """Wait up to ``wait`` seconds for a collector whose term has ended; True if it stopped.
+
+    A collector still polling then is logged and left to end on its own
+    (its thread is a daemon, and it acts on nothing once its term is over).
+    """
+    thread.join(wait)
+    if thread.is_alive():
+        log.warning(
+            "sensor collector %s still polling %.1f s after its term ended", thread.name, wait
+        )
+        return False
+    return True

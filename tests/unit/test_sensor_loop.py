@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from epum.errors import ConfigError
-from epum.sensor_loop import start_collector
+from epum.sensor_loop import start_collector, stop_collector
 from epum.sensor_wiring import collector_factory, sensor_credentials
 from epum.settings import SensorSettings, settings_from_dict
 from epum.term import Term
@@ -73,6 +73,48 @@ def test_the_elected_decider_starts_a_collector_for_its_term_only():
         term.end()
         thread.join(PROMPT)
     assert made[0].closed.wait(PROMPT) and len(made) == 1
+
+
+class SlowToCloseCollector(CountingCollector):
+    """Its ``close()`` says it began (``closing``) and ends only once ``may_close`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closing = threading.Event()
+        self.may_close = threading.Event()
+
+    def close(self) -> None:
+        self.closing.set()
+        self.may_close.wait(PROMPT)
+        super().close()
+
+
+def test_the_deciders_term_is_over_only_once_its_collector_has_stopped():
+    sc = Scenario({})
+    decider = sc.epum.decider
+    collector = SlowToCloseCollector()
+    decider.collector_factory = lambda: collector
+    term = Term("decider", 1)
+    thread = threading.Thread(target=decider.inaugurate, args=(term,))
+    thread.start()
+    assert wait_until(lambda: collector.passes > 0, PROMPT)
+    term.end()
+    assert collector.closing.wait(PROMPT)
+    assert thread.is_alive()  # inaugurate waits for the collector it started
+    collector.may_close.set()
+    thread.join(PROMPT)
+    assert not thread.is_alive() and collector.closed.is_set()
+
+
+def test_a_collector_that_will_not_stop_is_left_after_the_wait():
+    term = Term("decider", 1)
+    collector = SlowToCloseCollector()
+    thread = start_collector(term, lambda: collector, tick=0.01)
+    term.end()
+    assert collector.closing.wait(PROMPT)
+    assert stop_collector(thread, wait=0.01) is False
+    collector.may_close.set()
+    assert stop_collector(thread, wait=PROMPT) is True
 
 
 def test_sensor_settings_come_from_server_sensors_and_keep_secrets_secret():
