@@ -73,7 +73,7 @@ class Doctor(LeaderLoop):
                     if domain.is_removed():
                         continue
                     keep.add(domain.key)
-                    config = health_config_of(domain.get_versioned_config("health")[0])
+                    config = domain.get_config_as("health", health_config_of)
                     if not config.monitor_health:
                         keep.discard(domain.key)
                         continue

@@ -24,7 +24,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
 #: The fields every epum log record carries ("-" where none applies).
@@ -90,17 +90,32 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
-@contextlib.contextmanager
+class RequestContext:
+    """The context of one request, in force for a ``with`` block (what ``request_context``
+    makes; a class rather than a generator, as it runs once per message)."""
+
+    __slots__ = ("_token", "context")
+
+    def __init__(self, context: LogContext):
+        self.context = context
+        self._token: Token[LogContext] | None = None
+
+    def __enter__(self) -> LogContext:
+        self._token = _current.set(self.context)
+        return self.context
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._token is not None
+        _current.reset(self._token)
+
+
 def request_context(
     op: str | None = None, sender: str | None = None, request_id: str | None = None
-) -> Iterator[LogContext]:
+) -> RequestContext:
     """A fresh context for one request (a new request id unless one is given)."""
-    ctx = LogContext(request_id=request_id or new_request_id(), op=op, sender=sender)
-    token = _current.set(ctx)
-    try:
-        yield ctx
-    finally:
-        _current.reset(token)
+    return RequestContext(
+        LogContext(request_id=request_id or new_request_id(), op=op, sender=sender)
+    )
 
 
 class LogContextFilter(logging.Filter):

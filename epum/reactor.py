@@ -258,8 +258,8 @@ class Reactor:
 
     def _check_config_values(self, config: Mapping[str, Any], what: str) -> None:
         """The generic checks of a config or definition, as given: plain JSON, its size."""
-        check_json(config, self.limits, what)
-        check_size(config, self.limits.max_config_bytes, "max_config_bytes", what)
+        bound = check_json(config, self.limits, what)
+        check_size(config, self.limits.max_config_bytes, "max_config_bytes", what, bound)
 
     def _validate(self, caller: str, config: dict[str, Any]) -> SiteAnswers | None:
         """Check a whole domain config (its size and the engine's sizes too); the DTRS's
@@ -357,7 +357,7 @@ class Reactor:
         if domain is None:
             log.warning("heartbeat from %s for unknown instance %s dropped", caller, instance_id)
             return
-        health_conf = health_config_of(domain.get_versioned_config("health")[0])
+        health_conf = domain.get_config_as("health", health_config_of)
         if not health_conf.monitor_health:
             return
         now = float(timestamp) if timestamp is not None else self.clock()
@@ -396,8 +396,8 @@ class Reactor:
         if not isinstance(content, Mapping):
             raise BadRequestError(f"report content must be a mapping, not {type(content).__name__}")
         self._check_name(content.get("node_id"), "node_id")
-        check_json(content, self.limits, "report")
-        check_size(content, self.limits.max_record_bytes, "max_record_bytes", "report")
+        bound = check_json(content, self.limits, "report")
+        check_size(content, self.limits.max_record_bytes, "max_record_bytes", "report", bound)
         state = content.get("state")
         if state not in states:
             raise BadRequestError(

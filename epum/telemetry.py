@@ -126,26 +126,13 @@ class WorkerMetrics:
         """Read ``probe`` at every scrape (domains, instances, leadership, ZooKeeper)."""
         self.registry.register(_StateCollector(probe))
 
-    @contextlib.contextmanager
-    def measure(self, op: str) -> Iterator[None]:
-        """Count ``op``, time it, count an error if it raises; one more message in hand."""
+    def measure(self, op: str) -> contextlib.AbstractContextManager[None]:
+        """Count ``op``, time it, count an error if it raises; one more message in hand
+        (a context manager for one ``with`` block)."""
         children = self._children.get(op)
         if children is None:
             children = self._children[op] = self._op_children(op)
-        requests, latency, kind = children
-        start = time.perf_counter()
-        self.in_hand.inc()
-        try:
-            yield
-        except BaseException:
-            self.errors.labels(op).inc()
-            raise
-        finally:
-            self.in_hand.dec()
-            requests.inc()
-            latency.observe(time.perf_counter() - start)
-            if kind is not None:
-                kind.inc()
+        return _Measurement(self, op, *children)
 
     def _op_children(self, op: str) -> tuple[Any, Any, Any]:
         """The metrics one ``op`` records into (labelled once, not on every request)."""
@@ -159,6 +146,37 @@ class WorkerMetrics:
         self.server_events.labels(event).inc()
 
 
+class _Measurement:
+    """One ``WorkerMetrics.measure`` block (a class, not a generator: it runs per message)."""
+
+    __slots__ = ("kind", "latency", "metrics", "op", "requests", "start")
+
+    def __init__(self, metrics: WorkerMetrics, op: str, requests: Any, latency: Any, kind: Any):
+        self.metrics, self.op = metrics, op
+        self.requests, self.latency, self.kind = requests, latency, kind
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+        self.metrics.in_hand.inc()
+
+    def __exit__(self, kind: Any, exc: Any, trace: Any) -> None:
+        self.metrics.in_hand.dec()
+        if kind is not None:
+            self.metrics.errors.labels(self.op).inc()
+        self.requests.inc()
+        self.latency.observe(time.perf_counter() - self.start)
+        if self.kind is not None:
+            self.kind.inc()
+
+
+@contextlib.contextmanager
+def _measured_in_both(
+    first: contextlib.AbstractContextManager[None], second: contextlib.AbstractContextManager[None]
+) -> Iterator[None]:
+    with first, second:
+        yield
+
+
 class OpObserver:
     """The RPC server's metrics hook: records into ``metrics`` and forwards to ``inner``."""
 
@@ -166,12 +184,11 @@ class OpObserver:
         self.metrics = metrics
         self.inner = inner
 
-    @contextlib.contextmanager
-    def measure(self, op: str) -> Iterator[None]:
+    def measure(self, op: str) -> contextlib.AbstractContextManager[None]:
         """Like ``OpMetrics.measure``, recorded in both."""
-        inner = self.inner.measure(op) if self.inner is not None else contextlib.nullcontext()
-        with self.metrics.measure(op), inner:
-            yield
+        if self.inner is None or not getattr(self.inner, "measuring", True):
+            return self.metrics.measure(op)
+        return _measured_in_both(self.metrics.measure(op), self.inner.measure(op))
 
     def count(self, event: str) -> None:
         """Like ``OpMetrics.count``, recorded in both."""

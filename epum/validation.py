@@ -58,31 +58,47 @@ def finite_float(text: str) -> float:
     return value
 
 
-def check_json(value: Any, limits: LimitSettings, what: str) -> None:
-    """Raise ``BadRequestError`` unless ``value`` is plain JSON within the generic limits.
+#: The most a character takes in compact ``json.dumps`` (an astral one: two ``\\uXXXX``).
+MAX_ESCAPE = 12
+#: The most one item adds besides its characters and an int's digits: quotes, ``:``
+#: and ``,`` (4), or a float's longest repr (24) and ``,``.
+MAX_ITEM = 28
+
+
+def check_json(value: Any, limits: LimitSettings, what: str) -> int | None:
+    """Raise ``BadRequestError`` unless ``value`` is plain JSON within the generic limits;
+    return an upper bound of its length as compact JSON (None if it cannot tell).
 
     Plain JSON: mappings with string keys, lists, strings, finite numbers,
     booleans, null.  Limits: nesting at most ``max_depth``, every string at
     most ``max_string_length`` characters, every key at most
     ``max_name_length``.  The error names where in ``what`` the fault is
     (``what.key[2]``); the path is only spelled out for an error, so a value
-    that passes costs one look at each of its items.
+    that passes costs one look at each of its items.  The bound (give it
+    to ``check_size``) counts each character as its longest escape, each
+    item as its longest punctuation and float, and each int by its bits.
     """
     max_string, max_key, max_depth = (
         limits.max_string_length,
         limits.max_name_length,
         limits.max_depth,
     )
+    chars = items = bits = 0
+    exact = True
     # (item, depth, trail): the trail is (parent trail, key or index), or None at the top
     stack: list[tuple[Any, int, Any]] = [(value, 0, None)]
     pop, push = stack.pop, stack.append
     while stack:
         item, depth, trail = pop()
+        items += 1
         kind = type(item)
         if kind is str:
             if len(item) > max_string:
                 raise _too_long(item, what, trail, max_string)
-        elif kind is int or kind is bool or item is None:
+            chars += len(item)
+        elif kind is int or kind is bool:
+            bits += item.bit_length()
+        elif item is None:
             pass
         elif kind is float:
             if not math.isfinite(item):
@@ -106,9 +122,12 @@ def check_json(value: Any, limits: LimitSettings, what: str) -> None:
                         f"{_where(what, trail)} has a key of {len(key)} characters, over "
                         f"limits.max_name_length ({max_key})"
                     )
+                chars += len(key)
                 push((sub, depth + 1, (trail, key)))
         else:
             _check_other(item, depth, trail, what, limits, push)
+            exact = False
+    return MAX_ESCAPE * chars + MAX_ITEM * items + bits // 3 if exact else None
 
 
 def _check_other(item: Any, depth: int, trail: Any, what: str, limits: LimitSettings, push) -> None:
@@ -170,9 +189,14 @@ def encoded_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), allow_nan=False))
 
 
-def check_size(value: Any, limit: int, limit_name: str, what: str) -> None:
+def check_size(
+    value: Any, limit: int, limit_name: str, what: str, bound: int | None = None
+) -> None:
     """Raise ``BadRequestError`` naming ``limits.<limit_name>`` if ``value`` encodes
-    to more than ``limit`` bytes."""
+    to more than ``limit`` bytes.  ``bound``: what ``check_json`` returned for
+    ``value`` (the value is not encoded when the bound is within the limit)."""
+    if bound is not None and bound <= limit:
+        return
     size = encoded_size(value)
     if size > limit:
         raise BadRequestError(f"{what} is {size} bytes, over limits.{limit_name} ({limit})")

@@ -34,7 +34,7 @@ from kombu.pools import ProducerPool
 
 from epum.errors import RemoteError
 from epum.messaging import envelope
-from epum.messaging.connection import exchange, mask_url
+from epum.messaging.connection import broker_address, exchange
 from epum.messaging.exceptions import (
     BrokerUnavailableError,
     NoSuchServiceError,
@@ -248,7 +248,7 @@ class RpcClient:
                 log.debug("could not unbind reply key %s", key, exc_info=True)
 
     def _unavailable(self, service: str, op: str, exc: BaseException) -> BrokerUnavailableError:
-        url = mask_url(self._connection.as_uri(include_password=True))
+        url = broker_address(self._connection)
         return BrokerUnavailableError(f"cannot send {service}.{op} through {url}: {exc}")
 
 

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 from kombu import Connection, Exchange, Queue
 
 from epum.errors import ConfigError
+from epum.messaging.chunked_reads import ChunkedAmqpTransport
 from epum.messaging.names import Names
 from epum.settings import AmqpSettings
 
@@ -29,6 +30,11 @@ def broker_url(amqp: AmqpSettings) -> str:
     return f"amqp://{user}:{password}@{amqp.host}:{amqp.port}/{vhost}"
 
 
+def failover_urls(url: str) -> list[str]:
+    """The URLs of kombu's ``;``-separated failover list ``url`` (one for a plain URL)."""
+    return re.split(r";(?=[\w+.-]+://)", url)
+
+
 def mask_url(url: str) -> str:
     """``url`` with any password replaced by ``****`` (safe to log).
 
@@ -36,7 +42,15 @@ def mask_url(url: str) -> str:
     is taken to run to the last ``@`` of its URL, so one holding characters
     it should have had escaped (``#``, ``/``, ``?``, ``@``, ``;``) is masked whole.
     """
-    return ";".join(_mask_one(part) for part in re.split(r";(?=[\w+.-]+://)", url))
+    return ";".join(_mask_one(part) for part in failover_urls(url))
+
+
+def broker_address(connection: Connection) -> str:
+    """Where ``connection`` goes, for logs: its URL, password masked, scheme as written."""
+    uri = connection.as_uri(include_password=True)
+    if connection.transport_cls is ChunkedAmqpTransport:  # kombu writes the class there
+        uri = "amqp" + uri[uri.index("://") :]
+    return mask_url(uri)
 
 
 def _mask_one(url: str) -> str:
@@ -90,6 +104,7 @@ def make_connection(
     """A (lazy) kombu Connection; ``name`` shows in the broker's connection list.
 
     ``ssl`` is kombu's option: False, True, or TLS options (``ssl_options``).
+    A plain ``amqp://`` broker is read in chunks (``epum.messaging.chunked_reads``).
 
     Raises ValueError saying what is wrong, and echoing nothing of the URL, when
     it cannot be parsed, its port is no number or it names no known transport.
@@ -98,6 +113,7 @@ def make_connection(
     transport_options = {}
     if name:
         transport_options["client_properties"] = {"connection_name": name}
+    plain = not ssl and all(part.lower().startswith("amqp://") for part in failover_urls(url))
     try:
         return Connection(
             url,
@@ -105,6 +121,7 @@ def make_connection(
             ssl=ssl,
             connect_timeout=connect_timeout,
             transport_options=transport_options,
+            transport=ChunkedAmqpTransport if plain else None,
         )
     except KeyError:
         raise ValueError(URL_ERRORS["transport"]) from None
@@ -136,7 +153,7 @@ def check_broker_url(url: str) -> None:
     Checks each of kombu's ``;``-separated failover URLs: that it parses,
     its port is a number, and (after ``Connection``) its scheme is known.
     """
-    for part in re.split(r";(?=[\w+.-]+://)", url):
+    for part in failover_urls(url):
         try:
             port = urlsplit(part).port
         except ValueError:

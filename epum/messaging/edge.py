@@ -28,6 +28,9 @@ from epum.validation import check_json, finite_float, refuse_constant, short
 #: The header a refused ``compression`` header is moved to (its value, shortened).
 REFUSED_COMPRESSION = "x-epum-refused-compression"
 
+#: Strict JSON: NaN, Infinity and floats too large refused (made once, not per message).
+_STRICT_JSON = json.JSONDecoder(parse_constant=refuse_constant, parse_float=finite_float)
+
 
 def _raw_headers(raw: Any) -> Any:
     """The application headers of a raw transport message (py-amqp or a virtual one)."""
@@ -74,7 +77,9 @@ def decode_body(message: Any, limits: LimitSettings) -> Any:
             f"({limits.max_message_bytes})"
         )
     try:  # plain json: kombu's decoder would turn {"__type__", "__value__"} into objects
-        value = json.loads(body, parse_constant=refuse_constant, parse_float=finite_float)
+        if isinstance(body, bytes | bytearray):  # as json.loads reads bytes
+            body = body.decode(json.detect_encoding(body), "surrogatepass")
+        value = _STRICT_JSON.decode(body)
     except RecursionError:
         raise BadRequestError(
             f"request body nests deeper than limits.max_depth ({limits.max_depth})"

@@ -19,6 +19,9 @@ from epum.settings import StatsdSettings
 
 log = logging.getLogger(__name__)
 
+#: What ``measure`` gives without a client: a ``with`` that does nothing (reusable).
+_NOTHING = contextlib.nullcontext()
+
 
 class OpMetrics:
     """Sends a counter and a timing per handled operation (no-op without a client)."""
@@ -39,12 +42,19 @@ class OpMetrics:
         client = StatsClient(host=statsd.host, port=statsd.port, prefix=statsd.prefix)
         return cls(client)
 
-    @contextlib.contextmanager
-    def measure(self, op: str) -> Iterator[None]:
+    @property
+    def measuring(self) -> bool:
+        """True if ``measure`` sends anything (there is a statsd client)."""
+        return self._client is not None
+
+    def measure(self, op: str) -> contextlib.AbstractContextManager[None]:
         """Count ``op`` and time the ``with`` block; count an error if it raises."""
         if self._client is None:
-            yield
-            return
+            return _NOTHING
+        return self._measured(op)
+
+    @contextlib.contextmanager
+    def _measured(self, op: str) -> Iterator[None]:
         start = time.perf_counter()
         try:
             yield

@@ -83,7 +83,7 @@ from epum.keyed import KeyedExecutor
 from epum.messaging import envelope
 from epum.messaging.acks import AckWindow, Delivery
 from epum.messaging.callers import CallerPolicy
-from epum.messaging.connection import exchange, mask_url, service_queue, sibling_connection
+from epum.messaging.connection import broker_address, exchange, service_queue, sibling_connection
 from epum.messaging.dispatch import Dispatcher
 from epum.messaging.edge import GuardedConsumer
 from epum.messaging.handling import Request, RequestHandler
@@ -182,7 +182,7 @@ class RpcServer(ConsumerMixin):
         log.info(
             "serving %s on %s (exchange %s, prefetch %d, %d handler threads)",
             self._queue.name,
-            mask_url(connection.as_uri(include_password=True)),
+            broker_address(connection),
             self._exchange.name,
             self.prefetch,
             self.handlers,
@@ -199,7 +199,7 @@ class RpcServer(ConsumerMixin):
 
     def on_connection_revived(self):
         self.ready.clear()
-        log.info("connected to broker %s", mask_url(self.connection.as_uri(include_password=True)))
+        log.info("connected to broker %s", broker_address(self.connection))
 
     def run(self, _tokens: int = 1, **kwargs: Any) -> None:
         """Consume until ``stop()``; ``stop()`` takes effect within ``poll_interval``."""

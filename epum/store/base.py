@@ -56,7 +56,7 @@ from __future__ import annotations
 import abc
 import logging
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from epum.errors import BadRequestError, NotFoundError, WriteConflictError
 from epum.instances import Instance
@@ -66,6 +66,8 @@ from epum.term import Term
 CONFIG_SECTIONS = ("general", "engine_conf", "health")
 
 ChangeListener = Callable[[str, str], None]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,16 @@ class DomainStore(abc.ABC):
     @abc.abstractmethod
     def get_versioned_config(self, section: str) -> tuple[dict[str, Any], int]:
         """One section and its version; the version rises with each update."""
+
+    def get_config_as(self, section: str, decode: Callable[[dict[str, Any]], T]) -> T:
+        """``decode`` of one section's value.
+
+        While the section is unchanged the store may return what the same
+        ``decode`` returned before instead of calling it again (what a
+        heartbeat reads on every beat), so ``decode`` must depend on the
+        section alone and return a value nobody changes.
+        """
+        return decode(self.get_versioned_config(section)[0])
 
     @abc.abstractmethod
     def update_config(self, changes: dict[str, dict[str, Any]]) -> None:

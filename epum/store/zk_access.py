@@ -46,8 +46,8 @@ class ZkAccess:
         self.session = session
         self._where = where
         self._cache: SubtreeCache | None = None
-        # path -> (mzxid, decoded value) of cached znodes read through read_decoded
-        self._decoded: dict[str, tuple[int, Any]] = {}
+        # path -> (mzxid, decode, decoded value) of cached znodes read through read_decoded
+        self._decoded: dict[str, tuple[int, Callable[..., Any], Any]] = {}
 
     @property
     def cache(self) -> SubtreeCache | None:
@@ -126,18 +126,18 @@ class ZkAccess:
         with ``or_server``) reads it, or None if it is absent.
 
         What a cached znode decodes to is kept and returned again until the
-        znode changes: ``decode`` must return an immutable value, and its
-        callers must not change it.
+        znode changes (or another ``decode`` reads it): ``decode`` must
+        return an immutable value, and its callers must not change it.
         """
         if cached and self._cache is not None:
             state, data = self._cache.lookup(path)
             if state == LOADED:
                 stamp = data.stat.mzxid
                 kept = self._decoded.get(path)
-                if kept is not None and kept[0] == stamp:
-                    return kept[1]
+                if kept is not None and kept[0] == stamp and kept[1] is decode:
+                    return kept[2]
                 value = decode(load(data.data, path), data.stat, path)
-                self._decoded[path] = (stamp, value)
+                self._decoded[path] = (stamp, decode, value)
                 return value
             if state == ABSENT and not or_server:
                 return None

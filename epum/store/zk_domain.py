@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import uuid
-from collections.abc import Hashable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 from kazoo.protocol.states import ZnodeStat
@@ -35,6 +36,15 @@ from epum.term import Term
 
 #: The znodes every domain has under its own, besides ``instances``.
 DOMAIN_LEAVES = (*CONFIG_SECTIONS, "subscribers", "sensor_data")
+
+T = TypeVar("T")
+
+
+@functools.lru_cache(maxsize=64)
+def _section_decoder(decode: Callable[[Any], T]) -> Callable[[Any, ZnodeStat, str], T]:
+    """``decode`` in the shape ``ZkAccess.read_decoded`` takes, the same object for the
+    same ``decode`` (so what it decoded is kept)."""
+    return lambda value, stat, path: decode(value)
 
 
 class ZooKeeperDomainStore(DomainStore):
@@ -80,6 +90,18 @@ class ZooKeeperDomainStore(DomainStore):
         check_section(section)
         value, stat = self._leaf(section)
         return value, stat.version
+
+    def get_config_as(self, section: str, decode: Callable[[dict[str, Any]], T]) -> T:
+        """``decode`` of one section, kept from the cached znode until it changes."""
+        check_section(section)
+        access = self._access
+        path = f"{self._path}/{section}"
+        value = access.read_decoded(
+            path, access.fresh(self._path), _section_decoder(decode), or_server=True
+        )
+        if value is None:
+            raise self.missing()
+        return value
 
     def update_config(self, changes: dict[str, dict[str, Any]]) -> None:
         """Merge each given section's keys over the stored ones, in one transaction."""

@@ -6,12 +6,22 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from epum.errors import BadRequestError
 from epum.messaging.edge import REFUSED_COMPRESSION, GuardedConsumer, _raw_headers, decode_body
 from epum.settings import LimitSettings, settings_from_dict
 from epum.store.codec import MAX_VALUE_BYTES, dump
-from epum.validation import check_domain_size, check_json, json_safe, record_problem, short
+from epum.validation import (
+    check_domain_size,
+    check_json,
+    check_size,
+    encoded_size,
+    json_safe,
+    record_problem,
+    short,
+)
 
 LIMITS = LimitSettings()
 
@@ -144,3 +154,63 @@ def test_the_store_codec_refuses_what_zookeeper_would_drop_the_session_for():
     with pytest.raises(BadRequestError, match=r"jute\.maxbuffer"):
         dump({"v": "x" * MAX_VALUE_BYTES})
     assert dump({"v": 1}) == b'{"v":1}'
+
+
+def _worst_case_values() -> list:
+    """Values whose compact JSON is as long as their size allows: escapes, big ints,
+    long floats, deep and wide nesting."""
+    astral, control, quote = "\U0001f600", "\x01", '"'
+    return [
+        {},
+        [],
+        "",
+        {"k": astral * 50},
+        [control * 30, quote * 30, "\\" * 30, "é" * 30],
+        [-1.2345678901234567e-308, 1.7976931348623157e308, -0.0, 5e-324],
+        [10**300, -(10**300), 2**64, -1, 0, True, False, None],
+        {astral * 5: {control * 5: [quote * 5, {"": None}]}},
+        [[[[[[1.0000000000000002e-100]]]]]],
+        {f"k{i}": [i, -float(i) / 7, str(i) * i] for i in range(60)},
+    ]
+
+
+@pytest.mark.parametrize("value", _worst_case_values())
+def test_check_json_bounds_the_compact_encoding_from_above(value):
+    bound = check_json(value, LIMITS, "value")
+    assert bound is not None and bound >= encoded_size(value)
+
+
+def test_check_json_cannot_bound_what_is_not_plain_and_check_size_then_encodes():
+    class Text(str):
+        pass
+
+    value = {"k": Text("x" * 100)}
+    assert check_json(value, LIMITS, "value") is None
+    with pytest.raises(BadRequestError, match="max_record_bytes"):
+        check_size(value, 50, "max_record_bytes", "report", None)
+
+
+def test_a_bound_over_the_limit_is_checked_by_encoding():
+    value = {"k": "x" * 100}  # 108 bytes, its bound far more
+    bound = check_json(value, LIMITS, "value")
+    assert bound > 200
+    check_size(value, 200, "max_record_bytes", "report", bound)  # fits: no error
+    with pytest.raises(BadRequestError, match=r"108 bytes, over limits.max_record_bytes \(100\)"):
+        check_size(value, 100, "max_record_bytes", "report", bound)
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@given(JSON_VALUES)
+def test_the_bound_holds_for_any_json(value):
+    bound = check_json(value, LIMITS, "value")
+    assert bound is not None and bound >= encoded_size(value)

@@ -1,0 +1,106 @@
+"""An AMQP transport that reads the socket in chunks: one ``recv`` for many frames.
+
+py-amqp's TCP transport asks the socket for exactly the bytes it parses
+next: a frame's 7-byte header, its payload, its end octet.  A delivered
+message is three frames (method, header, body), so nine ``recv`` calls,
+which at thousands of messages a second is most of what reading costs.
+``ChunkedTCPTransport`` asks for at least ``READ_CHUNK`` bytes each time and
+keeps what it did not parse yet in the buffer py-amqp already keeps for a
+frame cut short by a timeout, so a prefetch's worth of small messages is
+read in one or two calls.  Frames, timeouts and errors are as before: a
+read is still "exactly n bytes, or the exception, with nothing lost".
+
+``ChunkedAmqpTransport`` is the kombu transport (kombu's ``pyamqp`` one on
+that connection class); ``epum.messaging.connection.make_connection`` picks
+it for plain ``amqp://`` brokers.  TLS connections keep py-amqp's own
+transport (its SSL reads are another matter).
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+from amqp.transport import TCPTransport
+from kombu.transport import pyamqp
+
+#: The least a read asks the socket for (bytes): a prefetch of heartbeats or more.
+READ_CHUNK = 65536
+
+#: ``recv`` errors that mean "nothing yet, ask again".
+_AGAIN = (errno.EAGAIN, errno.EINTR)
+
+
+class ChunkedTCPTransport(TCPTransport):
+    """py-amqp's TCP transport, reading up to ``READ_CHUNK`` bytes per ``recv``.
+
+    The bytes not read yet are ``_read_buffer`` (py-amqp's: where a frame
+    cut short by a timeout is put back) followed by ``_chunk[_pos:]`` (the
+    rest of the last ``recv``), so a read copies only what it returns.
+    """
+
+    def _setup_transport(self) -> None:
+        super()._setup_transport()
+        self._chunk = b""
+        self._pos = 0
+
+    def _read(self, n: int, initial: bool = False, _errnos: tuple[int, ...] = _AGAIN) -> bytes:
+        """Exactly ``n`` bytes, the rest kept; on any error every byte read so far is
+        back in ``_read_buffer``, in order."""
+        chunk, pos = self._chunk, self._pos
+        if not self._read_buffer and len(chunk) - pos >= n:  # the common case
+            self._pos = pos + n
+            return chunk[pos : pos + n]
+        buffer = self._read_buffer + chunk[pos:]
+        self._chunk, self._pos = b"", 0
+        try:
+            while len(buffer) < n:
+                try:
+                    received = self._quick_recv(max(READ_CHUNK, n - len(buffer)))
+                except OSError as exc:
+                    if exc.errno not in _errnos:
+                        raise
+                    if initial and self.raise_on_initial_eintr:
+                        raise TimeoutError() from exc
+                    continue
+                if not received:
+                    raise OSError("Server unexpectedly closed connection")
+                buffer += received
+        except BaseException:
+            self._read_buffer = buffer
+            raise
+        self._read_buffer = b""
+        self._chunk, self._pos = buffer, n
+        return buffer[:n]
+
+
+class ChunkedConnection(pyamqp.Connection):
+    """A py-amqp connection on ``ChunkedTCPTransport`` (py-amqp's own one for TLS)."""
+
+    def Transport(
+        self,
+        host: str,
+        connect_timeout: float | None,
+        ssl: Any = False,
+        read_timeout: float | None = None,
+        write_timeout: float | None = None,
+        socket_settings: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The transport for ``host`` (py-amqp's factory's arguments): chunked reads
+        unless ``ssl``."""
+        options = {
+            "read_timeout": read_timeout,
+            "write_timeout": write_timeout,
+            "socket_settings": socket_settings,
+            **kwargs,
+        }
+        if ssl:
+            return super().Transport(host, connect_timeout, ssl, **options)
+        return ChunkedTCPTransport(host, connect_timeout=connect_timeout, **options)
+
+
+class ChunkedAmqpTransport(pyamqp.Transport):
+    """kombu's ``amqp`` transport on ``ChunkedConnection``."""
+
+    Connection = ChunkedConnection
