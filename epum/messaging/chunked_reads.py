@@ -7,8 +7,10 @@ which at thousands of messages a second is most of what reading costs.
 ``ChunkedTCPTransport`` asks for at least ``READ_CHUNK`` bytes each time and
 keeps what it did not parse yet in the buffer py-amqp already keeps for a
 frame cut short by a timeout, so a prefetch's worth of small messages is
-read in one or two calls.  Frames, timeouts and errors are as before: a
-read is still "exactly n bytes, or the exception, with nothing lost".
+read in one or two calls; and reading a frame the buffer holds whole does
+not set the socket's timeout (which py-amqp does, and undoes, for every
+frame).  Frames, timeouts and errors are as before: a read is still
+"exactly n bytes, or the exception, with nothing lost".
 
 ``ChunkedAmqpTransport`` is the kombu transport (kombu's ``pyamqp`` one on
 that connection class); ``epum.messaging.connection.make_connection`` picks
@@ -19,6 +21,7 @@ transport (its SSL reads are another matter).
 from __future__ import annotations
 
 import errno
+import struct
 from typing import Any
 
 from amqp.transport import TCPTransport
@@ -29,6 +32,25 @@ READ_CHUNK = 65536
 
 #: ``recv`` errors that mean "nothing yet, ask again".
 _AGAIN = (errno.EAGAIN, errno.EINTR)
+
+#: A frame's header: type (octet), channel (short), payload size (long); then the
+#: payload and the frame-end octet.
+_HEADER = struct.Struct(">BHI")
+
+
+class _AsIs:
+    """``having_timeout`` for a read the buffer serves: the socket, its timeout untouched."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: Any):
+        self.sock = sock
+
+    def __enter__(self) -> Any:
+        return self.sock
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
 
 
 class ChunkedTCPTransport(TCPTransport):
@@ -43,6 +65,19 @@ class ChunkedTCPTransport(TCPTransport):
         super()._setup_transport()
         self._chunk = b""
         self._pos = 0
+        self._as_is = _AsIs(self.sock)
+
+    def having_timeout(self, timeout: float | None) -> Any:
+        """py-amqp's ``having_timeout``, except that a read of a frame the buffer holds
+        whole leaves the socket's timeout as it is: such a read cannot block, and each
+        change of the timeout costs system calls (two changes per frame, else)."""
+        if timeout is not None and not self._read_buffer:
+            chunk, pos = self._chunk, self._pos
+            if len(chunk) - pos >= _HEADER.size:
+                size = _HEADER.unpack_from(chunk, pos)[2]
+                if len(chunk) - pos >= _HEADER.size + size + 1:
+                    return self._as_is
+        return super().having_timeout(timeout)
 
     def _read(self, n: int, initial: bool = False, _errnos: tuple[int, ...] = _AGAIN) -> bytes:
         """Exactly ``n`` bytes, the rest kept; on any error every byte read so far is

@@ -43,6 +43,16 @@ class FakeSocket:
     def sendall(self, data: bytes) -> None:
         raise AssertionError("nothing is written in these tests")
 
+    timeout: float | None = None
+    timeouts_set = 0
+
+    def gettimeout(self) -> float | None:
+        return self.timeout
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.timeouts_set += 1
+        self.timeout = timeout
+
 
 def transport_on(sock: FakeSocket) -> ChunkedTCPTransport:
     transport = ChunkedTCPTransport("127.0.0.1:5672")
@@ -97,3 +107,23 @@ def test_a_frame_larger_than_a_chunk_is_read_whole():
     transport = transport_on(FakeSocket(frame(*big) + frame(*FRAMES[5]), cut=READ_CHUNK))
     assert transport.read_frame() == big
     assert transport.read_frame() == FRAMES[5]
+
+
+def test_a_frame_the_buffer_holds_whole_is_read_without_touching_the_timeout():
+    sock = FakeSocket(STREAM[:1000])
+    transport = transport_on(sock)
+
+    def read_with_timeout() -> tuple:
+        with transport.having_timeout(0.5):
+            return transport.read_frame()
+
+    first = read_with_timeout()  # the buffer is empty: the timeout is set, and put back
+    assert sock.timeouts_set == 2 and sock.timeout is None
+    read = [first]
+    while sum(len(frame(*f)) for f in read) + len(frame(*FRAMES[len(read)])) <= 1000:
+        read.append(read_with_timeout())
+    assert read == FRAMES[: len(read)] and len(read) > 2
+    assert sock.timeouts_set == 2  # each frame after the first was in the buffer
+    sock.data = STREAM[1000:]
+    assert read_with_timeout() == FRAMES[len(read)]  # cut short in the buffer: set again
+    assert sock.timeouts_set == 4
