@@ -1,12 +1,14 @@
 """The bare consumer: the least a service on the broker does, as a process of its own.
 
-``python -m bench.bare --amqp-url URL --queue NAME [--prefetch N]`` consumes
+``python -m bench.bare --amqp-url URL --queue NAME [--prefetch N] [--chunked]`` consumes
 the durable queue ``NAME`` (declared and bound to ``--exchange`` under its
 own name) with kombu at prefetch ``N``; for each message it decodes the JSON
 body, publishes it back to the ``reply_to`` property with the
 ``correlation_id`` when there is one (through the default exchange, as a
 direct reply-to answer goes), and acks.  Nothing else: no dispatch, no
-checks, no store.  It stops on SIGTERM.
+checks, no store.  It stops on SIGTERM.  With ``--chunked`` it reads the
+socket as epum's worker does (``epum.messaging.chunked_reads``), which tells
+the worker's handling from what it gains by reading in chunks.
 
 ``BareConsumer`` runs it as a subprocess for a benchmark, so it gets a
 process and an interpreter of its own, as the worker it is compared with
@@ -38,9 +40,16 @@ def bare_queue(name: str, exchange: str) -> Queue:
     )
 
 
-def serve(url: str, queue: Queue, prefetch: int, stop: threading.Event) -> None:
-    """Consume ``queue`` until ``stop`` is set: decode, reply if asked, ack."""
-    with Connection(url) as conn:
+def serve(
+    url: str, queue: Queue, prefetch: int, stop: threading.Event, chunked: bool = False
+) -> None:
+    """Consume ``queue`` until ``stop`` is set: decode, reply if asked, ack.  ``chunked``:
+    on the transport epum's worker reads the socket with (``epum.messaging.chunked_reads``)
+    instead of kombu's own."""
+    transport = None
+    if chunked:
+        from epum.messaging.chunked_reads import ChunkedAmqpTransport as transport
+    with Connection(url, transport=transport) as conn:
         channel = conn.channel()
         producer = Producer(channel, auto_declare=False)
 
@@ -74,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue", required=True)
     parser.add_argument("--exchange", default="default_dashi_exchange")
     parser.add_argument("--prefetch", type=int, default=1)
+    parser.add_argument("--chunked", action="store_true", help="read as epum's worker does")
     args = parser.parse_args(argv)
     stop = threading.Event()
 
@@ -82,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    serve(args.amqp_url, bare_queue(args.queue, args.exchange), args.prefetch, stop)
+    serve(args.amqp_url, bare_queue(args.queue, args.exchange), args.prefetch, stop, args.chunked)
     return 0
 
 
@@ -93,7 +103,7 @@ class BareConsumer:
     ``pid`` is the process to pause and resume.
     """
 
-    def __init__(self, url: str, queue: str, exchange: str, prefetch: int):
+    def __init__(self, url: str, queue: str, exchange: str, prefetch: int, chunked: bool = False):
         self.argv = [
             sys.executable,
             "-m",
@@ -106,6 +116,7 @@ class BareConsumer:
             exchange,
             "--prefetch",
             str(prefetch),
+            *(["--chunked"] if chunked else []),
         ]
         self.proc: subprocess.Popen[bytes] | None = None
 

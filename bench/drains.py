@@ -28,7 +28,7 @@ from bench.probes import (
     zookeeper_requests,
 )
 from bench.wire import Wire
-from bench.worker_rig import BARE, MARKER, SERVICE, Fleet, WorkerProcess
+from bench.worker_rig import BARE, BARE_CHUNKED, MARKER, SERVICE, Fleet, WorkerProcess
 from epum.messaging import envelope
 from epum.sim.agents import agent_address
 from epum.states import InstanceHealthState, InstanceState
@@ -110,6 +110,7 @@ class Drains:
     zk_writes: int = 0
     worker_cpu: float = 0.0
     bare_cpu: float = 0.0
+    chunked_seconds: float = 0.0
 
 
 def cpu_of(pids: list[int]) -> float:
@@ -120,20 +121,23 @@ def cpu_of(pids: list[int]) -> float:
 def measure_drains(
     wire: Wire,
     worker: WorkerProcess,
-    bare: BareConsumer,
+    bares: tuple[BareConsumer, BareConsumer],
     server: Any,
     fleet: Fleet,
     per_drain: int,
     rounds: int,
 ) -> Drains:
-    """Steady heartbeats drained by the worker and by the bare consumer, in turns.
+    """Steady heartbeats drained by the worker and by the bare consumers (kombu's reads,
+    then chunked ones), in turns.
 
     The instances are seeded healthy and heard from, so no heartbeat changes
     anything; every instance heartbeats once first, untimed (the worker's
     first touch of each record is not the steady state).  ZooKeeper is read
     only around the worker's drains, when the worker is idle.
     """
+    bare, chunked = bares
     queue, bare_name = worker.names.qualify(SERVICE), worker.names.qualify(BARE)
+    chunked_name = worker.names.qualify(BARE_CHUNKED)
     first = heartbeat_messages(fleet.ids, len(fleet.ids))
     wire.wait_reply(queue_behind(wire, queue, first)[0], timeout=60 + len(first) / 100)
     messages = heartbeat_messages(fleet.ids, per_drain)
@@ -148,6 +152,7 @@ def measure_drains(
         cpu = cpu_seconds(bare.pid)
         drains.bare_seconds += drain(wire, [bare.pid], bare_name, messages)
         drains.bare_cpu += cpu_seconds(bare.pid) - cpu
+        drains.chunked_seconds += drain(wire, [chunked.pid], chunked_name, messages)
         drains.heartbeats += len(messages)
     return drains
 

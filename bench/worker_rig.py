@@ -57,6 +57,8 @@ SERVICE = "epu_management_service"
 LOOPS_APART = 3600.0
 OWNER = "bench"
 BARE = "bench_bare"
+#: The queue of the bare consumer that reads in chunks, as the worker does.
+BARE_CHUNKED = "bench_bare_chunked"
 #: A heartbeat's time is written once the stored one is 900 s old: every heartbeat of a run
 #: after the seeding is steady.
 MISSING_TIMEOUT = 3600.0
@@ -245,7 +247,8 @@ def seed(hosts: str, base_path: str, domains: int, instances: int) -> Fleet:
 
 @dataclass
 class Rig:
-    """What one run talks to besides the worker: its doubles, the bare consumer, the wire."""
+    """What one run talks to besides the worker: its doubles, the bare consumers (kombu's
+    reads and chunked ones), the wire."""
 
     url: str
     names: Names
@@ -254,6 +257,7 @@ class Rig:
     prefetch: int
     wire: Wire
     bare: BareConsumer
+    bare_chunked: BareConsumer
     provisioner: ProvisionerDouble
     client: EPUManagementClient
 
@@ -307,19 +311,33 @@ def broker_side(url: str, services: tuple[str, ...] = ()) -> Iterator[BrokerSide
 
 @contextlib.contextmanager
 def rig(url: str, server: Any, prefetch: int) -> Iterator[Rig]:
-    """A ``broker_side`` with a bare consumer and the wire on ``url`` (their queues deleted
+    """A ``broker_side`` with the bare consumers and the wire on ``url`` (their queues deleted
     afterwards too), for workers on ZooKeeper ``server``."""
     with contextlib.ExitStack() as stack:
-        side = stack.enter_context(broker_side(url, (BARE,)))
+        side = stack.enter_context(broker_side(url, (BARE, BARE_CHUNKED)))
         names = side.names
-        bare_name = names.qualify(BARE)
         wire = Wire(url, names)
         stack.callback(wire.close)
-        bare_queue(bare_name, names.exchange).bind(wire.channel).declare()
-        bare = stack.enter_context(BareConsumer(url, bare_name, names.exchange, prefetch))
-        wire.call(bare_name, MARKER, timeout=30)  # the bare consumer is up
+        bares = []
+        for service, chunked in ((BARE, False), (BARE_CHUNKED, True)):
+            name = names.qualify(service)
+            bare_queue(name, names.exchange).bind(wire.channel).declare()
+            bares.append(
+                stack.enter_context(BareConsumer(url, name, names.exchange, prefetch, chunked))
+            )
+            wire.call(name, MARKER, timeout=30)  # the bare consumer is up
+        bare, bare_chunked = bares
         yield Rig(
-            url, names, server, side.workdir, prefetch, wire, bare, side.provisioner, side.client
+            url,
+            names,
+            server,
+            side.workdir,
+            prefetch,
+            wire,
+            bare,
+            bare_chunked,
+            side.provisioner,
+            side.client,
         )
 
 

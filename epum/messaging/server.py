@@ -315,13 +315,12 @@ class RpcServer(ConsumerMixin):
 
     def _collect(self, block: bool) -> None:
         """Settle what handler threads finished (``block``: wait for those still running)."""
-        if self._executor is not None and block:
+        if self._executor is None:
+            return  # nothing runs off the consumer's thread
+        if block:
             self._executor.wait_idle(STOP_GRACE)
-        while True:
-            try:
-                delivery, route, outcome = self._finished.get_nowait()
-            except queue.Empty:
-                return
+        while not self._finished.empty():  # this thread is the only one taking from it
+            delivery, route, outcome = self._finished.get_nowait()
             self._settle(delivery, route, outcome, refused=False, replied=True)
 
     def on_decode_error(self, message, exc: Exception) -> None:

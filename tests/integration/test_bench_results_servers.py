@@ -49,6 +49,7 @@ EXPECTED = {
     },
     "worker": {
         "worker: steady heartbeats drained",
+        "worker: steady heartbeats drained, vs a bare consumer reading in chunks too",
         "worker: ZooKeeper requests per steady heartbeat",
         "worker: ZooKeeper writes per steady heartbeat",
         "worker: describe_domain p50",
@@ -118,6 +119,7 @@ def test_the_worker_benchmark_reports_well_formed_figures_from_steady_heartbeats
     # the memory target is stated for 10,000 instances: not judged at 6
     assert figures["worker: RSS with 6 instances"]["met"] is None
     assert figures["worker: steady heartbeats drained"]["met"] in (True, False)
+    assert figures["worker: steady heartbeats drained"]["target"] == ">= 0.8"
     assert figures["worker: describe_domain p50"]["target"] == "<= 1.5"
 
 
