@@ -204,7 +204,7 @@ def _status(config: Any, amqp: Any, names: Any, service: str) -> dict[str, Any]:
     from epum.messaging.queue_stats import service_queue_stats
 
     with connection_from_settings(amqp, name="epumctl:status", heartbeat=False) as conn:
-        queues = service_queue_stats(conn, names, service)
+        queues = service_queue_stats(conn, names, service, amqp.queue_shards)
     workers = next((q["consumers"] for q in queues if q["queue"] == service), 0)
     return {"service": service, "workers": workers, "leaders": _leaders(config), "queues": queues}
 

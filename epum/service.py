@@ -198,6 +198,7 @@ class Worker:
             service,
             Dispatcher(ops.table()),
             prefetch=cfg.amqp.prefetch,
+            shards=cfg.amqp.queue_shards,
             handlers=cfg.amqp.handlers,
             metrics=OpObserver(self.telemetry, OpMetrics.from_config(cfg.statsd)),
             retry=RetryPolicy.from_settings(cfg.amqp),

@@ -1,4 +1,4 @@
-"""The RabbitMQ management API for tests: enabled on the shared broker when off.
+"""The RabbitMQ management API and plugins for tests: enabled on the shared broker when off.
 
 ``rabbitmq-plugins enable rabbitmq_management`` does not restart the broker,
 so it is safe on a broker other test runs use.
@@ -41,3 +41,18 @@ def ensure_management(url: str = MANAGEMENT_URL, wait: float = 60.0) -> str:
         interval=0.5,
     )
     return url
+
+
+def ensure_plugin(name: str) -> None:
+    """Enable the RabbitMQ plugin ``name`` on the shared broker if it is off (no restart;
+    ``rabbitmq-plugins enable`` returns once the plugin runs)."""
+    if not shutil.which("rabbitmq-plugins"):
+        pytest.fail(f"the RabbitMQ plugin {name} is needed and rabbitmq-plugins is not installed")
+    enabled = subprocess.run(
+        ["rabbitmq-plugins", "is_enabled", name], capture_output=True, check=False
+    )
+    if enabled.returncode == 0:
+        return
+    done = subprocess.run(["rabbitmq-plugins", "enable", name], capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"rabbitmq-plugins enable {name} failed: {done.stderr.decode()[-500:]}")

@@ -8,18 +8,21 @@ from kombu import Connection
 
 from epum.messaging.exceptions import BrokerUnavailableError
 from epum.messaging.names import Names
+from epum.messaging.service_queues import shard_names
 
 
-def service_queue_stats(connection: Connection, names: Names, service: str) -> list[dict[str, Any]]:
-    """``{queue, messages, consumers}`` of ``service``'s queue and its ``.dead`` queue
-    (a queue that does not exist is left out); ``BrokerUnavailableError`` when the
-    broker cannot be reached."""
+def service_queue_stats(
+    connection: Connection, names: Names, service: str, shards: int = 1
+) -> list[dict[str, Any]]:
+    """``{queue, messages, consumers}`` of ``service``'s queue, its shards (with
+    ``shards`` > 1) and its ``.dead`` queue (a queue that does not exist is left out);
+    ``BrokerUnavailableError`` when the broker cannot be reached."""
     try:
         connection.ensure_connection(max_retries=1)
     except connection.connection_errors as exc:
         raise BrokerUnavailableError(f"cannot connect to the broker: {exc}") from None
     out = []
-    for name in (service, f"{service}.dead"):
+    for name in (service, *shard_names(service, shards), f"{service}.dead"):
         qualified = names.qualify(name)
         with connection.channel() as channel:
             try:

@@ -32,6 +32,7 @@ from typing import Any
 from kombu import Connection, Queue
 
 from epum.messaging.names import Names
+from epum.messaging.service_queues import shard_exchange, shard_names
 from epum.settings import AmqpSettings
 
 log = logging.getLogger(__name__)
@@ -148,17 +149,24 @@ def queue_depth(connection: Connection, name: str) -> int:
 
 
 def delete_namespace(
-    connection: Connection, names: Names, services: Iterable[str], policy: RetryPolicy
+    connection: Connection,
+    names: Names,
+    services: Iterable[str],
+    policy: RetryPolicy,
+    shards: int = 1,
 ) -> None:
     """Delete the queues of ``services`` under ``names`` (each service queue, its
-    dead-letter queue and its retry queues under ``policy``) and the system's
-    exchange; missing ones are fine.  For a namespace of one's own only: its
-    messages go with it."""
+    dead-letter queue, its retry queues under ``policy`` and, with ``shards`` > 1,
+    its queue shards and their exchange) and the system's exchange; missing ones
+    are fine.  For a namespace of one's own only: its messages go with it."""
     channel = connection.channel()
     try:
         for service in services:
             queues = [names.qualify(service), dead_letter_queue(names, service).name]
             queues += [retry_queue(names, service, ms).name for ms in policy.delays_ms()]
+            queues += [names.qualify(name) for name in shard_names(service, shards)]
+            if shards > 1:
+                channel.exchange_delete(shard_exchange(names, service).name)
             for name in queues:
                 channel.queue_delete(name)
         channel.exchange_delete(names.exchange)

@@ -83,7 +83,7 @@ from epum.keyed import KeyedExecutor
 from epum.messaging import envelope
 from epum.messaging.acks import AckWindow, Delivery
 from epum.messaging.callers import CallerPolicy
-from epum.messaging.connection import broker_address, exchange, service_queue, sibling_connection
+from epum.messaging.connection import broker_address, exchange, sibling_connection
 from epum.messaging.dispatch import Dispatcher
 from epum.messaging.edge import GuardedConsumer
 from epum.messaging.handling import Request, RequestHandler
@@ -91,6 +91,7 @@ from epum.messaging.metrics import OpMetrics
 from epum.messaging.names import Names
 from epum.messaging.replies import Outcome, ReplyRoute, reply_options, reply_route
 from epum.messaging.retry import FailedFires, RetryPolicy, queue_depth
+from epum.messaging.service_queues import ServiceQueues
 from epum.operation_spec import SERIAL
 from epum.settings.limits import LimitSettings
 from epum.validation import short
@@ -133,6 +134,7 @@ class RpcServer(ConsumerMixin):
         retry: RetryPolicy | None = None,
         callers: CallerPolicy | None = None,
         limits: LimitSettings | None = None,
+        shards: int = 1,
     ):
         if handlers < 1:
             raise ValueError(f"a server needs at least 1 handler thread, not {handlers}")
@@ -148,7 +150,8 @@ class RpcServer(ConsumerMixin):
         self.ready = threading.Event()
         self.sessions = 0
         self._exchange = exchange(names)
-        self._queue = service_queue(names, service)
+        #: The queues served: the service queue, and its shards (``epum.messaging.service_queues``).
+        self.queues = ServiceQueues(names, service, shards)
         self.retry = retry or RetryPolicy()
         self.callers = callers or CallerPolicy()
         self.requests = RequestHandler(names, dispatcher, self.callers, self.metrics, self.limits)
@@ -167,21 +170,23 @@ class RpcServer(ConsumerMixin):
         self._producer = Producer(channel, auto_declare=False)
         for queue_ in self._failed.queues:
             queue_.bind(channel).declare()
+        self.queues.declare(channel, self.connection.channel_errors)
         return [
             GuardedConsumer(
                 channel,
                 on_decode_error=self.on_decode_error,
-                queues=[self._queue],
+                queues=self.queues.all,
                 on_message=self._on_message,
                 accept=["json"],
                 prefetch_count=self.prefetch,
+                auto_declare=False,  # declared above, the shards' way when there are shards
             )
         ]
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
         log.info(
             "serving %s on %s (exchange %s, prefetch %d, %d handler threads)",
-            self._queue.name,
+            ", ".join(self.queues.names_on_broker),
             broker_address(connection),
             self._exchange.name,
             self.prefetch,

@@ -46,6 +46,16 @@ def positive(value: Any, key: str) -> None:
         raise ConfigError(f"{key} must be > 0, not {value!r}")
 
 
+def between(low: int, high: int) -> Check:
+    """A check that the value is from ``low`` to ``high``."""
+
+    def check(value: Any, key: str) -> None:
+        if not low <= value <= high:
+            raise ConfigError(f"{key} must be {low}..{high}, not {value!r}")
+
+    return check
+
+
 def non_negative(value: Any, key: str) -> None:
     """Numbers that may be zero (which disables the feature)."""
     if not value >= 0:

@@ -12,6 +12,7 @@ from epum.errors import ConfigError
 from epum.settings.checks import (
     Checked,
     absolute_path,
+    between,
     definitions,
     domains,
     level_name,
@@ -25,6 +26,9 @@ from epum.settings.checks import (
 )
 from epum.settings.limits import LimitSettings
 from epum.settings.sensors import SensorSettings
+
+#: The most queue shards a service may have: each is a queue (and a broker process).
+MAX_QUEUE_SHARDS = 64
 
 
 # the sections ----------------------------------------------------------------
@@ -96,6 +100,12 @@ class AmqpSettings(Checked):
         why="reports of different instances overlap their store round trips; each "
         "instance's reports, and every call, keep their arrival order",
         check=positive,
+    )
+    queue_shards: int = setting(
+        1,
+        why="one queue is one broker process; more (RabbitMQ's consistent-hash plugin) "
+        "spread requests by sender for workers that together outrun one queue",
+        check=between(1, MAX_QUEUE_SHARDS),
     )
     rpc_timeout: float = setting(
         30.0, why="long enough for a slow store write, short enough to notice", check=positive
