@@ -16,7 +16,9 @@ import json
 import math
 import operator
 import re
+import shutil
 import statistics
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -308,6 +310,23 @@ def figures_table(figures: Iterable[Figure | dict[str, Any]]) -> str:
             )
         )
     return table(rows)
+
+
+# RabbitMQ --------------------------------------------------------------------
+
+
+def ensure_rabbit_plugin(name: str) -> None:
+    """Enable the RabbitMQ plugin ``name`` on the local broker if it is off
+    (``rabbitmq-plugins enable`` restarts nothing and returns once the plugin runs);
+    RuntimeError saying why when it cannot."""
+    if not shutil.which("rabbitmq-plugins"):
+        raise RuntimeError(f"the RabbitMQ plugin {name} is needed; rabbitmq-plugins is missing")
+    enabled = subprocess.run(["rabbitmq-plugins", "is_enabled", name], capture_output=True)
+    if enabled.returncode == 0:
+        return
+    done = subprocess.run(["rabbitmq-plugins", "enable", name], capture_output=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"rabbitmq-plugins enable {name} failed: {done.stderr.decode()[-500:]}")
 
 
 # ZooKeeper -------------------------------------------------------------------

@@ -25,6 +25,7 @@ from bench.probes import (
     cpu_seconds,
     paused,
     requests_between,
+    zookeeper_monitor,
     zookeeper_requests,
 )
 from bench.wire import Wire
@@ -32,6 +33,11 @@ from bench.worker_rig import BARE, BARE_CHUNKED, MARKER, SERVICE, Fleet, WorkerP
 from epum.messaging import envelope
 from epum.sim.agents import agent_address
 from epum.states import InstanceHealthState, InstanceState
+
+#: Marker calls behind a drain through queue shards: from as many senders, so every
+#: shard (dealt by a hash of the sender) holds one with near certainty (a shard of
+#: two misses all 32 with a chance of 2 ** -32).
+SHARD_MARKERS = 32
 
 #: The first update counter of each drain of reports: above any the seeding or the
 #: provisioner double gave, and above every earlier drain's.
@@ -76,23 +82,32 @@ def report_drain_rate(wire: Wire, worker: WorkerProcess, fleet: Fleet, reports: 
 def queue_behind(
     wire: Wire, queue: str, messages: list[tuple[str, str]], markers: int = 1
 ) -> list[str]:
-    """Publish ``messages`` to ``queue``, then ``markers`` marker calls; their correlation
-    ids."""
+    """Publish ``messages`` to ``queue``, then ``markers`` marker calls, each from a sender
+    of its own (so that queue shards, which deal by sender, each get some); their
+    correlation ids."""
     for body, sender in messages:
         wire.publish(queue, body, sender)
-    return [wire.send_call(queue, MARKER) for _ in range(markers)]
+    return [wire.send_call(queue, MARKER, sender=f"bench-marker-{n}") for n in range(markers)]
 
 
-def drain(wire: Wire, pids: list[int], queue: str, messages: list[tuple[str, str]]) -> float:
+def drain(
+    wire: Wire,
+    pids: list[int],
+    queue: str,
+    messages: list[tuple[str, str]],
+    markers: int | None = None,
+) -> float:
     """Seconds the consumers of ``queue`` (processes ``pids``) take to work through
-    ``messages`` queued while they were paused: from their resume to the replies to one
-    marker call per consumer queued behind them.  A consumer answers a marker after what
-    it was given before it; with several consumers, one may answer two markers while
-    another still holds the last messages of its share (at most its prefetch)."""
+    ``messages`` queued while they were paused: from their resume to the replies to
+    ``markers`` marker calls (default: one per consumer) queued behind them.  A consumer
+    answers a marker after what it was given before it from the marker's queue; with
+    several consumers, one may answer two markers while another still holds the last
+    messages of its share (at most its prefetch).  Queue shards need markers enough
+    that every shard holds one (``SHARD_MARKERS``)."""
     with contextlib.ExitStack() as stack:
         for pid in pids:
             stack.enter_context(paused(pid))
-        markers = queue_behind(wire, queue, messages, markers=len(pids))
+        markers = queue_behind(wire, queue, messages, markers=markers or len(pids))
     started = time.perf_counter()
     for marker in markers:
         wire.wait_reply(marker, timeout=60 + len(messages) / 100)
@@ -168,18 +183,47 @@ class SharedDrains:
 
 
 def shared_drains(
-    wire: Wire, workers: list[WorkerProcess], fleet: Fleet, per_drain: int, rounds: int
+    wire: Wire,
+    workers: list[WorkerProcess],
+    fleet: Fleet,
+    per_drain: int,
+    rounds: int,
+    markers: int | None = None,
 ) -> SharedDrains:
-    """Steady heartbeats drained by ``workers`` sharing the service queue (and the
-    store), over ``rounds`` drains, and what they cost in CPU."""
+    """Steady heartbeats drained by ``workers`` sharing the service queue or its shards
+    (and the store), over ``rounds`` drains (``markers`` as ``drain`` takes them), and
+    what they cost in CPU."""
     queue = workers[0].names.qualify(SERVICE)
     messages = heartbeat_messages(fleet.ids, per_drain)
     pids, broker = [w.pid for w in workers], broker_pid()
     cpu, broker_cpu = cpu_of(pids), cpu_seconds(broker) if broker else 0.0
-    seconds = sum(drain(wire, pids, queue, messages) for _ in range(rounds))
+    seconds = sum(drain(wire, pids, queue, messages, markers) for _ in range(rounds))
     count = per_drain * rounds
     return SharedDrains(
         count / seconds,
         (cpu_of(pids) - cpu) / count,
         (cpu_seconds(broker) - broker_cpu) / count if broker else None,
     )
+
+
+def warm_up(
+    wire: Wire,
+    server: Any,
+    workers: list[WorkerProcess],
+    fleet: Fleet,
+    watches: int,
+    markers: int | None = None,
+    timeout: float = 300.0,
+) -> None:
+    """Bring workers just started to the steady state the drains measure: wait until
+    ZooKeeper holds ``watches`` (their caches full: no read goes to the server), then
+    drain, untimed, three heartbeats per instance through them (each record decoded once
+    by the worker that gets it)."""
+    deadline = time.monotonic() + timeout
+    while zookeeper_monitor(server)["zk_watch_count"] < watches:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the workers' caches did not fill within {timeout:g} s")
+        time.sleep(0.2)
+    queue = workers[0].names.qualify(SERVICE)
+    pids = [w.pid for w in workers]
+    drain(wire, pids, queue, heartbeat_messages(fleet.ids, 3 * len(fleet.ids)), markers)

@@ -67,7 +67,14 @@ from bench.common import (
     zookeeper,
 )
 from bench.doubles import ProvisionerDouble
-from bench.drains import measure_drains, report_drain_rate, shared_drains
+from bench.drains import (
+    SHARD_MARKERS,
+    measure_drains,
+    report_drain_rate,
+    shared_drains,
+    warm_up,
+)
+from bench.probes import zookeeper_monitor
 from bench.worker_rig import (
     BARE,
     OWNER,
@@ -315,9 +322,7 @@ def figures(
                 )
             )
             if workers > 1:
-                found += scaling_figures(
-                    r, worker, zk_path, stack, fleet, heartbeats, rounds, workers
-                )
+                found += scaling_figures(r, worker, zk_path, fleet, heartbeats, rounds, workers)
             return found
         except Exception as exc:
             raise RuntimeError(f"{exc}\n--- the worker's log ---\n{worker.log_tail()}") from exc
@@ -327,20 +332,30 @@ def scaling_figures(
     r: Rig,
     worker: WorkerProcess,
     zk_path: str,
-    stack: contextlib.ExitStack,
     fleet: Fleet,
     heartbeats: int,
     rounds: int,
     workers: int,
 ) -> list[Figure]:
-    """The steady drains by ``workers`` workers against ``worker`` alone, what each
-    heartbeat costs them and the broker in CPU, and what that predicts for workers
-    that each have a core of their own (see the README's performance model)."""
+    """The steady drains by ``workers`` workers sharing the service queue, and then by
+    as many on as many queue shards, against ``worker`` alone; what each heartbeat
+    costs them and the broker in CPU; and what that predicts for workers that each
+    have a core of their own (see the README's performance model)."""
     one = shared_drains(r.wire, [worker], fleet, heartbeats, rounds)
-    others = [
-        stack.enter_context(r.worker(zk_path, name=f"worker{n}")) for n in range(2, workers + 1)
-    ]
-    shared = shared_drains(r.wire, [worker, *others], fleet, heartbeats, rounds)
+    watches = zookeeper_monitor(r.server)["zk_watch_count"]  # one worker's caches
+    with contextlib.ExitStack() as stack:
+        others = [
+            stack.enter_context(r.worker(zk_path, name=f"worker{n}")) for n in range(2, workers + 1)
+        ]
+        warm_up(r.wire, r.server, [worker, *others], fleet, watches * workers)
+        shared = shared_drains(r.wire, [worker, *others], fleet, heartbeats, rounds)
+    with contextlib.ExitStack() as stack:  # the first worker stays, idle on the bare queue
+        sharded = [
+            stack.enter_context(r.worker(zk_path, name=f"sharded{n}", queue_shards=workers))
+            for n in range(1, workers + 1)
+        ]
+        warm_up(r.wire, r.server, sharded, fleet, watches * (workers + 1), SHARD_MARKERS)
+        spread = shared_drains(r.wire, sharded, fleet, heartbeats, rounds, SHARD_MARKERS)
     found = [
         Figure(
             f"worker: steady heartbeats drained, {workers} workers vs 1",
@@ -354,15 +369,39 @@ def scaling_figures(
             "us",
             bare=one.worker_cpu * 1e6 or None,  # 0: under a clock tick (a tiny run)
         ),
+        Figure(
+            f"worker: steady heartbeats drained, {workers} workers on {workers} queue shards vs 1",
+            spread.per_second,
+            "/s",
+            bare=one.per_second,
+        ),
+        Figure(
+            f"worker: CPU per steady heartbeat, {workers} workers on {workers} queue shards vs 1",
+            spread.worker_cpu * 1e6,
+            "us",
+            bare=one.worker_cpu * 1e6 or None,
+        ),
     ]
     if shared.broker_cpu and shared.worker_cpu:  # the local broker was found, and measurable
         found.append(Figure("broker: CPU per steady heartbeat", shared.broker_cpu * 1e6, "us"))
-        # a core per worker: each drains 1 / CPU per heartbeat, until the broker is the limit
-        model = min(MODEL_WORKERS / shared.worker_cpu, 1 / shared.broker_cpu)
+        # a core per worker: each drains 1 / CPU per heartbeat, until the broker is the
+        # limit: one core for one queue, a core per shard with as many shards as workers
+        one_queue = min(MODEL_WORKERS / shared.worker_cpu, 1 / shared.broker_cpu)
         found.append(
             Figure(
                 f"model: steady heartbeats, {MODEL_WORKERS} workers with a core each, vs 1",
-                model,
+                one_queue,
+                "/s",
+                bare=one.per_second,
+            )
+        )
+    if spread.broker_cpu and spread.worker_cpu:
+        shards = MODEL_WORKERS / spread.worker_cpu, MODEL_WORKERS / spread.broker_cpu
+        found.append(
+            Figure(
+                f"model: steady heartbeats, {MODEL_WORKERS} workers with a core each on "
+                f"{MODEL_WORKERS} queue shards and a broker core each, vs 1",
+                min(shards),
                 "/s",
                 bare=one.per_second,
             )

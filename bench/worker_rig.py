@@ -42,7 +42,7 @@ import yaml
 from kombu import Connection
 
 from bench.bare import BareConsumer, bare_queue
-from bench.common import unbounded_launches
+from bench.common import ensure_rabbit_plugin, unbounded_launches
 from bench.doubles import ProvisionerDouble, served
 from bench.probes import rss_bytes
 from bench.wire import Wire
@@ -50,6 +50,7 @@ from epum.messaging import EPUManagementClient, NoSuchServiceError, RpcClient, e
 from epum.messaging.connection import make_connection
 from epum.messaging.names import Names
 from epum.messaging.retry import RetryPolicy
+from epum.messaging.service_queues import SHARDING_PLUGIN
 from epum.sim.agents import agent_address
 from epum.states import InstanceHealthState, InstanceState
 
@@ -86,6 +87,7 @@ class WorkerProcess:
         name: str = "worker",
         decider_partitions: int = 1,
         handlers: int | None = None,
+        queue_shards: int = 1,
     ):
         self.url = url
         self.names = names
@@ -96,7 +98,12 @@ class WorkerProcess:
         self.prefetch = prefetch
         config: dict[str, Any] = {
             "server": {
-                "amqp": {"url": url, "sysname": names.sysname, "prefetch": prefetch},
+                "amqp": {
+                    "url": url,
+                    "sysname": names.sysname,
+                    "prefetch": prefetch,
+                    "queue_shards": queue_shards,
+                },
                 "zookeeper": {"hosts": zk_hosts, "path": zk_path, "timeout": zk_timeout},
             },
             "epumanagement": {
@@ -263,10 +270,15 @@ class Rig:
 
     @contextlib.contextmanager
     def worker(
-        self, zk_path: str, name: str = "worker", handlers: int | None = None
+        self, zk_path: str, name: str = "worker", handlers: int | None = None, queue_shards: int = 1
     ) -> Iterator[WorkerProcess]:
         """A worker called ``name`` on the store under ``zk_path``, answering, for the
-        block; stopped after.  ``handlers``: its ``amqp.handlers`` (None: the default)."""
+        block; stopped after.  ``handlers``: its ``amqp.handlers`` (None: the default);
+        ``queue_shards``: its ``amqp.queue_shards`` (the broker's plugin enabled first)."""
+        if not 1 <= queue_shards <= MAX_BENCH_SHARDS:
+            raise ValueError(f"a benchmark worker has 1 to {MAX_BENCH_SHARDS} queue shards")
+        if queue_shards > 1:
+            ensure_rabbit_plugin(SHARDING_PLUGIN)
         worker = WorkerProcess(
             self.url,
             self.names,
@@ -276,6 +288,7 @@ class Rig:
             prefetch=self.prefetch,
             name=name,
             handlers=handlers,
+            queue_shards=queue_shards,
         )
         try:
             worker.start(self.client)
@@ -341,7 +354,11 @@ def rig(url: str, server: Any, prefetch: int) -> Iterator[Rig]:
         )
 
 
+#: The most queue shards a benchmark's workers are given (their queues are deleted after).
+MAX_BENCH_SHARDS = 8
+
+
 def delete_namespace(url: str, names: Names, services: tuple[str, ...]) -> None:
-    """Delete the run's queues and exchange (``epum.messaging.retry.delete_namespace``)."""
+    """Delete the run's queues, shards and exchanges (``epum.messaging.retry.delete_namespace``)."""
     with Connection(url) as conn:
-        retry.delete_namespace(conn, names, services, RetryPolicy())
+        retry.delete_namespace(conn, names, services, RetryPolicy(), shards=MAX_BENCH_SHARDS)

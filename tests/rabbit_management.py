@@ -12,6 +12,7 @@ import subprocess
 import pytest
 import requests
 
+from bench.common import ensure_rabbit_plugin
 from tests.kit import wait_until
 
 MANAGEMENT_URL = "http://127.0.0.1:15672"
@@ -46,13 +47,7 @@ def ensure_management(url: str = MANAGEMENT_URL, wait: float = 60.0) -> str:
 def ensure_plugin(name: str) -> None:
     """Enable the RabbitMQ plugin ``name`` on the shared broker if it is off (no restart;
     ``rabbitmq-plugins enable`` returns once the plugin runs)."""
-    if not shutil.which("rabbitmq-plugins"):
-        pytest.fail(f"the RabbitMQ plugin {name} is needed and rabbitmq-plugins is not installed")
-    enabled = subprocess.run(
-        ["rabbitmq-plugins", "is_enabled", name], capture_output=True, check=False
-    )
-    if enabled.returncode == 0:
-        return
-    done = subprocess.run(["rabbitmq-plugins", "enable", name], capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.fail(f"rabbitmq-plugins enable {name} failed: {done.stderr.decode()[-500:]}")
+    try:
+        ensure_rabbit_plugin(name)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))

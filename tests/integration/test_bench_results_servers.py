@@ -60,6 +60,8 @@ EXPECTED = {
         "worker: steady heartbeats drained, 2 workers vs 1",
         "worker: CPU per steady heartbeat",
         "worker: CPU per steady heartbeat, 2 workers vs 1",
+        "worker: steady heartbeats drained, 2 workers on 2 queue shards vs 1",
+        "worker: CPU per steady heartbeat, 2 workers on 2 queue shards vs 1",
         "worker: record-changing reports drained, 4 handlers vs 1",
     },
     "state_scale": {
@@ -84,6 +86,8 @@ OPTIONAL = {
     "worker": {
         "broker: CPU per steady heartbeat",
         "model: steady heartbeats, 3 workers with a core each, vs 1",
+        "model: steady heartbeats, 3 workers with a core each on 3 queue shards and a broker "
+        "core each, vs 1",
     }
 }
 
