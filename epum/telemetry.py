@@ -159,9 +159,9 @@ class _Measurement:
         self.start = time.perf_counter()
         self.metrics.in_hand.inc()
 
-    def __exit__(self, kind: Any, exc: Any, trace: Any) -> None:
+    def __exit__(self, error: Any, exc: Any, trace: Any) -> None:
         self.metrics.in_hand.dec()
-        if kind is not None:
+        if error is not None:
             self.metrics.errors.labels(self.op).inc()
         self.requests.inc()
         self.latency.observe(time.perf_counter() - self.start)

@@ -24,6 +24,7 @@ import errno
 import struct
 from typing import Any
 
+from amqp.exceptions import UnexpectedFrame
 from amqp.transport import TCPTransport
 from kombu.transport import pyamqp
 
@@ -36,6 +37,7 @@ _AGAIN = (errno.EAGAIN, errno.EINTR)
 #: A frame's header: type (octet), channel (short), payload size (long); then the
 #: payload and the frame-end octet.
 _HEADER = struct.Struct(">BHI")
+FRAME_END = 0xCE
 
 
 class _AsIs:
@@ -67,16 +69,37 @@ class ChunkedTCPTransport(TCPTransport):
         self._pos = 0
         self._as_is = _AsIs(self.sock)
 
+    def _whole_frame(self) -> tuple[int, int, int] | None:
+        """The next frame's ``(type, channel, size)`` if the buffer holds all of it
+        (header, payload, frame-end octet), else None."""
+        chunk, pos = self._chunk, self._pos
+        if self._read_buffer or len(chunk) - pos < _HEADER.size:
+            return None
+        header = _HEADER.unpack_from(chunk, pos)
+        return header if len(chunk) - pos > _HEADER.size + header[2] else None
+
+    def read_frame(self, unpack: Any = None) -> tuple[int, int, bytes]:
+        """py-amqp's ``read_frame``: ``(type, channel, payload)`` of the next frame; one
+        the buffer holds whole is cut from it at once, any other read py-amqp's way."""
+        header = self._whole_frame()
+        if header is None:
+            return super().read_frame() if unpack is None else super().read_frame(unpack)
+        kind, channel, size = header
+        start = self._pos + _HEADER.size
+        end = start + size
+        if self._chunk[end] != FRAME_END:
+            raise UnexpectedFrame(
+                f"Received frame_end {self._chunk[end]:#04x} while expecting {FRAME_END:#04x}"
+            )
+        self._pos = end + 1
+        return kind, channel, self._chunk[start:end]
+
     def having_timeout(self, timeout: float | None) -> Any:
         """py-amqp's ``having_timeout``, except that a read of a frame the buffer holds
         whole leaves the socket's timeout as it is: such a read cannot block, and each
         change of the timeout costs system calls (two changes per frame, else)."""
-        if timeout is not None and not self._read_buffer:
-            chunk, pos = self._chunk, self._pos
-            if len(chunk) - pos >= _HEADER.size:
-                size = _HEADER.unpack_from(chunk, pos)[2]
-                if len(chunk) - pos >= _HEADER.size + size + 1:
-                    return self._as_is
+        if timeout is not None and self._whole_frame() is not None:
+            return self._as_is
         return super().having_timeout(timeout)
 
     def _read(self, n: int, initial: bool = False, _errnos: tuple[int, ...] = _AGAIN) -> bytes:

@@ -100,6 +100,8 @@ log = logging.getLogger(__name__)
 #: How long ``shutdown`` waits for leaders to return from ``inaugurate``
 #: after ``depose()`` before it closes the session anyway.
 SHUTDOWN_JOIN = 2.0
+#: Domain handles kept for reuse (``_domain``); past it the kept ones are dropped.
+KEPT_HANDLES = 100_000
 
 
 class ZooKeeperEPUMStore(EPUMStore):
@@ -133,6 +135,7 @@ class ZooKeeperEPUMStore(EPUMStore):
         self._listeners: list[ChangeListener] = []
         # instance id -> (owner, domain_id), fed by the cache and index reads
         self._instance_domains = InstanceDomains(self._paths)
+        self._handles: dict[tuple[str, str], ZooKeeperDomainStore] = {}
 
     @property
     def base_path(self) -> str:
@@ -145,7 +148,17 @@ class ZooKeeperEPUMStore(EPUMStore):
         return self._session.client
 
     def _domain(self, owner: str, domain_id: str) -> ZooKeeperDomainStore:
-        return ZooKeeperDomainStore(self._access, self._paths, owner, domain_id)
+        """The handle on a domain: stateless, so one is kept per domain and handed out
+        again (a heartbeat looks its domain up on every beat)."""
+        key = (owner, domain_id)
+        handle = self._handles.get(key)
+        if handle is None:
+            if len(self._handles) >= KEPT_HANDLES:
+                self._handles.clear()  # domains gone long ago: start again
+            handle = self._handles[key] = ZooKeeperDomainStore(
+                self._access, self._paths, owner, domain_id
+            )
+        return handle
 
     # lifecycle ----------------------------------------------------------------
     def initialize(self) -> None:
@@ -331,7 +344,7 @@ class ZooKeeperEPUMStore(EPUMStore):
         known = self._instance_domains.get(instance_id)
         if known is not None:
             domain = self._domain(*known)
-            if self._access.fresh(self._paths.domain(*known)) and self._access.cached_present(
+            if self._access.fresh(domain.path) and self._access.cached_present(
                 domain.instance_path(instance_id)
             ):
                 return domain

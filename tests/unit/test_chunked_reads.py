@@ -7,6 +7,7 @@ import random
 import struct
 
 import pytest
+from amqp.exceptions import UnexpectedFrame
 
 from epum.messaging.chunked_reads import READ_CHUNK, ChunkedTCPTransport
 
@@ -127,3 +128,11 @@ def test_a_frame_the_buffer_holds_whole_is_read_without_touching_the_timeout():
     sock.data = STREAM[1000:]
     assert read_with_timeout() == FRAMES[len(read)]  # cut short in the buffer: set again
     assert sock.timeouts_set == 4
+
+
+def test_a_frame_with_a_wrong_end_octet_is_refused_as_py_amqp_refuses_it():
+    bad = frame(1, 0, b"payload")[:-1] + b"\x00"
+    for cut in (None, 3):  # whole in the buffer, or read in pieces (py-amqp's own path)
+        transport = transport_on(FakeSocket(bad + frame(*FRAMES[1]), cut=cut))
+        with pytest.raises(UnexpectedFrame, match="frame_end 0x00"):
+            transport.read_frame()
