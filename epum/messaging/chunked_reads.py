@@ -37,6 +37,7 @@ _AGAIN = (errno.EAGAIN, errno.EINTR)
 #: A frame's header: type (octet), channel (short), payload size (long); then the
 #: payload and the frame-end octet.
 _HEADER = struct.Struct(">BHI")
+#: The octet that ends every frame.
 FRAME_END = 0xCE
 
 
@@ -89,7 +90,8 @@ class ChunkedTCPTransport(TCPTransport):
         end = start + size
         if self._chunk[end] != FRAME_END:
             raise UnexpectedFrame(
-                f"Received frame_end {self._chunk[end]:#04x} while expecting {FRAME_END:#04x}"
+                f"frame_end {self._chunk[end]:#04x} where {FRAME_END:#04x} belongs: "
+                "the stream from the broker is out of step"
             )
         self._pos = end + 1
         return kind, channel, self._chunk[start:end]

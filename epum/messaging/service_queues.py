@@ -21,6 +21,8 @@ service queue again, and the messages then go to both.
 
 from __future__ import annotations
 
+from typing import Any
+
 from kombu import Exchange, Queue
 
 from epum.errors import ConfigError
@@ -86,7 +88,7 @@ class ServiceQueues:
         """The names of ``all`` as the broker knows them."""
         return [q.name for q in self.all]
 
-    def declare(self, channel, channel_errors: tuple[type[BaseException], ...]) -> None:
+    def declare(self, channel: Any, channel_errors: tuple[type[BaseException], ...]) -> None:
         """Declare the queues, their exchanges and bindings on ``channel`` (a new one).
 
         With shards, the service queue is declared unbound (an earlier binding is
