@@ -84,7 +84,7 @@ def check_json(value: Any, limits: LimitSettings, what: str) -> int | None:
         limits.max_depth,
     )
     chars = items = bits = 0
-    exact = True
+    bounded = True
     # (item, depth, trail): the trail is (parent trail, key or index), or None at the top
     stack: list[tuple[Any, int, Any]] = [(value, 0, None)]
     pop, push = stack.pop, stack.append
@@ -126,8 +126,8 @@ def check_json(value: Any, limits: LimitSettings, what: str) -> int | None:
                 push((sub, depth + 1, (trail, key)))
         else:
             _check_other(item, depth, trail, what, limits, push)
-            exact = False
-    return MAX_ESCAPE * chars + MAX_ITEM * items + bits // 3 if exact else None
+            bounded = False
+    return MAX_ESCAPE * chars + MAX_ITEM * items + bits // 3 if bounded else None
 
 
 def _check_other(item: Any, depth: int, trail: Any, what: str, limits: LimitSettings, push) -> None:
