@@ -2,7 +2,8 @@
 
 Built on kombu's ``ConsumerMixin``: the loop, reconnects with backoff and
 heartbeats belong to kombu; ``get_consumers`` declares the exchange, the
-durable service queue and its binding, so every reconnect redeclares them.
+durable service queue and its binding (or its shards: ``service_queues``),
+so every reconnect redeclares them.
 
 Per message, in order: refuse anything not JSON without deserializing it;
 parse ``{op, args}``; check op and args against the dispatch table; run the
