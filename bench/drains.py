@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,11 +220,17 @@ def warm_up(
     ZooKeeper holds ``watches`` (their caches full: no read goes to the server), then
     drain, untimed, three heartbeats per instance through them (each record decoded once
     by the worker that gets it)."""
-    deadline = time.monotonic() + timeout
-    while zookeeper_monitor(server)["zk_watch_count"] < watches:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the workers' caches did not fill within {timeout:g} s")
-        time.sleep(0.2)
+    wait_watches(server, lambda count: count >= watches, timeout, "the workers' caches to fill")
     queue = workers[0].names.qualify(SERVICE)
     pids = [w.pid for w in workers]
     drain(wire, pids, queue, heartbeat_messages(fleet.ids, 3 * len(fleet.ids)), markers)
+
+
+def wait_watches(server: Any, enough: Callable[[int], bool], timeout: float, what: str) -> None:
+    """Wait until ZooKeeper's watch count is ``enough``; RuntimeError naming ``what`` after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not enough(zookeeper_monitor(server)["zk_watch_count"]):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"waited {timeout:g} s for {what}")
+        time.sleep(0.2)

@@ -72,6 +72,7 @@ from bench.drains import (
     measure_drains,
     report_drain_rate,
     shared_drains,
+    wait_watches,
     warm_up,
 )
 from bench.probes import zookeeper_monitor
@@ -349,6 +350,9 @@ def scaling_figures(
         ]
         warm_up(r.wire, r.server, [worker, *others], fleet, watches * workers)
         shared = shared_drains(r.wire, [worker, *others], fleet, heartbeats, rounds)
+    # the stopped workers' watches go with their sessions: until then a count of them
+    # would pass for the sharded workers' full caches
+    wait_watches(r.server, lambda n: n <= watches * 1.05, 60, "the stopped workers' watches")
     with contextlib.ExitStack() as stack:  # the first worker stays, idle on the bare queue
         sharded = [
             stack.enter_context(r.worker(zk_path, name=f"sharded{n}", queue_shards=workers))
