@@ -16,7 +16,9 @@ The service queue is still declared and consumed, no longer bound: what
 waited in it from before, and the retried reports (which RabbitMQ puts back
 into it by name, ``epum.messaging.retry``), are still served.  Every worker
 of a service must have the same ``queue_shards``: a worker with 1 binds the
-service queue again, and the messages then go to both.
+service queue again, and the messages then go to both.  Going back to 1 is
+done by hand: stop the workers, delete the ``<service>.shards`` exchange
+(and the shard queues once they are drained), start them with 1.
 """
 
 from __future__ import annotations
