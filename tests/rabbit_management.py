@@ -6,9 +6,6 @@ so it is safe on a broker other test runs use.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import pytest
 import requests
 
@@ -30,11 +27,7 @@ def ensure_management(url: str = MANAGEMENT_URL, wait: float = 60.0) -> str:
     """Enable the management plugin if its API does not answer; return its URL."""
     if management_answers(url):
         return url
-    if not shutil.which("rabbitmq-plugins"):
-        pytest.fail("the RabbitMQ management API is off and rabbitmq-plugins is not installed")
-    subprocess.run(
-        ["rabbitmq-plugins", "enable", "rabbitmq_management"], capture_output=True, check=False
-    )
+    ensure_plugin("rabbitmq_management")
     wait_until(
         lambda: management_answers(url),
         wait,

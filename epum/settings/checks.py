@@ -56,16 +56,14 @@ def between(low: int, high: int) -> Check:
     return check
 
 
+#: A TCP port.
+tcp_port = between(1, 65535)
+
+
 def non_negative(value: Any, key: str) -> None:
     """Numbers that may be zero (which disables the feature)."""
     if not value >= 0:
         raise ConfigError(f"{key} must be >= 0 (0 disables), not {value!r}")
-
-
-def tcp_port(value: Any, key: str) -> None:
-    """A TCP port."""
-    if not 1 <= value <= 65535:
-        raise ConfigError(f"{key} must be 1..65535, not {value!r}")
 
 
 def non_empty(value: Any, key: str) -> None:
