@@ -58,7 +58,8 @@ def finite_float(text: str) -> float:
     return value
 
 
-#: The most a character takes in compact ``json.dumps`` (an astral one: two ``\\uXXXX``).
+#: The most a character takes in compact ``json.dumps``: an astral one is two
+#: six-character ``\\u`` escapes.
 MAX_ESCAPE = 12
 #: The most one item adds besides its characters and an int's digits: quotes, ``:``
 #: and ``,`` (4), or a float's longest repr (24) and ``,``.

@@ -114,22 +114,6 @@ def test_a_section_decoded_follows_every_update(store):
         domain.get_config_as("nonsense", len)
 
 
-def test_the_zookeeper_store_decodes_an_unchanged_section_once(store):
-    if type(store).__name__ != "ZooKeeperEPUMStore":
-        pytest.skip("the memory store decodes on every call, as the contract allows")
-    decoded = []
-
-    def counting(section: dict) -> int:
-        decoded.append(section["preserve_n"])
-        return section["preserve_n"]
-
-    domain = store.add_domain("alice", "dom", CONFIG)
-    assert [domain.get_config_as("engine_conf", counting) for _ in range(3)] == [2, 2, 2]
-    domain.update_config({"engine_conf": {"preserve_n": 4}})
-    assert [domain.get_config_as("engine_conf", counting) for _ in range(3)] == [4, 4, 4]
-    assert decoded == [2, 4]
-
-
 def test_removal_mark(store):
     domain = store.add_domain("alice", "dom", CONFIG)
     assert not domain.is_removed()

@@ -124,6 +124,20 @@ def test_the_cache_finds_an_instance_with_no_read_the_index_with_one(zk_store_fa
     assert sum(counts.values()) == 1
 
 
+def test_a_config_section_unchanged_is_decoded_once(zk_store_factory):
+    decoded = []
+
+    def counting(section: dict) -> int:
+        decoded.append(section["preserve_n"])
+        return section["preserve_n"]
+
+    domain = zk_store_factory().add_domain("alice", "dom", CONFIG)
+    assert [domain.get_config_as("engine_conf", counting) for _ in range(3)] == [2, 2, 2]
+    domain.update_config({"engine_conf": {"preserve_n": 4}})
+    assert [domain.get_config_as("engine_conf", counting) for _ in range(3)] == [4, 4, 4]
+    assert decoded == [2, 4]
+
+
 def test_a_value_too_large_for_zookeeper_is_refused_before_it_is_sent(zk_store_factory):
     """ZooKeeper drops the session of a client that sends more than jute.maxbuffer; the
     store refuses such a value with a BadRequestError and its session lives on."""
